@@ -1,0 +1,178 @@
+#pragma once
+// The approximate-multiply policy concept and the machinery the built-in policies share.
+//
+// A policy P is an empty struct with
+//   static float mul(float a, float b) noexcept;                       // the definition
+//   template <class A> static xsimd::batch<float, A>
+//       mul(xsimd::batch<float, A> a, xsimd::batch<float, A> b) noexcept; // bit-identical, lane for lane
+//   static std::string name();                                          // e.g. "mitchell<7>"
+// `multiplier<P>` checks this at every op entry point, so a policy can never be dropped on a fast path.
+//
+// Special values, for every policy other than `exact` (plain IEEE):
+//   - the sign of the result is the XOR of the operands' signs (NaN results included);
+//   - NaN in -> NaN out (the quiet NaN 0x7fc00000 with that sign); Inf x 0 -> NaN; Inf x nonzero -> +-Inf;
+//   - a zero or denormal operand gives +-0 (denormal inputs flush to zero, so Inf x denormal -> NaN);
+//   - a result above the float range is +-Inf, a result below the normal range is +-0.
+//
+// Most policies are "significand policies": they only say how two significands x, y in [1, 2) multiply,
+// core(x, y) -> r, and significand_mul() applies the sign, the exponents 2^(ea + eb), the range rules and
+// the special values above, identically in scalar and SIMD code. The result is +-r * 2^(ea+eb), rescaled
+// exactly: a zero or denormal r gives +-0, a NaN or Inf r gives NaN, and the range check is on the final
+// exponent.
+
+#include <bit>
+#include <concepts>
+#include <cstdint>
+#include <string>
+
+#include <xsimd/xsimd.hpp>
+
+#include "../core/simd.hpp"
+
+namespace tpp::approx {
+namespace simd = tpp::simd;
+
+// A model for lut<> and direct<>: any struct with a static float mul(float, float).
+template <class M>
+concept scalar_model = requires(float a, float b) {
+  { M::mul(a, b) } -> std::convertible_to<float>;
+};
+
+template <class P>
+concept multiplier = requires(float a, float b, xsimd::batch<float> va) {
+  { P::mul(a, b) } noexcept -> std::same_as<float>;
+  { P::mul(va, va) } noexcept -> std::same_as<xsimd::batch<float>>;
+  { P::name() } -> std::convertible_to<std::string>;
+};
+
+// Policies whose tables or models can be invalid at run time provide validate(), which throws tpp::error;
+// op kernel objects call check_policy<P>() once when they are made.
+template <class P>
+void check_policy() {
+  if constexpr (requires { P::validate(); }) P::validate();
+}
+
+namespace detail {
+
+inline constexpr std::uint32_t sign_bit = 0x80000000u;
+inline constexpr std::uint32_t abs_mask = 0x7fffffffu;
+inline constexpr std::uint32_t exp_mask = 0x7f800000u;
+inline constexpr std::uint32_t man_mask = 0x007fffffu;
+inline constexpr std::uint32_t one_bits = 0x3f800000u;  // 1.0f
+inline constexpr std::uint32_t qnan_bits = 0x7fc00000u;
+
+constexpr std::uint32_t bits(float f) noexcept { return std::bit_cast<std::uint32_t>(f); }
+constexpr float from_bits(std::uint32_t u) noexcept { return std::bit_cast<float>(u); }
+
+// Keeps the top m of the 23 mantissa bits (truncation toward zero).
+template <int M>
+constexpr std::uint32_t keep_mask = ~((std::uint32_t(1) << (23 - M)) - 1u);
+
+template <class A>
+using fbatch = xsimd::batch<float, A>;
+template <class A>
+using ibatch = xsimd::batch<std::int32_t, A>;
+
+template <class A>
+ibatch<A> ibits(fbatch<A> v) noexcept {
+  return xsimd::bitwise_cast<ibatch<A>>(v);
+}
+template <class A>
+fbatch<A> fbits(ibatch<A> v) noexcept {
+  return xsimd::bitwise_cast<fbatch<A>>(v);
+}
+
+// Special-value rules (scalar). Returns true and sets out when one applies.
+constexpr bool special_case(std::uint32_t ua, std::uint32_t ub, std::uint32_t& out) noexcept {
+  const std::uint32_t s = (ua ^ ub) & sign_bit;
+  const std::uint32_t aa = ua & abs_mask, ab = ub & abs_mask;
+  const bool za = aa < 0x00800000u, zb = ab < 0x00800000u;  // zero or denormal
+  const bool ia = aa >= exp_mask, ib = ab >= exp_mask;       // Inf or NaN
+  if (aa > exp_mask || ab > exp_mask || ((ia || ib) && (za || zb))) {
+    out = s | qnan_bits;
+    return true;
+  }
+  if (ia || ib) {
+    out = s | exp_mask;
+    return true;
+  }
+  if (za || zb) {
+    out = s;
+    return true;
+  }
+  return false;
+}
+
+// Special-value rules (SIMD): overrides res where a rule applies.
+template <class A>
+ibatch<A> apply_special_cases(ibatch<A> ua, ibatch<A> ub, ibatch<A> res) noexcept {
+  using I = ibatch<A>;
+  const I s = (ua ^ ub) & I(std::int32_t(sign_bit));
+  const I aa = ua & I(std::int32_t(abs_mask)), ab = ub & I(std::int32_t(abs_mask));
+  const I min_normal{0x00800000}, inf{std::int32_t(exp_mask)};
+  const auto zero = (aa < min_normal) || (ab < min_normal);
+  const auto infinite = (aa >= inf) || (ab >= inf);
+  const auto nan = (aa > inf) || (ab > inf) || (infinite && zero);
+  res = simd::select<A>(zero, s, res);
+  res = simd::select<A>(infinite, s | inf, res);
+  return simd::select<A>(nan, s | I(std::int32_t(qnan_bits)), res);
+}
+
+// +-r * 2^e_sum with the range rules, where e_sum = (biased ea) + (biased eb) - 254 and r >= 0.
+constexpr std::uint32_t rescale(std::uint32_t s, float r, std::int32_t e_sum) noexcept {
+  const std::uint32_t ur = bits(r) & abs_mask;
+  const std::int32_t er = std::int32_t(ur >> 23);
+  if (er == 255) return s | qnan_bits;
+  const std::int32_t e = er + e_sum;
+  if (er == 0 || e <= 0) return s;
+  if (e >= 255) return s | exp_mask;
+  return s | (ur + (std::uint32_t(e_sum) << 23));
+}
+
+template <class A>
+ibatch<A> rescale(ibatch<A> s, fbatch<A> r, ibatch<A> e_sum) noexcept {
+  using I = ibatch<A>;
+  const I ur = ibits(r) & I(std::int32_t(abs_mask));
+  const I er = ur >> 23;
+  const I e = er + e_sum;
+  I res = s | (ur + (e_sum << 23));
+  res = simd::select<A>((er == I(0)) || (e <= I(0)), s, res);
+  res = simd::select<A>(e >= I(255), s | I(std::int32_t(exp_mask)), res);
+  return simd::select<A>(er == I(255), s | I(std::int32_t(qnan_bits)), res);
+}
+
+// The significand-policy product: Core::core(x, y) with x, y in [1, 2) the operands' significands
+// (full 23-bit mantissas; the core truncates or rounds them as its definition says).
+template <class Core>
+float significand_mul(float a, float b) noexcept {
+  const std::uint32_t ua = bits(a), ub = bits(b);
+  std::uint32_t out = 0;
+  if (special_case(ua, ub, out)) return from_bits(out);
+  const float x = from_bits(one_bits | (ua & man_mask)), y = from_bits(one_bits | (ub & man_mask));
+  const std::int32_t e_sum = std::int32_t((ua >> 23) & 0xffu) + std::int32_t((ub >> 23) & 0xffu) - 254;
+  return from_bits(rescale((ua ^ ub) & sign_bit, Core::core(x, y), e_sum));
+}
+
+template <class Core, class A>
+fbatch<A> significand_mul(fbatch<A> a, fbatch<A> b) noexcept {
+  using I = ibatch<A>;
+  const I ua = ibits(a), ub = ibits(b);
+  const I man{std::int32_t(man_mask)}, one{std::int32_t(one_bits)};
+  const fbatch<A> x = fbits<A>(one | (ua & man)), y = fbits<A>(one | (ub & man));
+  const I e_sum = ((ua >> 23) & I(0xff)) + ((ub >> 23) & I(0xff)) - I(254);
+  const I res = rescale<A>((ua ^ ub) & I(std::int32_t(sign_bit)), Core::core(x, y), e_sum);
+  return fbits<A>(apply_special_cases<A>(ua, ub, res));
+}
+
+// Shared by the significand policies: the scalar and SIMD entry points.
+template <class Core>
+struct significand_policy {
+  static float mul(float a, float b) noexcept { return significand_mul<Core>(a, b); }
+  template <class A>
+  static fbatch<A> mul(fbatch<A> a, fbatch<A> b) noexcept {
+    return significand_mul<Core, A>(a, b);
+  }
+};
+
+}  // namespace detail
+}  // namespace tpp::approx

@@ -1,0 +1,34 @@
+#pragma once
+// tpp::error: the one exception type for bad arguments. Its message names the op and the argument,
+// e.g. "tpp::view: ld (3) is smaller than cols (4)".
+
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+namespace tpp {
+
+class error : public std::invalid_argument {
+ public:
+  error(std::string_view op, std::string_view argument, std::string_view what)
+      : std::invalid_argument("tpp::" + std::string(op) + ": " + std::string(argument) + " " + std::string(what)),
+        op_(op),
+        argument_(argument) {}
+
+  const std::string& op() const noexcept { return op_; }
+  const std::string& argument() const noexcept { return argument_; }
+
+ private:
+  std::string op_, argument_;
+};
+
+namespace detail {
+
+// Throws tpp::error(op, argument, what) unless ok. Kept out of line of the hot path by [[unlikely]].
+inline void require(bool ok, std::string_view op, std::string_view argument, std::string_view what) {
+  if (!ok) [[unlikely]]
+    throw error(op, argument, what);
+}
+
+}  // namespace detail
+}  // namespace tpp
