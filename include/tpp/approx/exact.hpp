@@ -14,6 +14,8 @@ struct exact {
     return a * b;
   }
   static std::string name() { return "exact"; }
+  // Bound on |mul(a, b) - a*b| / |a*b| for normal operands and a normal result (see policy.hpp).
+  static constexpr double max_rel_error = 0x1p-24;
 };
 
 }  // namespace tpp::approx

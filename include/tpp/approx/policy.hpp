@@ -6,6 +6,7 @@
 //   template <class A> static xsimd::batch<float, A>
 //       mul(xsimd::batch<float, A> a, xsimd::batch<float, A> b) noexcept; // bit-identical, lane for lane
 //   static std::string name();                                          // e.g. "mitchell<7>"
+//   static constexpr double max_rel_error;  // proven bound on |mul(a,b) - ab| / |ab|, normal in and out
 // `multiplier<P>` checks this at every op entry point, so a policy can never be dropped on a fast path.
 //
 // Special values, for every policy other than `exact` (plain IEEE):
@@ -43,6 +44,7 @@ concept multiplier = requires(float a, float b, xsimd::batch<float> va) {
   { P::mul(a, b) } noexcept -> std::same_as<float>;
   { P::mul(va, va) } noexcept -> std::same_as<xsimd::batch<float>>;
   { P::name() } -> std::convertible_to<std::string>;
+  { P::max_rel_error } -> std::convertible_to<double>;
 };
 
 // Policies whose tables or models can be invalid at run time provide validate(), which throws tpp::error;
