@@ -70,6 +70,13 @@ constexpr float from_bits(std::uint32_t u) noexcept { return std::bit_cast<float
 template <int M>
 constexpr std::uint32_t keep_mask = ~((std::uint32_t(1) << (23 - M)) - 1u);
 
+// 1 - (1 - e)(1 - 2^-m)^2: a bound e on an approximation that only lowers products, after both operands
+// are truncated to m mantissa bits (which also only lowers them).
+constexpr double truncated_bound(double e, int m) noexcept {
+  const double t = 1.0 - 1.0 / double(1u << (m > 30 ? 30 : m));
+  return 1.0 - (1.0 - e) * t * t;
+}
+
 template <class A>
 using fbatch = xsimd::batch<float, A>;
 template <class A>
@@ -111,7 +118,7 @@ ibatch<A> apply_special_cases(ibatch<A> ua, ibatch<A> ub, ibatch<A> res) noexcep
   using I = ibatch<A>;
   const I s = (ua ^ ub) & I(std::int32_t(sign_bit));
   const I aa = ua & I(std::int32_t(abs_mask)), ab = ub & I(std::int32_t(abs_mask));
-  const I min_normal{0x00800000}, inf{std::int32_t(exp_mask)};
+  const I min_normal = I(0x00800000), inf = I(std::int32_t(exp_mask));
   const auto zero = (aa < min_normal) || (ab < min_normal);
   const auto infinite = (aa >= inf) || (ab >= inf);
   const auto nan = (aa > inf) || (ab > inf) || (infinite && zero);
@@ -159,7 +166,7 @@ template <class Core, class A>
 fbatch<A> significand_mul(fbatch<A> a, fbatch<A> b) noexcept {
   using I = ibatch<A>;
   const I ua = ibits(a), ub = ibits(b);
-  const I man{std::int32_t(man_mask)}, one{std::int32_t(one_bits)};
+  const I man = I(std::int32_t(man_mask)), one = I(std::int32_t(one_bits));
   const fbatch<A> x = fbits<A>(one | (ua & man)), y = fbits<A>(one | (ub & man));
   const I e_sum = ((ua >> 23) & I(0xff)) + ((ub >> 23) & I(0xff)) - I(254);
   const I res = rescale<A>((ua ^ ub) & I(std::int32_t(sign_bit)), Core::core(x, y), e_sum);

@@ -5,11 +5,25 @@
 #include <tuple>
 
 #include "../core/types.hpp"
+#include "approx8.hpp"
+#include "bf16.hpp"
+#include "direct.hpp"
+#include "drum.hpp"
 #include "exact.hpp"
+#include "lut.hpp"
+#include "mbm.hpp"
+#include "mitchell.hpp"
+#include "models.hpp"
 
 namespace tpp::approx {
 
-using float_policies = type_list<exact>;
+using float_policies = type_list<exact,                      // IEEE fp32
+                                 bf16_rz, bf16_rne,          // bf16 multipliers (AMSim "ACC" = rz)
+                                 mitchell<7>, mitchell<23>,  // log multiplier, bf16-width and full mantissas
+                                 mbm<7>,                     // minimally biased Mitchell
+                                 drum<6>,                    // DRUM-6
+                                 lut<mitchell_model, 7>,     // AMSim table (equals mitchell<7>)
+                                 lut<exact_model, 4>>;       // AMSim table of exact 5-bit significands
 
 namespace detail {
 template <class L>

@@ -1,0 +1,104 @@
+#pragma once
+// approx::lut<Model, M>: AMSim (ApproxTrain, Gong et al. 2023), generalised. A table of Model::mul over
+// every pair of M-bit mantissas, 1 <= M <= 8:
+//
+//   table[i][j] = Model::mul(1 + i 2^-M, 1 + j 2^-M)        (the model's whole fp32 result)
+//   mul(a, b)   = +-table[ma][mb] * 2^(ea + eb)              ma, mb = the top M mantissa bits of a, b
+//
+// rescaled exactly, with the special-value and range rules of policy.hpp. The table is built once, on
+// first use, thread-safely (a function-local static), and shared by every user of the same <Model, M>.
+// A model must return a finite value >= 0 for significands in [1, 2) and must not throw; an entry that
+// violates this is stored as NaN (so products show it) and validate() reports it as tpp::error.
+//
+// SIMD: the table index is built in registers and the entries gathered (vgatherdps on AVX2/AVX-512);
+// the model is never called on the SIMD path.
+
+#include <cmath>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "../core/error.hpp"
+#include "policy.hpp"
+
+namespace tpp::approx {
+namespace detail {
+
+template <class Model>
+std::string model_name() {
+  if constexpr (requires { Model::name(); })
+    return std::string(Model::name());
+  else
+    return "model";
+}
+
+template <class Model>
+constexpr double model_error() {
+  if constexpr (requires { Model::max_rel_error; })
+    return Model::max_rel_error;
+  else
+    return std::numeric_limits<double>::infinity();  // unknown
+}
+
+template <scalar_model Model, int M>
+struct lut_core {
+  static_assert(M >= 1 && M <= 8, "tpp: lut<Model, M> needs 1 <= M <= 8 mantissa bits");
+  static constexpr int side = 1 << M;
+  static constexpr int shift = 23 - M;
+
+  static float significand(int i) noexcept { return from_bits(one_bits | (std::uint32_t(i) << shift)); }
+
+  static const std::vector<float>& table() noexcept {
+    static const std::vector<float> t = [] {
+      std::vector<float> v(std::size_t(side) * side);
+      for (int i = 0; i < side; ++i)
+        for (int j = 0; j < side; ++j) {
+          const float r = float(Model::mul(significand(i), significand(j)));
+          v[std::size_t(i) * side + j] = (r >= 0.0f && r <= std::numeric_limits<float>::max())
+                                             ? r
+                                             : std::numeric_limits<float>::quiet_NaN();
+        }
+      return v;
+    }();
+    return t;
+  }
+
+  static float core(float x, float y) noexcept {
+    const std::uint32_t i = (bits(x) & man_mask) >> shift, j = (bits(y) & man_mask) >> shift;
+    return table()[(i << M) | j];
+  }
+  template <class A>
+  static fbatch<A> core(fbatch<A> x, fbatch<A> y) noexcept {
+    using I = ibatch<A>;
+    const I man = I(std::int32_t(man_mask));
+    const I idx = (((ibits(x) & man) >> shift) << M) | ((ibits(y) & man) >> shift);
+    return fbatch<A>::gather(table().data(), idx);
+  }
+};
+
+}  // namespace detail
+
+template <scalar_model Model, int M>
+struct lut : detail::significand_policy<detail::lut_core<Model, M>> {
+  using core_type = detail::lut_core<Model, M>;
+
+  static std::string name() { return "lut<" + detail::model_name<Model>() + "," + std::to_string(M) + ">"; }
+  // The model's own bound, plus the truncation of both operands to M bits (which can only lower them).
+  static constexpr double max_rel_error = detail::truncated_bound(detail::model_error<Model>(), M);
+
+  // The table, row-major (2^M, 2^M).
+  static const float* table() noexcept { return core_type::table().data(); }
+
+  // Throws tpp::error naming the first significand pair the model answered badly.
+  static void validate() {
+    const auto& t = core_type::table();
+    for (int i = 0; i < core_type::side; ++i)
+      for (int j = 0; j < core_type::side; ++j)
+        tpp::detail::require(!std::isnan(t[std::size_t(i) * core_type::side + j]), name(), "Model::mul",
+                        "returned a negative, infinite or NaN value for (" +
+                            std::to_string(core_type::significand(i)) + ", " +
+                            std::to_string(core_type::significand(j)) + ")");
+  }
+};
+
+}  // namespace tpp::approx
