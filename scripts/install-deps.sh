@@ -6,6 +6,7 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config
   libxsimd-dev      # SIMD substrate (8.1)
+  xtl-dev           # Debian's xsimd CMake target links the xtl target
   libomp-dev        # OpenMP for clang builds (g++ uses libgomp from build-essential)
   doctest-dev       # unit tests
   libbenchmark-dev  # Google Benchmark

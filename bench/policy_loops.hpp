@@ -1,0 +1,40 @@
+#pragma once
+// The three ways to apply a multiply policy to arrays, shared by the policy benchmark and the
+// tpp_multipliers program:
+//   simd_products:   P::mul on xsimd batches (what the ops use)
+//   scalar_products: P::mul(float, float) per element, inlined
+//   naive_products:  one out-of-line call per product through a function pointer, the way a
+//                    simulator that calls a C model per product works (ApproxTrain's CPU path)
+
+#include <cstddef>
+
+#include <tpp/core/simd.hpp>
+
+namespace tpp::bench {
+
+// n: a multiple of the batch width.
+template <class P>
+void simd_products(const float* a, const float* b, float* out, std::size_t n) {
+  using B = xsimd::batch<float, simd::default_arch>;
+  for (std::size_t i = 0; i < n; i += B::size)
+    P::mul(B::load_unaligned(a + i), B::load_unaligned(b + i)).store_unaligned(out + i);
+}
+
+template <class P>
+void scalar_products(const float* a, const float* b, float* out, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i) out[i] = P::mul(a[i], b[i]);
+}
+
+template <class P>
+[[gnu::noinline]] float out_of_line_mul(float a, float b) noexcept {
+  return P::mul(a, b);
+}
+
+using mul_fn = float (*)(float, float) noexcept;
+
+inline void naive_products(mul_fn fn, const float* a, const float* b, float* out, std::size_t n) {
+  mul_fn volatile call = fn;  // opaque to the optimiser: one real call per product
+  for (std::size_t i = 0; i < n; ++i) out[i] = call(a[i], b[i]);
+}
+
+}  // namespace tpp::bench

@@ -1,0 +1,10 @@
+#pragma once
+// tpp: tensor processing primitives with approximate-multiply policies. The umbrella header.
+
+#include "approx/registry.hpp"
+#include "core/bf16.hpp"
+#include "core/error.hpp"
+#include "core/mat.hpp"
+#include "core/parallel.hpp"
+#include "core/simd.hpp"
+#include "core/types.hpp"
