@@ -53,7 +53,7 @@ struct approx8 {
   static xsimd::batch<std::int32_t, A> mul(xsimd::batch<std::int32_t, A> a, xsimd::batch<std::int32_t, A> b) noexcept {
     using I = xsimd::batch<std::int32_t, A>;
     const I idx = ((a & I(0xff)) << 8) | (b & I(0xff));
-    return I::gather(table().data(), idx);
+    return arch::gather<A>(table().data(), idx);
   }
 
   static std::string name() { return "approx8<" + detail::model_name<Model>() + ">"; }

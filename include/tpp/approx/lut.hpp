@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "../arch/gather.hpp"
 #include "../core/error.hpp"
 #include "policy.hpp"
 
@@ -72,7 +73,7 @@ struct lut_core {
     using I = ibatch<A>;
     const I man = I(std::int32_t(man_mask));
     const I idx = (((ibits(x) & man) >> shift) << M) | ((ibits(y) & man) >> shift);
-    return fbatch<A>::gather(table().data(), idx);
+    return arch::gather<A>(table().data(), idx);
   }
 };
 
