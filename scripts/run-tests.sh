@@ -4,16 +4,41 @@
 #   native   -march=native             (AVX-512 on Zen 4)
 #   avx2     -mavx2 -mfma              (the AVX2 kernels)
 #   generic  -march=x86-64, TPP_SIMD=OFF (scalar op loops; SSE2 for the policies' SIMD mul)
-# Warnings are errors. Usage: scripts/run-tests.sh [native|avx2|generic ...]   (default: all three)
+#   aarch64  NEON: cross-compiled with Debian's g++-aarch64-linux-gnu, run under qemu-user
+# Warnings are errors. Usage: scripts/run-tests.sh [native|avx2|generic|aarch64 ...]
+# (default: all four; ctest of the generic build reports last)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-"$root/scripts/install-deps.sh"
-
 configs=("$@")
-[ ${#configs[@]} -eq 0 ] && configs=(native avx2 generic)
+[ ${#configs[@]} -eq 0 ] && configs=(aarch64 native avx2 generic)
+case " ${configs[*]} " in
+  *" aarch64 "*) TPP_EXTRA_PACKAGES="g++-aarch64-linux-gnu qemu-user" "$root/scripts/install-deps.sh" ;;
+  *) "$root/scripts/install-deps.sh" ;;
+esac
 jobs=$(nproc)
 
+# The doctest suite cross-compiled for AArch64 and run under qemu. xsimd and doctest are header-only;
+# a directory of links to just their headers keeps the host's /usr/include out of the cross build.
+run_aarch64() {
+  local build="$root/build/test-aarch64" deps="$root/build/test-aarch64/deps"
+  rm -rf "$build/obj"
+  mkdir -p "$build/obj" "$deps"
+  for d in xsimd xtl doctest; do ln -sfn "/usr/include/$d" "$deps/$d"; done
+  local sources=("$root"/test/main.cpp)
+  while IFS= read -r f; do sources+=("$f"); done < <(find "$root/test" -name '*.cpp' ! -path '*/consumer/*' ! -name main.cpp | sort)
+  printf '%s\n' "${sources[@]}" | xargs -P "$jobs" -I{} sh -c \
+    'aarch64-linux-gnu-g++ -std=c++20 -O2 -fopenmp -Wall -Wextra -Werror -I"$1/include" -I"$1/test" -isystem "$2" -c "$3" -o "$4/obj/$(echo "$3" | md5sum | cut -c1-12).o"' \
+    _ "$root" "$deps" {} "$build"
+  aarch64-linux-gnu-g++ -fopenmp "$build"/obj/*.o -o "$build/tpp_tests"
+  OMP_NUM_THREADS=2 qemu-aarch64 -L /usr/aarch64-linux-gnu "$build/tpp_tests" --no-intro
+}
+
 for c in "${configs[@]}"; do
+  if [ "$c" = aarch64 ]; then
+    echo "=== tpp tests: aarch64 (NEON, qemu-user) ==="
+    run_aarch64
+    continue
+  fi
   case "$c" in
     native) flags=(-DTPP_ARCH_FLAGS=-march=native) ;;
     avx2) flags=("-DTPP_ARCH_FLAGS=-mavx2 -mfma") ;;
