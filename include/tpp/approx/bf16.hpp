@@ -39,9 +39,11 @@ struct bf16_multiplier {
   template <class A>
   static fbatch<A> mul(fbatch<A> a, fbatch<A> b) noexcept {
     using I = ibatch<A>;
+    const I ua = ibits(a), ub = ibits(b);
     const I r = ibits(round<A>(round<A>(a) * round<A>(b)));
     const I res = simd::select<A>((r & I(std::int32_t(abs_mask))) < I(0x00800000), r & I(std::int32_t(sign_bit)), r);
-    return fbits<A>(apply_special_cases<A>(ibits(a), ibits(b), res));
+    if (xsimd::all(normal_operands<A>((ua >> 23) & I(0xff), (ub >> 23) & I(0xff)))) return fbits<A>(res);
+    return fbits<A>(apply_special_cases<A>(ua, ub, res));
   }
 };
 

@@ -13,6 +13,7 @@ namespace detail {
 
 template <scalar_model Model>
 struct direct_core {
+  static constexpr bool bounded() noexcept { return false; }  // a model may return any value
   static float core(float x, float y) noexcept {
     const float r = float(Model::mul(x, y));
     return r >= 0.0f && r <= std::numeric_limits<float>::max() ? r : std::numeric_limits<float>::quiet_NaN();

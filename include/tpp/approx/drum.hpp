@@ -18,6 +18,7 @@ namespace detail {
 template <int K>
 struct drum_core {
   static_assert(K >= 2 && K <= 24, "tpp: drum<K> needs 2 <= K <= 24 significant bits");
+  static constexpr bool bounded() noexcept { return true; }  // r in [1, 4.5)
   static constexpr std::uint32_t keep = keep_mask<K - 1>;
   static constexpr std::uint32_t lsb = K < 24 ? std::uint32_t(1) << (24 - K) : 0u;
 

@@ -49,8 +49,13 @@ struct lut_core {
 
   static float significand(int i) noexcept { return from_bits(one_bits | (std::uint32_t(i) << shift)); }
 
-  static const std::vector<float>& table() noexcept {
-    static const std::vector<float> t = [] {
+  // The table, and whether every entry lies in [1, 4.5) (then the SIMD fast path of policy.hpp applies).
+  struct table_data {
+    std::vector<float> v;
+    bool bounded;
+  };
+  static const table_data& data() noexcept {
+    static const table_data t = [] {
       std::vector<float> v(std::size_t(side) * side);
       for (int i = 0; i < side; ++i)
         for (int j = 0; j < side; ++j) {
@@ -59,10 +64,14 @@ struct lut_core {
                                              ? r
                                              : std::numeric_limits<float>::quiet_NaN();
         }
-      return v;
+      bool bounded = true;
+      for (float r : v) bounded = bounded && r >= 1.0f && r < 4.5f;
+      return table_data{std::move(v), bounded};
     }();
     return t;
   }
+  static const std::vector<float>& table() noexcept { return data().v; }
+  static bool bounded() noexcept { return data().bounded; }
 
   static float core(float x, float y) noexcept {
     const std::uint32_t i = (bits(x) & man_mask) >> shift, j = (bits(y) & man_mask) >> shift;

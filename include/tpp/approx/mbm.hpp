@@ -22,6 +22,7 @@ inline constexpr float mbm_correction = 0.078125f;  // 2^-4 + 2^-6
 template <int M>
 struct mbm_core {
   static_assert(M >= 1 && M <= 23, "tpp: mbm<M> needs 1 <= M <= 23 mantissa bits");
+  static constexpr bool bounded() noexcept { return true; }  // r in [1, 4.5)
   static float core(float x, float y) noexcept { return mitchell_core<M>::core(x, y) + mbm_correction; }
   template <class A>
   static fbatch<A> core(fbatch<A> x, fbatch<A> y) noexcept {

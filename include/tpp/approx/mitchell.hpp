@@ -16,6 +16,7 @@ namespace detail {
 template <int M>
 struct mitchell_core {
   static_assert(M >= 1 && M <= 23, "tpp: mitchell<M> needs 1 <= M <= 23 mantissa bits");
+  static constexpr bool bounded() noexcept { return true; }  // r in [1, 4.5)
   static float core(float x, float y) noexcept {
     return from_bits((bits(x) & keep_mask<M>) + (bits(y) & keep_mask<M>) - one_bits);
   }

@@ -151,7 +151,8 @@ ibatch<A> rescale(ibatch<A> s, fbatch<A> r, ibatch<A> e_sum) noexcept {
 }
 
 // The significand-policy product: Core::core(x, y) with x, y in [1, 2) the operands' significands
-// (full 23-bit mantissas; the core truncates or rounds them as its definition says).
+// (full 23-bit mantissas; the core truncates or rounds them as its definition says). A core whose
+// result always lies in [1, 4.5) says so with `bounded() == true`, which enables the SIMD fast path.
 template <class Core>
 float significand_mul(float a, float b) noexcept {
   const std::uint32_t ua = bits(a), ub = bits(b);
@@ -162,15 +163,30 @@ float significand_mul(float a, float b) noexcept {
   return from_bits(rescale((ua ^ ub) & sign_bit, Core::core(x, y), e_sum));
 }
 
+// True in lanes whose operands are both normal (biased exponents 1..254): no special-value rule applies.
+template <class A>
+auto normal_operands(ibatch<A> ea, ibatch<A> eb) noexcept {
+  using I = ibatch<A>;
+  return (xsimd::min(ea, eb) >= I(1)) && (xsimd::max(ea, eb) <= I(254));
+}
+
 template <class Core, class A>
 fbatch<A> significand_mul(fbatch<A> a, fbatch<A> b) noexcept {
   using I = ibatch<A>;
   const I ua = ibits(a), ub = ibits(b);
   const I man = I(std::int32_t(man_mask)), one = I(std::int32_t(one_bits));
   const fbatch<A> x = fbits<A>(one | (ua & man)), y = fbits<A>(one | (ub & man));
-  const I e_sum = ((ua >> 23) & I(0xff)) + ((ub >> 23) & I(0xff)) - I(254);
-  const I res = rescale<A>((ua ^ ub) & I(std::int32_t(sign_bit)), Core::core(x, y), e_sum);
-  return fbits<A>(apply_special_cases<A>(ua, ub, res));
+  const I ea = (ua >> 23) & I(0xff), eb = (ub >> 23) & I(0xff);
+  const I e_sum = ea + eb - I(254);
+  const I s = (ua ^ ub) & I(std::int32_t(sign_bit));
+  const fbatch<A> r = Core::core(x, y);
+  if (Core::bounded()) {
+    // Common case: r in [1, 4.5) has biased exponent 127 or 128, so with |e_sum| <= 125 every lane's
+    // result exponent is in 2..253 and the rescale is one add; no rule of policy.hpp can apply.
+    const auto plain = normal_operands<A>(ea, eb) && (e_sum >= I(-125)) && (e_sum <= I(125));
+    if (xsimd::all(plain)) return fbits<A>(s | (ibits(r) + (e_sum << 23)));
+  }
+  return fbits<A>(apply_special_cases<A>(ua, ub, rescale<A>(s, r, e_sum)));
 }
 
 // Shared by the significand policies: the scalar and SIMD entry points.
