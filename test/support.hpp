@@ -3,6 +3,8 @@
 
 #include <bit>
 #include <cmath>
+#include <cstdio>
+#include <string>
 #include <cstdint>
 #include <limits>
 #include <random>
@@ -17,6 +19,13 @@ namespace tpp::test {
 
 inline std::uint32_t bits(float f) { return std::bit_cast<std::uint32_t>(f); }
 inline float from_bits(std::uint32_t u) { return std::bit_cast<float>(u); }
+
+// "0x3f800000": a float's bit pattern, for test messages.
+inline std::string hex(float f) {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "0x%08x", unsigned(bits(f)));
+  return buf;
+}
 
 // fp32 unit roundoff (2^-24) and bf16's (2^-8).
 inline constexpr double u_fp32 = 0x1p-24;

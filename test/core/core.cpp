@@ -42,7 +42,7 @@ TEST_CASE("bf16: RNE and RZ conversions against a reference from the definition"
   values.push_back(from_bits(0x3f818000u));  // tie, odd below -> rounds up
   values.push_back(from_bits(0x7f7fffffu));  // FLT_MAX rounds to Inf
   for (float f : values) {
-    INFO("x = ", f, " (0x", std::hex, bits(f), ")");
+    INFO("x = ", f, " (", test::hex(f), ")");
     REQUIRE(to_bf16_rne(f).bits == reference_rne(f));
     const std::uint16_t rz = to_bf16_rz(f).bits;
     if (std::isnan(f)) {
@@ -78,7 +78,7 @@ TEST_CASE("bf16: SIMD loads and stores equal the scalar conversions at every arc
     std::size_t bad = 0;
     for (std::size_t i = 0; i < values.size(); ++i)
       bad += h[i].bits != to_bf16_rne(values[i]).bits || bits(back[i]) != bits(to_float(h[i]));
-    INFO(A::name());
+    INFO(std::string(A::name()));
     CHECK(bad == 0);
   });
 }

@@ -1,5 +1,7 @@
 #pragma once
 // approx::exact: the IEEE fp32 product (round to nearest even, IEEE special values, denormals kept).
+// As in IEEE 754, which NaN a product of two NaNs returns is unspecified (scalar and SIMD code may
+// differ in payload and sign); every other result is bit-identical.
 
 #include <string>
 

@@ -53,6 +53,7 @@ struct lut_core {
   struct table_data {
     std::vector<float> v;
     bool bounded;
+    int first_bad;  // index of the first entry the model answered badly, or -1
   };
   static const table_data& data() noexcept {
     static const table_data t = [] {
@@ -65,8 +66,12 @@ struct lut_core {
                                              : std::numeric_limits<float>::quiet_NaN();
         }
       bool bounded = true;
-      for (float r : v) bounded = bounded && r >= 1.0f && r < 4.5f;
-      return table_data{std::move(v), bounded};
+      int first_bad = -1;
+      for (std::size_t i = 0; i < v.size(); ++i) {
+        bounded = bounded && v[i] >= 1.0f && v[i] < 4.5f;
+        if (first_bad < 0 && std::isnan(v[i])) first_bad = int(i);
+      }
+      return table_data{std::move(v), bounded, first_bad};
     }();
     return t;
   }
@@ -99,15 +104,15 @@ struct lut : detail::significand_policy<detail::lut_core<Model, M>> {
   // The table, row-major (2^M, 2^M).
   static const float* table() noexcept { return core_type::table().data(); }
 
-  // Throws tpp::error naming the first significand pair the model answered badly.
+  // Throws tpp::error naming the first significand pair the model answered badly (found once, when the
+  // table is built: this is cheap to call per op).
   static void validate() {
-    const auto& t = core_type::table();
-    for (int i = 0; i < core_type::side; ++i)
-      for (int j = 0; j < core_type::side; ++j)
-        tpp::detail::require(!std::isnan(t[std::size_t(i) * core_type::side + j]), name(), "Model::mul",
-                        "returned a negative, infinite or NaN value for (" +
-                            std::to_string(core_type::significand(i)) + ", " +
-                            std::to_string(core_type::significand(j)) + ")");
+    const int bad = core_type::data().first_bad;
+    if (bad >= 0) [[unlikely]]
+      throw error(name(), "Model::mul",
+                  tpp::detail::concat("returned a negative, infinite or NaN value for (",
+                                      std::to_string(core_type::significand(bad / core_type::side)), ", ",
+                                      std::to_string(core_type::significand(bad % core_type::side)), ")"));
   }
 };
 

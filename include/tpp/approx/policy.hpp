@@ -5,6 +5,7 @@
 //   static float mul(float a, float b) noexcept;                       // the definition
 //   template <class A> static xsimd::batch<float, A>
 //       mul(xsimd::batch<float, A> a, xsimd::batch<float, A> b) noexcept; // bit-identical, lane for lane
+//                                                                       // (exact: but for NaN payloads)
 //   static std::string name();                                          // e.g. "mitchell<7>"
 //   static constexpr double max_rel_error;  // proven bound on |mul(a,b) - ab| / |ab|, normal in and out
 // `multiplier<P>` checks this at every op entry point, so a policy can never be dropped on a fast path.

@@ -1,6 +1,6 @@
 #pragma once
 // tpp::error: the one exception type for bad arguments. Its message names the op and the argument,
-// e.g. "tpp::view: ld (3) is smaller than cols (4)".
+// e.g. "tpp::view: matrix.ld (3) is smaller than cols (4)".
 
 #include <stdexcept>
 #include <string>
@@ -8,10 +8,20 @@
 
 namespace tpp {
 
+namespace detail {
+// Joins strings and string views by appending (operator+ chains trip GCC 12's false -Wrestrict, bug 105329).
+template <class... S>
+std::string concat(const S&... parts) {
+  std::string out;
+  ((out += parts), ...);
+  return out;
+}
+}  // namespace detail
+
 class error : public std::invalid_argument {
  public:
   error(std::string_view op, std::string_view argument, std::string_view what)
-      : std::invalid_argument("tpp::" + std::string(op) + ": " + std::string(argument) + " " + std::string(what)),
+      : std::invalid_argument(detail::concat("tpp::", op, ": ", argument, " ", what)),
         op_(op),
         argument_(argument) {}
 
@@ -24,7 +34,7 @@ class error : public std::invalid_argument {
 
 namespace detail {
 
-// Throws tpp::error(op, argument, what) unless ok. Kept out of line of the hot path by [[unlikely]].
+// Throws tpp::error(op, argument, what) unless ok.
 inline void require(bool ok, std::string_view op, std::string_view argument, std::string_view what) {
   if (!ok) [[unlikely]]
     throw error(op, argument, what);

@@ -3,6 +3,8 @@
 // view(...) builds one and validates it; every op validates the views it is given (check_mat), so a
 // hand-built aggregate mat is checked too.
 
+#include <algorithm>
+#include <cstdint>
 #include <limits>
 #include <string>
 #include <string_view>
@@ -41,25 +43,77 @@ inline bool checked_mul(index_t a, index_t b, index_t& out) noexcept {
 // fits index_t, and data non-null when the view is non-empty.
 template <class T>
 void check_mat(const mat<T>& m, std::string_view op, std::string_view name) {
-  const std::string arg(name);
-  require(m.rows >= 0, op, arg + ".rows", "is negative (" + std::to_string(m.rows) + ")");
-  require(m.cols >= 0, op, arg + ".cols", "is negative (" + std::to_string(m.cols) + ")");
-  require(m.ld >= m.cols, op, arg + ".ld",
-          "(" + std::to_string(m.ld) + ") is smaller than cols (" + std::to_string(m.cols) + ")");
+  if (m.rows < 0) throw error(op, concat(name, ".rows"), concat("is negative (", std::to_string(m.rows), ")"));
+  if (m.cols < 0) throw error(op, concat(name, ".cols"), concat("is negative (", std::to_string(m.cols), ")"));
+  if (m.ld < m.cols)
+    throw error(op, concat(name, ".ld"),
+                concat("(", std::to_string(m.ld), ") is smaller than cols (", std::to_string(m.cols), ")"));
   index_t extent = 0;
   require(m.rows == 0 || (checked_mul(m.rows - 1, m.ld, extent) &&
                           extent <= std::numeric_limits<index_t>::max() - m.cols),
-          op, arg, "extent rows*ld overflows index_t");
-  require(m.data != nullptr || m.rows == 0 || m.cols == 0, op, arg + ".data", "is null with nonzero size");
+          op, name, "extent rows*ld overflows index_t");
+  if (m.data == nullptr && m.rows != 0 && m.cols != 0) throw error(op, concat(name, ".data"), "is null with nonzero size");
 }
 
 // Same shape, or throw naming both arguments.
 template <class T, class U>
 void check_same_shape(const mat<T>& a, const mat<U>& b, std::string_view op, std::string_view na,
                       std::string_view nb) {
-  require(a.rows == b.rows && a.cols == b.cols, op, std::string(nb),
-          "shape (" + std::to_string(b.rows) + "x" + std::to_string(b.cols) + ") differs from " + std::string(na) +
-              " (" + std::to_string(a.rows) + "x" + std::to_string(a.cols) + ")");
+  if (a.rows != b.rows || a.cols != b.cols)
+    throw error(op, nb,
+                concat("shape (", std::to_string(b.rows), "x", std::to_string(b.cols), ") differs from ", na, " (",
+                       std::to_string(a.rows), "x", std::to_string(a.cols), ")"));
+}
+
+// A view as byte ranges: `rows` rows of w bytes, ld bytes apart, from base.
+struct byte_rows {
+  std::intptr_t base;
+  index_t rows, ld, w;
+};
+
+template <class T>
+byte_rows bytes_of(const mat<T>& m) noexcept {
+  const index_t s = index_t(sizeof(T));
+  return {reinterpret_cast<std::intptr_t>(m.data), m.rows, m.ld * s, m.cols * s};
+}
+
+// Whether the byte range [s, e) meets any row of v.
+inline bool hits(const byte_rows& v, std::intptr_t s, std::intptr_t e) noexcept {
+  const index_t lo = index_t(s - v.base) - v.w, hi = index_t(e - v.base);  // row k hits iff lo < k ld < hi
+  if (hi <= 0) return false;
+  const index_t kmin = lo < 0 ? 0 : lo / v.ld + 1;
+  const index_t kmax = std::min(v.rows - 1, (hi - 1) / v.ld);
+  return kmin <= kmax;
+}
+
+// Whether two views share a byte: exact for strided views of any element types and lds (disjoint
+// sub-blocks of one workspace do not overlap). O(1) when the address ranges are disjoint, else
+// O(rows of the view with fewer rows).
+template <class T, class U>
+bool views_overlap(const mat<T>& a, const mat<U>& b) noexcept {
+  if (a.empty() || b.empty()) return false;
+  const byte_rows x = bytes_of(a), y = bytes_of(b);
+  const std::intptr_t xe = x.base + (x.rows - 1) * x.ld + x.w, ye = y.base + (y.rows - 1) * y.ld + y.w;
+  if (xe <= y.base || ye <= x.base) return false;
+  const byte_rows& few = x.rows <= y.rows ? x : y;
+  const byte_rows& many = x.rows <= y.rows ? y : x;
+  for (index_t i = 0; i < few.rows; ++i) {
+    const std::intptr_t s = few.base + i * few.ld;
+    if (hits(many, s, s + few.w)) return true;
+  }
+  return false;
+}
+
+// The output may be the very same view as an input (in-place), or share no element with it.
+template <class TO, class T>
+void check_alias(const mat<TO>& out, const mat<T>& in, std::string_view op, std::string_view out_name,
+                 std::string_view in_name) {
+  const bool same = std::is_same_v<std::remove_const_t<T>, std::remove_const_t<TO>> &&
+                    static_cast<const void*>(out.data) == static_cast<const void*>(in.data) && out.rows == in.rows &&
+                    out.cols == in.cols && (out.rows <= 1 || out.ld == in.ld);
+  if (!same && views_overlap(out, in))
+    throw error(op, in_name,
+                concat("overlaps ", out_name, " (an output may only be the very same view as an input, of the same element type)"));
 }
 
 }  // namespace detail
