@@ -1,0 +1,767 @@
+#pragma once
+// Reductions of a 2D view to a row or a column vector.
+//
+// Directions (reduce_dir):
+//   each_row: every row of in (M, N) reduces to one value     -> out (M, 1):  out(i, 0) = R_j in(i, j)
+//   each_col: every column of in (M, N) reduces to one value  -> out (1, N):  out(0, j) = R_i in(i, j)
+//
+// Ops (reduce_op), R over the n terms x of a row or column:
+//   sum             Σ x
+//   max, min        max x, min x
+//   absmax          max |x|                     (a magnitude: never negative)
+//   sum_sq          Σ Policy::mul(x, x)
+//   sum_and_sum_sq  Σ x and Σ Policy::mul(x, x) in one pass, to two outputs of the same shape (for norms)
+// The only products are the squares x*x of sum_sq / sum_and_sum_sq: they go through Policy (scalar mul in
+// scalar code, the bit-identical SIMD mul in vector code). For approx::exact the compiler may fuse that
+// product into the accumulating add (FMA), which only drops a rounding.
+//
+// Types: in fp32 or bf16 (mat<const T> or mat<T>), out fp32 or bf16; computation and accumulation in fp32,
+// a bf16 out is rounded once at the end (to nearest even). accumulate = true combines the result with what
+// out holds (out + r for the sums, max/min(out, r) for max/min/absmax), the old value read in out's type.
+// Empty reductions give the identity: 0 for the sums and absmax, -Inf for max, +Inf for min.
+//
+// Accuracy of the sums. Summation is blocked pairwise:
+//   each_row: S = 16 steps into each of U = 4 vector accumulators (W lanes) form a leaf of 64 W terms;
+//             leaves combine pairwise (binary-counter cascade), the U accumulators and W lanes by trees.
+//             A last partial vector is the full vector ending at the row's end with the lanes already
+//             summed masked off (nothing outside the row is read); rows shorter than W run in order.
+//   each_col: 8 rows at a time stream into a row of fp32 partial states (one lane per column), B = 16 rows
+//             per leaf; leaves combine pairwise. Columns go in chunks of 2048 so the partial rows stay in
+//             L1/L2; the leaf levels live in a grow-only per-thread scratch buffer (thread_local: safe in a
+//             caller's OpenMP region; at most 8 KiB x outputs x (log2(M / 16) + 2) per thread).
+// Every term passes through at most d = 24 + ceil(log2 n) roundings, so for n terms t_i
+//   |computed - Σ t_i| <= γ_d Σ |t_i|,   γ_d = d u / (1 - d u),  u = 2^-24,
+// (t_i = Policy::mul(x_i, x_i) for the squares; with accumulate the old out value is one more term), plus
+// the final rounding of a bf16 out. (The scheme needs about 17 + ceil(log2 n); the rest is slack.)
+//
+// Special values. Sums follow IEEE arithmetic (Inf, NaN propagate; a NaN's payload is unspecified).
+// max / min / absmax: NaN propagates: if any term (or the old out value with accumulate) is NaN the result
+// is the quiet NaN 0x7fc00000, identically in SIMD and scalar code; otherwise the result is exact. Which of
+// +0 / -0 max and min return when both occur is unspecified.
+//
+// Dispatch: the op is chosen once per call (a switch to a kernel compiled for that op; no per-element
+// branching). Vector loops at simd::default_arch with partial-vector tails; with TPP_NO_SIMD the same
+// blocked algorithms run on scalar lanes (W = 1).
+//
+// API (Policy = approx::exact, constrained by approx::multiplier; the kernel object validates its views):
+//   reduce_kernel<Policy, TI, TO> k(rows, cols, op, reduce_params{dir, accumulate});
+//   k(in, out);                          // single-output ops
+//   k(in, sum, sum_sq);                  // sum_and_sum_sq
+//   reduce<Policy>(in, out, op, params); reduce_sum_and_sum_sq<Policy>(in, sum, sum_sq, params);
+//   reduce_sum_depth(n)                  // the d of the accuracy bound below, for tests and callers
+// in and out must not overlap (not checked). A kernel checks the policy (approx::check_policy) once per
+// process and policy, and only for the ops that multiply.
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include <xsimd/xsimd.hpp>
+
+#include "../approx/exact.hpp"
+#include "../approx/policy.hpp"
+#include "../core/bf16.hpp"
+#include "../core/error.hpp"
+#include "../core/mat.hpp"
+#include "../core/simd.hpp"
+#include "../core/types.hpp"
+
+namespace tpp {
+
+enum class reduce_op { sum, max, min, absmax, sum_sq, sum_and_sum_sq };
+enum class reduce_dir { each_row, each_col };
+
+struct reduce_params {
+  reduce_dir dir = reduce_dir::each_row;
+  bool accumulate = false;  // combine with the values already in out
+};
+
+// d of the documented bound γ_d Σ|t_i| for a sum of n terms.
+constexpr index_t reduce_sum_depth(index_t n) noexcept {
+  index_t l = 0;
+  while (l < 63 && (index_t(1) << l) < n) ++l;
+  return 24 + l;
+}
+
+namespace detail::reduce_impl {
+
+// ---- lanes: float (scalar) or xsimd::batch<float, A>, with the same helper names -------------------
+
+template <class V>
+inline constexpr index_t lanes = 1;
+template <class A>
+inline constexpr index_t lanes<xsimd::batch<float, A>> = index_t(xsimd::batch<float, A>::size);
+
+template <class V, class T>
+V load(const T* p) noexcept {
+  if constexpr (std::is_same_v<V, float>)
+    return to_float(*p);
+  else
+    return simd::load<typename V::arch_type>(p);
+}
+
+template <class V>
+void store(float* p, V v) noexcept {
+  if constexpr (std::is_same_v<V, float>)
+    *p = v;
+  else
+    v.store_unaligned(p);
+}
+
+// Stores in out's element type (bf16: round to nearest even, like from_float).
+template <class V, class T>
+void store_out(T* p, V v) noexcept {
+  if constexpr (std::is_same_v<V, float>)
+    *p = from_float<T>(v);
+  else
+    simd::store<typename V::arch_type>(p, v);
+}
+
+inline constexpr float qnan = std::numeric_limits<float>::quiet_NaN();  // 0x7fc00000
+inline constexpr float inf = std::numeric_limits<float>::infinity();
+
+// max/min with x86 semantics, (x > m) ? x : m: a NaN m is kept. (xsimd's max(x, m) is maxps on x86, which
+// returns m when either is NaN, and NEON's fmax returns NaN: both keep a NaN m.)
+inline float vmax(float x, float m) noexcept { return x > m ? x : m; }
+inline float vmin(float x, float m) noexcept { return x < m ? x : m; }
+inline float vabs(float x) noexcept { return std::fabs(x); }
+inline bool vnan(float x) noexcept { return x != x; }
+inline float vsel(bool c, float a, float b) noexcept { return c ? a : b; }
+
+template <class A>
+xsimd::batch<float, A> vmax(xsimd::batch<float, A> x, xsimd::batch<float, A> m) noexcept {
+  return xsimd::max(x, m);
+}
+template <class A>
+xsimd::batch<float, A> vmin(xsimd::batch<float, A> x, xsimd::batch<float, A> m) noexcept {
+  return xsimd::min(x, m);
+}
+template <class A>
+xsimd::batch<float, A> vabs(xsimd::batch<float, A> x) noexcept {
+  return xsimd::abs(x);
+}
+template <class A>
+xsimd::batch_bool<float, A> vnan(xsimd::batch<float, A> x) noexcept {
+  return xsimd::isnan(x);
+}
+template <class A>
+xsimd::batch<float, A> vsel(xsimd::batch_bool<float, A> c, xsimd::batch<float, A> a,
+                            xsimd::batch<float, A> b) noexcept {
+  return xsimd::select(c, a, b);
+}
+
+// ---- ops: state = `outs` lanes; init / step (one term) / merge (two partial states) ------------------
+// Every op is compile-time: the kernels below are instantiated per op.
+
+struct op_sum {
+  static constexpr int outs = 1;
+  static constexpr bool additive = true;
+  template <class V>
+  static void init(V* s) noexcept {
+    s[0] = V(0.0f);
+  }
+  template <class V>
+  static void step(V* s, V x) noexcept {
+    s[0] = s[0] + x;
+  }
+  template <class V>
+  static void merge(V* s, const V* t) noexcept {
+    s[0] = s[0] + t[0];
+  }
+};
+
+template <class P>
+struct op_sum_sq {
+  static constexpr int outs = 1;
+  static constexpr bool additive = true;
+  template <class V>
+  static void init(V* s) noexcept {
+    s[0] = V(0.0f);
+  }
+  template <class V>
+  static void step(V* s, V x) noexcept {
+    s[0] = s[0] + P::mul(x, x);
+  }
+  template <class V>
+  static void merge(V* s, const V* t) noexcept {
+    s[0] = s[0] + t[0];
+  }
+};
+
+template <class P>
+struct op_sum_and_sum_sq {
+  static constexpr int outs = 2;
+  static constexpr bool additive = true;
+  template <class V>
+  static void init(V* s) noexcept {
+    s[0] = V(0.0f);
+    s[1] = V(0.0f);
+  }
+  template <class V>
+  static void step(V* s, V x) noexcept {
+    s[0] = s[0] + x;
+    s[1] = s[1] + P::mul(x, x);
+  }
+  template <class V>
+  static void merge(V* s, const V* t) noexcept {
+    s[0] = s[0] + t[0];
+    s[1] = s[1] + t[1];
+  }
+};
+
+// max / min / absmax: a NaN term makes the state the canonical qNaN, which then sticks (vmax keeps a NaN m).
+template <bool is_max, bool is_abs>
+struct op_extremum {
+  static constexpr int outs = 1;
+  static constexpr bool additive = false;
+  template <class V>
+  static void init(V* s) noexcept {
+    s[0] = V(is_abs ? 0.0f : (is_max ? -inf : inf));
+  }
+  template <class V>
+  static V pick(V x, V m) noexcept {
+    if constexpr (is_max)
+      return vsel(vnan(x), V(qnan), vmax(x, m));
+    else
+      return vsel(vnan(x), V(qnan), vmin(x, m));
+  }
+  template <class V>
+  static void step(V* s, V x) noexcept {
+    if constexpr (is_abs) x = vabs(x);
+    s[0] = pick(x, s[0]);
+  }
+  template <class V>
+  static void merge(V* s, const V* t) noexcept {
+    s[0] = pick(t[0], s[0]);
+  }
+};
+using op_max = op_extremum<true, false>;
+using op_min = op_extremum<false, false>;
+using op_absmax = op_extremum<true, true>;
+
+// s = init, then merge(old): turns an old out value into a state (canonicalises a NaN for max/min).
+template <class Op, class V>
+void state_from(V* s, const V* old) noexcept {
+  Op::init(s);
+  Op::merge(s, old);
+}
+
+// ---- each_row -----------------------------------------------------------------------------------------
+
+// Pairwise (binary-counter) combination of leaf states held in registers / on the stack.
+template <class Op, class V>
+struct lane_cascade {
+  static constexpr int K = Op::outs;
+  V level[64][K];
+  std::uint64_t count = 0;
+
+  void push(V* t) noexcept {
+    int l = 0;
+    for (; (count >> l) & 1u; ++l) Op::merge(t, level[l]);
+    for (int k = 0; k < K; ++k) level[l][k] = t[k];
+    ++count;
+  }
+  void result(V* r) const noexcept {
+    Op::init(r);
+    for (int l = 0; (count >> l) != 0; ++l)
+      if ((count >> l) & 1u) Op::merge(r, level[l]);
+  }
+};
+
+// The arch of half a batch at A (a batch of W/2 lanes), or void when there is none: halving trees.
+template <class A>
+auto half_arch_of() {
+  [[maybe_unused]] constexpr std::size_t W = xsimd::batch<float, A>::size;
+#if defined(__AVX2__)
+  if constexpr (W == 16) return xsimd::avx2{};
+  else
+#elif defined(__AVX__)
+  if constexpr (W == 16) return xsimd::avx{};
+  else
+#endif
+#if defined(__SSE2__)
+  if constexpr (W == 8) return xsimd::sse2{};
+  else
+#endif
+  return;
+}
+
+// r[k] = the merge of the lanes of v[k]: a tree, halving the batch width each level (W - 1 merges).
+template <class Op, class A>
+void horizontal(const xsimd::batch<float, A>* v, float* r) noexcept {
+  constexpr int K = Op::outs;
+  constexpr std::size_t W = xsimd::batch<float, A>::size;
+  using H = decltype(half_arch_of<A>());
+  alignas(64) float lane[K][W];
+  for (int k = 0; k < K; ++k) v[k].store_aligned(lane[k]);
+  if constexpr (!std::is_void_v<H>) {
+    using HB = xsimd::batch<float, H>;
+    static_assert(HB::size * 2 == W);
+    HB lo[K], hi[K];
+    for (int k = 0; k < K; ++k) {
+      lo[k] = HB::load_aligned(lane[k]);
+      hi[k] = HB::load_aligned(lane[k] + W / 2);
+    }
+    Op::merge(lo, hi);
+    horizontal<Op, H>(lo, r);
+  } else {
+    for (std::size_t h = W / 2; h >= 1; h /= 2)
+      for (std::size_t i = 0; i < h; ++i) {
+        float s[K], t[K];
+        for (int k = 0; k < K; ++k) {
+          s[k] = lane[k][i];
+          t[k] = lane[k][i + h];
+        }
+        Op::merge(s, t);
+        for (int k = 0; k < K; ++k) lane[k][i] = s[k];
+      }
+    for (int k = 0; k < K; ++k) r[k] = lane[k][0];
+  }
+}
+
+template <class A>
+xsimd::batch_bool<float, A> last_lanes(index_t n) noexcept {
+  alignas(64) static constexpr float iota[64] = {0,  1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14, 15,
+                                                 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31,
+                                                 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47,
+                                                 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63};
+  constexpr std::size_t W = xsimd::batch<float, A>::size;
+  static_assert(W <= 64);
+  return xsimd::batch<float, A>::load_aligned(iota) >= xsimd::batch<float, A>(float(index_t(W) - n));
+}
+
+constexpr index_t row_accumulators = 4, row_steps = 16;  // U and S of the doc block
+
+// Over x[j, n) with n - j at most one leaf (S U W elements) and n >= W: U accumulators, combined into
+// tot. A last partial vector is the full vector ending at n with the lanes already seen masked off.
+template <class Op, class V, class T>
+[[gnu::always_inline]] inline void row_leaf(const T* x, index_t j, index_t n, V* tot) noexcept {
+  constexpr int K = Op::outs;
+  constexpr index_t U = row_accumulators, W = lanes<V>, step = U * W;
+  static_assert(U == 4);
+  V acc[U][K];
+  for (index_t u = 0; u < U; ++u) Op::init(acc[u]);
+  for (; j + step <= n; j += step)
+    for (index_t u = 0; u < U; ++u) Op::step(acc[u], load<V>(x + j + u * W));
+  index_t u = 0;
+  for (; j + W <= n; j += W) Op::step(acc[u++], load<V>(x + j));
+  if constexpr (W > 1) {
+    if (j < n) {
+      V t[K];
+      for (int k = 0; k < K; ++k) t[k] = acc[u][k];
+      Op::step(t, load<V>(x + n - W));
+      const auto m = last_lanes<typename V::arch_type>(n - j);
+      for (int k = 0; k < K; ++k) acc[u][k] = xsimd::select(m, t[k], acc[u][k]);
+    }
+  }
+  Op::merge(acc[0], acc[1]);
+  Op::merge(acc[2], acc[3]);
+  Op::merge(acc[0], acc[2]);
+  for (int k = 0; k < K; ++k) tot[k] = acc[0][k];
+}
+
+// Rows longer than one leaf: full leaves of S steps per accumulator, combined pairwise.
+template <class Op, class V, class T>
+[[gnu::noinline]] void long_row(const T* x, index_t n, V* tot) noexcept {
+  constexpr index_t U = row_accumulators, W = lanes<V>, leaf = row_steps * U * W;
+  lane_cascade<Op, V> c;
+  V t[Op::outs];
+  index_t j = 0;
+  for (; j + leaf <= n; j += leaf) {
+    row_leaf<Op, V>(x, j, j + leaf, t);
+    c.push(t);
+  }
+  if (j < n) {
+    row_leaf<Op, V>(x, j, n, t);
+    c.push(t);
+  }
+  c.result(tot);
+}
+
+// r[k] = the reduction of x[0, n) for output k.
+template <class Op, class V, class T>
+void reduce_row(const T* x, index_t n, float* r) noexcept {
+  constexpr int K = Op::outs;
+  constexpr index_t W = lanes<V>, leaf = row_steps * row_accumulators * W;
+  if (W > 1 && n < W) {  // shorter than a vector: scalar, in order
+    float s[K];
+    Op::init(s);
+    for (index_t j = 0; j < n; ++j) Op::step(s, load<float>(x + j));
+    for (int k = 0; k < K; ++k) r[k] = s[k];
+    return;
+  }
+  V tot[K];
+  if (n <= leaf)
+    row_leaf<Op, V>(x, 0, n, tot);
+  else
+    long_row<Op, V>(x, n, tot);
+  if constexpr (W == 1) {
+    for (int k = 0; k < K; ++k) r[k] = tot[k];
+  } else if constexpr (Op::additive) {
+    for (int k = 0; k < K; ++k) r[k] = xsimd::hadd(tot[k]);  // a tree over the lanes on every xsimd arch
+  } else {
+    horizontal<Op>(tot, r);
+  }
+}
+
+template <class Op, class V, class T, class TO>
+void reduce_each_row(mat<const T> in, mat<TO> const* out, bool accumulate) {
+  constexpr int K = Op::outs;
+  for (index_t i = 0; i < in.rows; ++i) {
+    float r[K];
+    reduce_row<Op, V>(in.row(i), in.cols, r);
+    if (accumulate) {
+      float old[K], s[K];
+      for (int k = 0; k < K; ++k) old[k] = to_float(out[k](i, 0));
+      state_from<Op>(s, old);
+      Op::merge(s, r);
+      for (int k = 0; k < K; ++k) r[k] = s[k];
+    }
+    for (int k = 0; k < K; ++k) out[k](i, 0) = from_float<TO>(r[k]);
+  }
+}
+
+// ---- each_col -----------------------------------------------------------------------------------------
+
+enum class init_mode { load, identity, from_old };
+
+// acc[k][0, n) (op-state rows) combined with G input rows x[g][0, n): acc = acc (+) x[0] (+) ... (+) x[G-1].
+// init: load acc as it is, start from the identity, or take acc as old out values (state_from).
+template <class Op, class V, int G, class T>
+void col_group(const T* const* x, float* const* acc, index_t n, init_mode init) noexcept {
+  constexpr int K = Op::outs;
+  constexpr index_t W = lanes<V>;
+  index_t j = 0;
+  for (; j + W <= n; j += W) {
+    V a[K];
+    if (init == init_mode::identity) {
+      Op::init(a);
+    } else {
+      for (int k = 0; k < K; ++k) a[k] = load<V>(acc[k] + j);
+      if (init == init_mode::from_old) {
+        V old[K];
+        for (int k = 0; k < K; ++k) old[k] = a[k];
+        state_from<Op>(a, old);
+      }
+    }
+    for (int g = 0; g < G; ++g) Op::step(a, load<V>(x[g] + j));
+    for (int k = 0; k < K; ++k) store<V>(acc[k] + j, a[k]);
+  }
+  if constexpr (W > 1) {
+    if (j < n) {  // column tail: the same lane-wise arithmetic on scalars
+      const T* xt[G];
+      float* at[K];
+      for (int g = 0; g < G; ++g) xt[g] = x[g] + j;
+      for (int k = 0; k < K; ++k) at[k] = acc[k] + j;
+      col_group<Op, float, G>(xt, at, n - j, init);
+    }
+  }
+}
+
+// Rows [r0, r1) of in, columns [c0, c0 + n), into the state rows acc. With no rows, identity init writes
+// the identity (load / from_old leave acc unchanged: from_old only matters with rows to combine).
+template <class Op, class V, class T>
+void col_leaf(mat<const T> in, index_t c0, index_t n, index_t r0, index_t r1, float* const* acc,
+              init_mode init) noexcept {
+  if (r0 == r1) {
+    if (init == init_mode::identity) {
+      for (int k = 0; k < Op::outs; ++k) {
+        float id[Op::outs];
+        Op::init(id);
+        std::fill(acc[k], acc[k] + n, id[k]);
+      }
+    }
+    return;
+  }
+  index_t r = r0;
+  for (; r + 8 <= r1; r += 8) {  // 8 rows per pass over the state row (4: 15-20% slower in L2)
+    const T* x[8];
+    for (index_t g = 0; g < 8; ++g) x[g] = in.row(r + g) + c0;
+    col_group<Op, V, 8>(x, acc, n, init);
+    init = init_mode::load;
+  }
+  if (r + 4 <= r1) {
+    const T* x[4] = {in.row(r) + c0, in.row(r + 1) + c0, in.row(r + 2) + c0, in.row(r + 3) + c0};
+    col_group<Op, V, 4>(x, acc, n, init);
+    init = init_mode::load;
+    r += 4;
+  }
+  const T* x[3] = {};
+  for (index_t g = 0; g < r1 - r; ++g) x[g] = in.row(r + g) + c0;
+  switch (r1 - r) {
+    case 3: col_group<Op, V, 3>(x, acc, n, init); break;
+    case 2: col_group<Op, V, 2>(x, acc, n, init); break;
+    case 1: col_group<Op, V, 1>(x, acc, n, init); break;
+    default: break;
+  }
+}
+
+// acc[k] (+)= t[k] over n columns.
+template <class Op, class V>
+void merge_rows(float* const* acc, float* const* t, index_t n) noexcept {
+  constexpr int K = Op::outs;
+  constexpr index_t W = lanes<V>;
+  index_t j = 0;
+  for (; j + W <= n; j += W) {
+    V a[K], b[K];
+    for (int k = 0; k < K; ++k) {
+      a[k] = load<V>(acc[k] + j);
+      b[k] = load<V>(t[k] + j);
+    }
+    Op::merge(a, b);
+    for (int k = 0; k < K; ++k) store<V>(acc[k] + j, a[k]);
+  }
+  for (; j < n; ++j) {
+    float a[K], b[K];
+    for (int k = 0; k < K; ++k) {
+      a[k] = acc[k][j];
+      b[k] = t[k][j];
+    }
+    Op::merge(a, b);
+    for (int k = 0; k < K; ++k) acc[k][j] = a[k];
+  }
+}
+
+// out[k](0, c0 + j) = acc[k][j] (+) (accumulate ? old out : nothing), converted to TO.
+template <class Op, class V, class TO>
+void store_cols(float* const* acc, mat<TO> const* out, index_t c0, index_t n, bool accumulate) noexcept {
+  constexpr int K = Op::outs;
+  constexpr index_t W = lanes<V>;
+  index_t j = 0;
+  for (; j + W <= n; j += W) {
+    V a[K];
+    for (int k = 0; k < K; ++k) a[k] = load<V>(acc[k] + j);
+    if (accumulate) {
+      V old[K], s[K];
+      for (int k = 0; k < K; ++k) old[k] = load<V>(out[k].data + c0 + j);
+      state_from<Op>(s, old);
+      Op::merge(s, a);
+      for (int k = 0; k < K; ++k) a[k] = s[k];
+    }
+    for (int k = 0; k < K; ++k) store_out<V>(out[k].data + c0 + j, a[k]);
+  }
+  if constexpr (W > 1) {
+    if (j < n) {
+      float* at[K];
+      for (int k = 0; k < K; ++k) at[k] = acc[k] + j;
+      store_cols<Op, float>(at, out, c0 + j, n - j, accumulate);
+    }
+  }
+}
+
+// A grow-only fp32 scratch buffer per thread (each OpenMP thread gets its own).
+inline float* thread_scratch(std::size_t n) {
+  thread_local std::vector<float> buf;
+  if (buf.size() < n) buf.resize(n);
+  return buf.data();
+}
+
+template <class Op, class V, class T, class TO>
+void reduce_each_col(mat<const T> in, mat<TO> const* out, bool accumulate) {
+  constexpr int K = Op::outs;
+  constexpr index_t chunk = 2048, leaf_rows = 16;
+  const index_t M = in.rows, N = in.cols;
+  const index_t leaves = Op::additive ? (M + leaf_rows - 1) / leaf_rows : (M > 0 ? 1 : 0);
+  for (index_t c0 = 0; c0 < N; c0 += chunk) {
+    const index_t n = std::min(chunk, N - c0);
+    if constexpr (std::is_same_v<TO, float>) {
+      if (leaves <= 1) {  // one leaf, straight into out
+        float* acc[K];
+        for (int k = 0; k < K; ++k) acc[k] = out[k].data + c0;
+        col_leaf<Op, V>(in, c0, n, 0, M, acc, accumulate ? init_mode::from_old : init_mode::identity);
+        continue;
+      }
+    }
+    if (leaves <= 1) {  // one leaf through fp32 scratch
+      float* base = thread_scratch(std::size_t(K * chunk));
+      float* acc[K];
+      for (int k = 0; k < K; ++k) acc[k] = base + k * chunk;
+      col_leaf<Op, V>(in, c0, n, 0, M, acc, init_mode::identity);
+      store_cols<Op, V>(acc, out, c0, n, accumulate);
+      continue;
+    }
+    // Pairwise over leaves of leaf_rows rows: level l holds the sum of 2^l leaves; bit l of count says
+    // whether it is occupied. L levels + 1 buffer for the leaf being formed, each K rows of chunk floats.
+    const int L = int(std::bit_width(std::uint64_t(leaves)));
+    float* base = thread_scratch(std::size_t(K * chunk * (L + 1)));
+    float* level[64];
+    for (int l = 0; l <= L; ++l) level[l] = base + std::size_t(l) * K * chunk;
+    float* t = level[L];
+    std::uint64_t count = 0;
+    for (index_t r0 = 0; r0 < M; r0 += leaf_rows) {
+      float* tk[K];
+      for (int k = 0; k < K; ++k) tk[k] = t + k * chunk;
+      col_leaf<Op, V>(in, c0, n, r0, std::min(M, r0 + leaf_rows), tk, init_mode::identity);
+      int l = 0;
+      for (; (count >> l) & 1u; ++l) {
+        float* lk[K];
+        for (int k = 0; k < K; ++k) lk[k] = level[l] + k * chunk;
+        merge_rows<Op, V>(tk, lk, n);
+      }
+      std::swap(t, level[l]);  // level l was free; its buffer becomes the next leaf's
+      ++count;
+    }
+    float* res = nullptr;
+    for (int l = 0; l < 64; ++l) {
+      if (!((count >> l) & 1u)) continue;
+      if (!res) {
+        res = level[l];
+        continue;
+      }
+      float *rk[K], *lk[K];
+      for (int k = 0; k < K; ++k) {
+        rk[k] = res + k * chunk;
+        lk[k] = level[l] + k * chunk;
+      }
+      merge_rows<Op, V>(rk, lk, n);
+    }
+    float* rk[K];
+    for (int k = 0; k < K; ++k) rk[k] = res + k * chunk;
+    store_cols<Op, V>(rk, out, c0, n, accumulate);
+  }
+}
+
+template <class Op, class T, class TO>
+void run(mat<const T> in, mat<TO> const* out, reduce_params p) {
+  using V = std::conditional_t<simd::enabled, simd::batch<float>, float>;
+  if (p.dir == reduce_dir::each_row)
+    reduce_each_row<Op, V>(in, out, p.accumulate);
+  else
+    reduce_each_col<Op, V>(in, out, p.accumulate);
+}
+
+// approx::check_policy<P>() once per process and policy (a policy's tables are built once; a throwing
+// check is retried by the next kernel made).
+template <class P>
+void check_policy_once() {
+  static const bool ok = (approx::check_policy<P>(), true);
+  (void)ok;
+}
+
+// Argument checks, kept out of line (and the messages built only on failure).
+// check_mat's conditions as one cheap predicate; check_mat itself (which builds its messages eagerly) runs
+// only when it is about to throw.
+template <class T>
+bool valid_view(const mat<T>& m) noexcept {
+  index_t extent = 0;
+  return m.rows >= 0 && m.cols >= 0 && m.ld >= m.cols &&
+         (m.rows == 0 || (detail::checked_mul(m.rows - 1, m.ld, extent) &&
+                          extent <= std::numeric_limits<index_t>::max() - m.cols)) &&
+         (m.data != nullptr || m.rows == 0 || m.cols == 0);
+}
+
+template <class T>
+void check_view(const mat<T>& m, const char* name) {
+  if (!valid_view(m)) [[unlikely]]
+    detail::check_mat(m, "reduce", name);
+}
+
+[[noreturn, gnu::noinline, gnu::cold]] inline void bad_shape(const char* name, index_t r, index_t c, const char* what,
+                                                             index_t er, index_t ec) {
+  throw error("reduce", name,
+              "shape (" + std::to_string(r) + "x" + std::to_string(c) + ")" + what + "(" + std::to_string(er) + "x" +
+                  std::to_string(ec) + ")");
+}
+
+}  // namespace detail::reduce_impl
+
+// A reduction compiled for one (Policy, in type, out type) and made for one shape, op and direction.
+// TI, TO: float or bf16 (TI may be given const-qualified).
+template <class Policy = approx::exact, class TI = float, class TO = float>
+  requires approx::multiplier<Policy>
+class reduce_kernel {
+ public:
+  using in_type = std::remove_const_t<TI>;
+  using out_type = TO;
+  static_assert(std::is_same_v<in_type, float> || std::is_same_v<in_type, bf16>, "tpp: reduce input must be float or bf16");
+  static_assert(std::is_same_v<TO, float> || std::is_same_v<TO, bf16>, "tpp: reduce output must be float or bf16");
+
+  reduce_kernel(index_t rows, index_t cols, reduce_op op, reduce_params p = {}) : rows_(rows), cols_(cols), op_(op), p_(p) {
+    if (rows < 0) [[unlikely]]
+      throw error("reduce", "rows", "is negative (" + std::to_string(rows) + ")");
+    if (cols < 0) [[unlikely]]
+      throw error("reduce", "cols", "is negative (" + std::to_string(cols) + ")");
+    detail::require(op >= reduce_op::sum && op <= reduce_op::sum_and_sum_sq, "reduce", "op", "is not a reduce_op");
+    detail::require(p.dir == reduce_dir::each_row || p.dir == reduce_dir::each_col, "reduce", "params.dir",
+                    "is not a reduce_dir");
+    if (op == reduce_op::sum_sq || op == reduce_op::sum_and_sum_sq) detail::reduce_impl::check_policy_once<Policy>();
+  }
+
+  index_t rows() const noexcept { return rows_; }
+  index_t cols() const noexcept { return cols_; }
+  reduce_op op() const noexcept { return op_; }
+  reduce_params params() const noexcept { return p_; }
+  // The shape of each output: (rows, 1) for each_row, (1, cols) for each_col.
+  index_t out_rows() const noexcept { return p_.dir == reduce_dir::each_row ? rows_ : 1; }
+  index_t out_cols() const noexcept { return p_.dir == reduce_dir::each_row ? 1 : cols_; }
+
+  // Single-output ops.
+  void operator()(mat<const in_type> in, mat<TO> out) const {
+    detail::require(op_ != reduce_op::sum_and_sum_sq, "reduce", "op",
+                    "is sum_and_sum_sq, which writes two outputs (call with sum and sum_sq)");
+    check_in(in);
+    check_out(out, "out");
+    namespace ri = detail::reduce_impl;
+    switch (op_) {
+      case reduce_op::sum: ri::run<ri::op_sum>(in, &out, p_); break;
+      case reduce_op::max: ri::run<ri::op_max>(in, &out, p_); break;
+      case reduce_op::min: ri::run<ri::op_min>(in, &out, p_); break;
+      case reduce_op::absmax: ri::run<ri::op_absmax>(in, &out, p_); break;
+      case reduce_op::sum_sq: ri::run<ri::op_sum_sq<Policy>>(in, &out, p_); break;
+      case reduce_op::sum_and_sum_sq: break;
+    }
+  }
+
+  // sum_and_sum_sq: Σ x into sum, Σ Policy::mul(x, x) into sum_sq, one pass.
+  void operator()(mat<const in_type> in, mat<TO> sum, mat<TO> sum_sq) const {
+    detail::require(op_ == reduce_op::sum_and_sum_sq, "reduce", "op",
+                    "is not sum_and_sum_sq (the two-output call is only for that op)");
+    check_in(in);
+    check_out(sum, "sum");
+    check_out(sum_sq, "sum_sq");
+    detail::require(sum.data != sum_sq.data || sum.empty(), "reduce", "sum_sq", "is the same view as sum");
+    const mat<TO> outs[2] = {sum, sum_sq};
+    detail::reduce_impl::run<detail::reduce_impl::op_sum_and_sum_sq<Policy>>(in, outs, p_);
+  }
+
+ private:
+  void check_in(const mat<const in_type>& in) const {
+    detail::reduce_impl::check_view(in, "in");
+    if (in.rows != rows_ || in.cols != cols_) [[unlikely]]
+      detail::reduce_impl::bad_shape("in", in.rows, in.cols, " differs from the kernel's ", rows_, cols_);
+  }
+  void check_out(const mat<TO>& out, const char* name) const {
+    detail::reduce_impl::check_view(out, name);
+    if (out.rows != out_rows() || out.cols != out_cols()) [[unlikely]]
+      detail::reduce_impl::bad_shape(name, out.rows, out.cols,
+                                     p_.dir == reduce_dir::each_row ? " is not (rows x 1) for each_row: "
+                                                                    : " is not (1 x cols) for each_col: ",
+                                     out_rows(), out_cols());
+  }
+
+  index_t rows_, cols_;
+  reduce_op op_;
+  reduce_params p_;
+};
+
+// One-off calls. out: (rows, 1) for each_row, (1, cols) for each_col.
+template <class Policy = approx::exact, class TI, class TO>
+  requires approx::multiplier<Policy>
+void reduce(mat<TI> in, mat<TO> out, reduce_op op, reduce_params p = {}) {
+  detail::reduce_impl::check_view(in, "in");
+  reduce_kernel<Policy, std::remove_const_t<TI>, TO>(in.rows, in.cols, op, p)(in, out);
+}
+
+template <class Policy = approx::exact, class TI, class TO>
+  requires approx::multiplier<Policy>
+void reduce_sum_and_sum_sq(mat<TI> in, mat<TO> sum, mat<TO> sum_sq, reduce_params p = {}) {
+  detail::reduce_impl::check_view(in, "in");
+  reduce_kernel<Policy, std::remove_const_t<TI>, TO>(in.rows, in.cols, reduce_op::sum_and_sum_sq, p)(in, sum, sum_sq);
+}
+
+}  // namespace tpp
