@@ -31,7 +31,6 @@
 #include "../core/mat.hpp"
 #include "../core/parallel.hpp"
 #include "../core/simd.hpp"
-#include "detail/elementwise.hpp"  // views_overlap
 
 namespace tpp {
 
