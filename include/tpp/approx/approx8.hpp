@@ -56,7 +56,7 @@ struct approx8 {
     return arch::gather<A>(table().data(), idx);
   }
 
-  static std::string name() { return "approx8<" + detail::model_name<Model>() + ">"; }
+  static std::string name() { return tpp::detail::concat("approx8<", detail::model_name<Model>(), ">"); }
 };
 
 // Exact 8-bit products (references).

@@ -33,7 +33,7 @@ struct direct_core {
 
 template <scalar_model Model>
 struct direct : detail::significand_policy<detail::direct_core<Model>> {
-  static std::string name() { return "direct<" + detail::model_name<Model>() + ">"; }
+  static std::string name() { return tpp::detail::concat("direct<", detail::model_name<Model>(), ">"); }
   static constexpr double max_rel_error = detail::model_error<Model>();
 };
 

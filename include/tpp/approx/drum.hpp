@@ -10,6 +10,7 @@
 
 #include <string>
 
+#include "../core/error.hpp"
 #include "policy.hpp"
 
 namespace tpp::approx {
@@ -40,7 +41,7 @@ struct drum_core {
 
 template <int K>
 struct drum : detail::significand_policy<detail::drum_core<K>> {
-  static std::string name() { return "drum<" + std::to_string(K) + ">"; }
+  static std::string name() { return tpp::detail::concat("drum<", std::to_string(K), ">"); }
   // Setting the kept LSB moves an operand by less than one kept LSB, 2^-(K-1) of a significand >= 1
   // (down when that bit was already set, up when it was clear): (1 + 2^-(K-1))^2 - 1, plus one fp32
   // rounding when 2K > 24.

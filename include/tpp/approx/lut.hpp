@@ -97,7 +97,7 @@ template <scalar_model Model, int M>
 struct lut : detail::significand_policy<detail::lut_core<Model, M>> {
   using core_type = detail::lut_core<Model, M>;
 
-  static std::string name() { return "lut<" + detail::model_name<Model>() + "," + std::to_string(M) + ">"; }
+  static std::string name() { return tpp::detail::concat("lut<", detail::model_name<Model>(), ",", std::to_string(M), ">"); }
   // The model's own bound, plus the truncation of both operands to M bits (which can only lower them).
   static constexpr double max_rel_error = detail::truncated_bound(detail::model_error<Model>(), M);
 

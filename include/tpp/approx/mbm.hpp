@@ -34,7 +34,7 @@ struct mbm_core {
 
 template <int M>
 struct mbm : detail::significand_policy<detail::mbm_core<M>> {
-  static std::string name() { return "mbm<" + std::to_string(M) + ">"; }
+  static std::string name() { return tpp::detail::concat("mbm<", std::to_string(M), ">"); }
   // Over exact significands the result is at most c / 1 = 7.8125% above the product (fa = fb = 0) and at
   // most (1/4 - c) / (9/4) < 7.64% below it (fa = fb = 1/2); truncation can lower it by 1 - (1 - 2^-M)^2 more.
   static constexpr double max_rel_error =

@@ -8,6 +8,7 @@
 
 #include <string>
 
+#include "../core/error.hpp"
 #include "policy.hpp"
 
 namespace tpp::approx {
@@ -32,7 +33,7 @@ struct mitchell_core {
 
 template <int M>
 struct mitchell : detail::significand_policy<detail::mitchell_core<M>> {
-  static std::string name() { return "mitchell<" + std::to_string(M) + ">"; }
+  static std::string name() { return tpp::detail::concat("mitchell<", std::to_string(M), ">"); }
   // Mitchell's product of exact significands is at most 1/9 (11.1%) below the true product (at fa = fb = 1/2).
   static constexpr double max_rel_error = detail::truncated_bound(1.0 / 9.0, M);
 };

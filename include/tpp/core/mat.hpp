@@ -55,6 +55,25 @@ void check_mat(const mat<T>& m, std::string_view op, std::string_view name) {
   if (m.data == nullptr && m.rows != 0 && m.cols != 0) throw error(op, concat(name, ".data"), "is null with nonzero size");
 }
 
+// A kernel's sizes, both >= 0 (named as the op calls them: "rows", "k", ...).
+inline void check_sizes(std::string_view op, index_t rows, index_t cols, std::string_view rows_name = "rows",
+                        std::string_view cols_name = "cols") {
+  if (rows < 0) [[unlikely]]
+    throw error(op, rows_name, concat("is negative (", std::to_string(rows), ")"));
+  if (cols < 0) [[unlikely]]
+    throw error(op, cols_name, concat("is negative (", std::to_string(cols), ")"));
+}
+
+// m is (rows, cols), or throw naming the argument; `expected` names what the shape should match.
+template <class T>
+void check_shape(const mat<T>& m, index_t rows, index_t cols, std::string_view op, std::string_view name,
+                 std::string_view expected = "the expected") {
+  if (m.rows != rows || m.cols != cols) [[unlikely]]
+    throw error(op, name,
+                concat("shape (", std::to_string(m.rows), "x", std::to_string(m.cols), ") differs from ", expected,
+                       " (", std::to_string(rows), "x", std::to_string(cols), ")"));
+}
+
 // Same shape, or throw naming both arguments.
 template <class T, class U>
 void check_same_shape(const mat<T>& a, const mat<U>& b, std::string_view op, std::string_view na,

@@ -98,7 +98,7 @@ class binary_kernel {
   static constexpr detail::op_label label = detail::make_label("binary", name(K));
 
   binary_kernel(index_t rows, index_t cols, binary_params p = {}) : rows_(rows), cols_(cols), params_(p) {
-    detail::check_shape(rows, cols, label);
+    detail::check_sizes(label, rows, cols);
     detail::require(detail::valid(p.a), label, "a", "has an invalid broadcast value");
     detail::require(detail::valid(p.b), label, "b", "has an invalid broadcast value");
     approx::check_policy<Policy>();
@@ -109,7 +109,7 @@ class binary_kernel {
     detail::check_mat(a, label, "a");
     detail::check_mat(b, label, "b");
     detail::check_mat(out, label, "out");
-    detail::check_kernel_shape(out, rows_, cols_, label, "out");
+    detail::check_shape(out, rows_, cols_, label, "out", "the kernel\'s");
     detail::check_broadcast_shape(a, params_.a, rows_, cols_, label, "a");
     detail::check_broadcast_shape(b, params_.b, rows_, cols_, label, "b");
     detail::check_alias(out, a, label, "out", "a");

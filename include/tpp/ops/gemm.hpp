@@ -176,10 +176,15 @@ void gemm(mat<const TA> A, mat<const TB> B, mat<TC> C, gemm_params p = {}) {
   const index_t m = C.rows, n = C.cols;
   const index_t am = p.trans_a ? A.cols : A.rows, k = p.trans_a ? A.rows : A.cols;
   const index_t bk = p.trans_b ? B.cols : B.rows, bn = p.trans_b ? B.rows : B.cols;
-  auto dims = [](index_t r, index_t c) { return "(" + std::to_string(r) + "x" + std::to_string(c) + ")"; };
-  detail::require(am == m, op, "A", "op(A) is " + dims(am, k) + " but C has " + std::to_string(m) + " rows");
-  detail::require(bk == k, op, "B", "op(B) is " + dims(bk, bn) + " but op(A) has " + std::to_string(k) + " columns");
-  detail::require(bn == n, op, "B", "op(B) is " + dims(bk, bn) + " but C has " + std::to_string(n) + " columns");
+  if (am != m || bk != k || bn != n) [[unlikely]] {
+    using detail::concat;
+    using std::to_string;
+    const std::string a = concat("op(A) is (", to_string(am), "x", to_string(k), ")");
+    const std::string b = concat("op(B) is (", to_string(bk), "x", to_string(bn), ")");
+    if (am != m) throw error(op, "A", concat(a, " but C has ", to_string(m), " rows"));
+    if (bk != k) throw error(op, "B", concat(b, " but ", a));
+    throw error(op, "B", concat(b, " but C has ", to_string(n), " columns"));
+  }
   detail::require(!detail::views_overlap(C, A), op, "C", "overlaps A");
   detail::require(!detail::views_overlap(C, B), op, "C", "overlaps B");
   approx::check_policy<Policy>();

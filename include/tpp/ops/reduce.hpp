@@ -637,37 +637,6 @@ void run(mat<const T> in, mat<TO> const* out, reduce_params p) {
 
 // approx::check_policy<P>() once per process and policy (a policy's tables are built once; a throwing
 // check is retried by the next kernel made).
-template <class P>
-void check_policy_once() {
-  static const bool ok = (approx::check_policy<P>(), true);
-  (void)ok;
-}
-
-// Argument checks, kept out of line (and the messages built only on failure).
-// check_mat's conditions as one cheap predicate; check_mat itself (which builds its messages eagerly) runs
-// only when it is about to throw.
-template <class T>
-bool valid_view(const mat<T>& m) noexcept {
-  index_t extent = 0;
-  return m.rows >= 0 && m.cols >= 0 && m.ld >= m.cols &&
-         (m.rows == 0 || (detail::checked_mul(m.rows - 1, m.ld, extent) &&
-                          extent <= std::numeric_limits<index_t>::max() - m.cols)) &&
-         (m.data != nullptr || m.rows == 0 || m.cols == 0);
-}
-
-template <class T>
-void check_view(const mat<T>& m, const char* name) {
-  if (!valid_view(m)) [[unlikely]]
-    detail::check_mat(m, "reduce", name);
-}
-
-[[noreturn, gnu::noinline, gnu::cold]] inline void bad_shape(const char* name, index_t r, index_t c, const char* what,
-                                                             index_t er, index_t ec) {
-  throw error("reduce", name,
-              "shape (" + std::to_string(r) + "x" + std::to_string(c) + ")" + what + "(" + std::to_string(er) + "x" +
-                  std::to_string(ec) + ")");
-}
-
 }  // namespace detail::reduce_impl
 
 // A reduction compiled for one (Policy, in type, out type) and made for one shape, op and direction.
@@ -682,14 +651,11 @@ class reduce_kernel {
   static_assert(std::is_same_v<TO, float> || std::is_same_v<TO, bf16>, "tpp: reduce output must be float or bf16");
 
   reduce_kernel(index_t rows, index_t cols, reduce_op op, reduce_params p = {}) : rows_(rows), cols_(cols), op_(op), p_(p) {
-    if (rows < 0) [[unlikely]]
-      throw error("reduce", "rows", "is negative (" + std::to_string(rows) + ")");
-    if (cols < 0) [[unlikely]]
-      throw error("reduce", "cols", "is negative (" + std::to_string(cols) + ")");
+    detail::check_sizes("reduce", rows, cols);
     detail::require(op >= reduce_op::sum && op <= reduce_op::sum_and_sum_sq, "reduce", "op", "is not a reduce_op");
     detail::require(p.dir == reduce_dir::each_row || p.dir == reduce_dir::each_col, "reduce", "params.dir",
                     "is not a reduce_dir");
-    if (op == reduce_op::sum_sq || op == reduce_op::sum_and_sum_sq) detail::reduce_impl::check_policy_once<Policy>();
+    if (op == reduce_op::sum_sq || op == reduce_op::sum_and_sum_sq) approx::check_policy<Policy>();
   }
 
   index_t rows() const noexcept { return rows_; }
@@ -731,17 +697,13 @@ class reduce_kernel {
 
  private:
   void check_in(const mat<const in_type>& in) const {
-    detail::reduce_impl::check_view(in, "in");
-    if (in.rows != rows_ || in.cols != cols_) [[unlikely]]
-      detail::reduce_impl::bad_shape("in", in.rows, in.cols, " differs from the kernel's ", rows_, cols_);
+    detail::check_mat(in, "reduce", "in");
+    detail::check_shape(in, rows_, cols_, "reduce", "in", "the kernel's");
   }
   void check_out(const mat<TO>& out, const char* name) const {
-    detail::reduce_impl::check_view(out, name);
-    if (out.rows != out_rows() || out.cols != out_cols()) [[unlikely]]
-      detail::reduce_impl::bad_shape(name, out.rows, out.cols,
-                                     p_.dir == reduce_dir::each_row ? " is not (rows x 1) for each_row: "
-                                                                    : " is not (1 x cols) for each_col: ",
-                                     out_rows(), out_cols());
+    detail::check_mat(out, "reduce", name);
+    detail::check_shape(out, out_rows(), out_cols(), "reduce", name,
+                        p_.dir == reduce_dir::each_row ? "each_row's (rows x 1)" : "each_col's (1 x cols)");
   }
 
   index_t rows_, cols_;
@@ -753,14 +715,14 @@ class reduce_kernel {
 template <class Policy = approx::exact, class TI, class TO>
   requires approx::multiplier<Policy>
 void reduce(mat<TI> in, mat<TO> out, reduce_op op, reduce_params p = {}) {
-  detail::reduce_impl::check_view(in, "in");
+  detail::check_mat(in, "reduce", "in");
   reduce_kernel<Policy, std::remove_const_t<TI>, TO>(in.rows, in.cols, op, p)(in, out);
 }
 
 template <class Policy = approx::exact, class TI, class TO>
   requires approx::multiplier<Policy>
 void reduce_sum_and_sum_sq(mat<TI> in, mat<TO> sum, mat<TO> sum_sq, reduce_params p = {}) {
-  detail::reduce_impl::check_view(in, "in");
+  detail::check_mat(in, "reduce", "in");
   reduce_kernel<Policy, std::remove_const_t<TI>, TO>(in.rows, in.cols, reduce_op::sum_and_sum_sq, p)(in, sum, sum_sq);
 }
 

@@ -92,7 +92,7 @@ class ternary_kernel {
   static constexpr std::string_view name2 = detail::ternary_input_name(K, 2);
 
   ternary_kernel(index_t rows, index_t cols, ternary_params p = {}) : rows_(rows), cols_(cols), params_(p) {
-    detail::check_shape(rows, cols, label);
+    detail::check_sizes(label, rows, cols);
     detail::require(detail::valid(p.in0), label, name0, "has an invalid broadcast value");
     detail::require(detail::valid(p.in1), label, name1, "has an invalid broadcast value");
     detail::require(detail::valid(p.in2), label, name2, "has an invalid broadcast value");
@@ -105,7 +105,7 @@ class ternary_kernel {
     detail::check_mat(in1, label, name1);
     detail::check_mat(in2, label, name2);
     detail::check_mat(out, label, "out");
-    detail::check_kernel_shape(out, rows_, cols_, label, "out");
+    detail::check_shape(out, rows_, cols_, label, "out", "the kernel\'s");
     detail::check_broadcast_shape(in0, params_.in0, rows_, cols_, label, name0);
     detail::check_broadcast_shape(in1, params_.in1, rows_, cols_, label, name1);
     detail::check_broadcast_shape(in2, params_.in2, rows_, cols_, label, name2);

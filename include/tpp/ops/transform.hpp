@@ -60,37 +60,6 @@ constexpr index_t vnni_rows(index_t k, int group) noexcept { return (k + group -
 
 namespace detail::transform_impl {
 
-// ---- argument checks ----------------------------------------------------------------------------------
-
-// check_mat's conditions as one cheap predicate; check_mat itself (which builds its messages eagerly) runs
-// only when it is about to throw.
-template <class T>
-bool valid_view(const mat<T>& m) noexcept {
-  index_t extent = 0;
-  return m.rows >= 0 && m.cols >= 0 && m.ld >= m.cols &&
-         (m.rows == 0 || (detail::checked_mul(m.rows - 1, m.ld, extent) &&
-                          extent <= std::numeric_limits<index_t>::max() - m.cols)) &&
-         (m.data != nullptr || m.rows == 0 || m.cols == 0);
-}
-
-template <class T>
-void check_view(const mat<T>& m, const char* op, const char* name) {
-  if (!valid_view(m)) [[unlikely]]
-    detail::check_mat(m, op, name);
-}
-
-[[noreturn, gnu::noinline, gnu::cold]] inline void bad_shape(const char* op, const char* name, index_t r, index_t c,
-                                                             index_t er, index_t ec) {
-  throw error(op, name,
-              "shape (" + std::to_string(r) + "x" + std::to_string(c) + ") is not the expected (" +
-                  std::to_string(er) + "x" + std::to_string(ec) + ")");
-}
-
-inline void check_shape(const char* op, const char* name, index_t r, index_t c, index_t er, index_t ec) {
-  if (r != er || c != ec) [[unlikely]]
-    bad_shape(op, name, r, c, er, ec);
-}
-
 // ---- transpose kernels: B x B blocks, in rows ldi elements apart, out rows ldo apart --------------------
 
 #if defined(__SSE2__)
@@ -410,12 +379,6 @@ template <class T>
 constexpr bool movable = std::is_trivially_copyable_v<T> && !std::is_const_v<T> &&
                          (sizeof(T) == 1 || sizeof(T) == 2 || sizeof(T) == 4 || sizeof(T) == 8);
 
-inline void check_sizes(const char* op, const char* nr, index_t rows, const char* nc, index_t cols) {
-  if (rows < 0) [[unlikely]]
-    throw error(op, nr, "is negative (" + std::to_string(rows) + ")");
-  if (cols < 0) [[unlikely]]
-    throw error(op, nc, "is negative (" + std::to_string(cols) + ")");
-}
 
 }  // namespace detail::transform_impl
 
@@ -427,17 +390,17 @@ class transpose_kernel {
                 "tpp: transpose needs a trivially copyable, non-const element type of 1, 2, 4 or 8 bytes");
 
   transpose_kernel(index_t rows, index_t cols) : rows_(rows), cols_(cols) {
-    detail::transform_impl::check_sizes("transpose", "rows", rows, "cols", cols);
+    detail::check_sizes("transpose", rows, cols, "rows", "cols");
   }
   index_t rows() const noexcept { return rows_; }
   index_t cols() const noexcept { return cols_; }
 
   void operator()(mat<const T> in, mat<T> out) const {
     namespace ti = detail::transform_impl;
-    ti::check_view(in, "transpose", "in");
-    ti::check_view(out, "transpose", "out");
-    ti::check_shape("transpose", "in", in.rows, in.cols, rows_, cols_);
-    ti::check_shape("transpose", "out", out.rows, out.cols, cols_, rows_);
+    detail::check_mat(in, "transpose", "in");
+    detail::check_mat(out, "transpose", "out");
+    detail::check_shape(in, rows_, cols_, "transpose", "in");
+    detail::check_shape(out, cols_, rows_, "transpose", "out");
     detail::require(!detail::views_overlap(in, out), "transpose", "out", "overlaps in (in-place transpose is not supported)");
     ti::transpose<T>(in.data, in.ld, out.data, out.ld, rows_, cols_);
   }
@@ -454,17 +417,17 @@ class vnni_pack_kernel {
   static_assert(std::is_trivially_copyable_v<T> && !std::is_const_v<T> && sizeof(T) * G == 4,
                 "tpp: VNNI-2 packs 16-bit elements (bf16), VNNI-4 packs 8-bit elements (int8, uint8)");
 
-  vnni_pack_kernel(index_t k, index_t n) : k_(k), n_(n) { detail::transform_impl::check_sizes("vnni_pack", "k", k, "n", n); }
+  vnni_pack_kernel(index_t k, index_t n) : k_(k), n_(n) { detail::check_sizes("vnni_pack", k, n, "k", "n"); }
   index_t k() const noexcept { return k_; }
   index_t n() const noexcept { return n_; }
 
   // in (k, n) -> out (vnni_rows(k, G), G n)
   void operator()(mat<const T> in, mat<T> out) const {
     namespace ti = detail::transform_impl;
-    ti::check_view(in, "vnni_pack", "in");
-    ti::check_view(out, "vnni_pack", "out");
-    ti::check_shape("vnni_pack", "in", in.rows, in.cols, k_, n_);
-    ti::check_shape("vnni_pack", "out", out.rows, out.cols, vnni_rows(k_, G), G * n_);
+    detail::check_mat(in, "vnni_pack", "in");
+    detail::check_mat(out, "vnni_pack", "out");
+    detail::check_shape(in, k_, n_, "vnni_pack", "in");
+    detail::check_shape(out, vnni_rows(k_, G), G * n_, "vnni_pack", "out");
     detail::require(!detail::views_overlap(in, out), "vnni_pack", "out", "overlaps in");
     ti::vnni_pack<G, T>(in, out);
   }
@@ -482,7 +445,7 @@ class vnni_unpack_kernel {
                 "tpp: VNNI-2 unpacks 16-bit elements (bf16), VNNI-4 unpacks 8-bit elements (int8, uint8)");
 
   vnni_unpack_kernel(index_t k, index_t n) : k_(k), n_(n) {
-    detail::transform_impl::check_sizes("vnni_unpack", "k", k, "n", n);
+    detail::check_sizes("vnni_unpack", k, n, "k", "n");
   }
   index_t k() const noexcept { return k_; }
   index_t n() const noexcept { return n_; }
@@ -490,10 +453,10 @@ class vnni_unpack_kernel {
   // in (vnni_rows(k, G), G n) -> out (k, n)
   void operator()(mat<const T> in, mat<T> out) const {
     namespace ti = detail::transform_impl;
-    ti::check_view(in, "vnni_unpack", "in");
-    ti::check_view(out, "vnni_unpack", "out");
-    ti::check_shape("vnni_unpack", "in", in.rows, in.cols, vnni_rows(k_, G), G * n_);
-    ti::check_shape("vnni_unpack", "out", out.rows, out.cols, k_, n_);
+    detail::check_mat(in, "vnni_unpack", "in");
+    detail::check_mat(out, "vnni_unpack", "out");
+    detail::check_shape(in, vnni_rows(k_, G), G * n_, "vnni_unpack", "in");
+    detail::check_shape(out, k_, n_, "vnni_unpack", "out");
     detail::require(!detail::views_overlap(in, out), "vnni_unpack", "out", "overlaps in");
     ti::vnni_unpack<G, T>(in, out);
   }
@@ -506,14 +469,14 @@ class vnni_unpack_kernel {
 template <class TI, class TO>
 void transpose(mat<TI> in, mat<TO> out) {
   static_assert(std::is_same_v<std::remove_const_t<TI>, TO>, "tpp: transpose copies elements: in and out types must match");
-  detail::transform_impl::check_view(in, "transpose", "in");
+  detail::check_mat(in, "transpose", "in");
   transpose_kernel<TO>(in.rows, in.cols)(in, out);
 }
 
 template <int G, class TI, class TO>
 void vnni_pack(mat<TI> in, mat<TO> out) {
   static_assert(std::is_same_v<std::remove_const_t<TI>, TO>, "tpp: vnni_pack: in and out types must match");
-  detail::transform_impl::check_view(in, "vnni_pack", "in");
+  detail::check_mat(in, "vnni_pack", "in");
   vnni_pack_kernel<G, TO>(in.rows, in.cols)(in, out);
 }
 
@@ -521,7 +484,7 @@ void vnni_pack(mat<TI> in, mat<TO> out) {
 template <int G, class TI, class TO>
 void vnni_unpack(mat<TI> in, mat<TO> out) {
   static_assert(std::is_same_v<std::remove_const_t<TI>, TO>, "tpp: vnni_unpack: in and out types must match");
-  detail::transform_impl::check_view(out, "vnni_unpack", "out");
+  detail::check_mat(out, "vnni_unpack", "out");
   vnni_unpack_kernel<G, TO>(out.rows, out.cols)(in, out);
 }
 

@@ -256,9 +256,9 @@ float unary_alpha(const unary_params& p) noexcept {
 template <unary_kind K>
 void check_unary_params(const unary_params& p, std::string_view op) {
   if constexpr (K == unary_kind::leaky_relu)
-    require(std::isfinite(p.leaky_alpha), op, "leaky_alpha", "(" + std::to_string(p.leaky_alpha) + ") is not finite");
+    if (!std::isfinite(p.leaky_alpha)) throw error(op, "leaky_alpha", concat("(", std::to_string(p.leaky_alpha), ") is not finite"));
   if constexpr (K == unary_kind::elu)
-    require(std::isfinite(p.elu_alpha), op, "elu_alpha", "(" + std::to_string(p.elu_alpha) + ") is not finite");
+    if (!std::isfinite(p.elu_alpha)) throw error(op, "elu_alpha", concat("(", std::to_string(p.elu_alpha), ") is not finite"));
 }
 
 }  // namespace detail
@@ -273,7 +273,7 @@ class unary_kernel {
   static constexpr detail::op_label label = detail::make_label("unary", name(K));
 
   unary_kernel(index_t rows, index_t cols, unary_params p = {}) : rows_(rows), cols_(cols), params_(p) {
-    detail::check_shape(rows, cols, label);
+    detail::check_sizes(label, rows, cols);
     detail::check_unary_params<K>(p, label);
     approx::check_policy<Policy>();
   }
@@ -282,8 +282,8 @@ class unary_kernel {
   void operator()(mat<const in_type> in, mat<TO> out) const {
     detail::check_mat(in, label, "in");
     detail::check_mat(out, label, "out");
-    detail::check_kernel_shape(in, rows_, cols_, label, "in");
-    detail::check_kernel_shape(out, rows_, cols_, label, "out");
+    detail::check_shape(in, rows_, cols_, label, "in", "the kernel\'s");
+    detail::check_shape(out, rows_, cols_, label, "out", "the kernel\'s");
     detail::check_alias(out, in, label, "out", "in");
     detail::for_each_element<detail::lane_t>(detail::unary_forward<K, Policy>{detail::unary_alpha<K>(params_)}, out,
                                              detail::make_operand(in, broadcast::none));
@@ -310,7 +310,7 @@ class unary_backward_kernel {
   static constexpr std::string_view v_name = backward_uses(K) == forward_value::y ? "y" : "x";
 
   unary_backward_kernel(index_t rows, index_t cols, unary_params p = {}) : rows_(rows), cols_(cols), params_(p) {
-    detail::check_shape(rows, cols, label);
+    detail::check_sizes(label, rows, cols);
     detail::check_unary_params<K>(p, label);
     approx::check_policy<Policy>();
   }
@@ -320,9 +320,9 @@ class unary_backward_kernel {
     detail::check_mat(dy, label, "dy");
     detail::check_mat(v, label, v_name);
     detail::check_mat(dx, label, "dx");
-    detail::check_kernel_shape(dy, rows_, cols_, label, "dy");
-    detail::check_kernel_shape(v, rows_, cols_, label, v_name);
-    detail::check_kernel_shape(dx, rows_, cols_, label, "dx");
+    detail::check_shape(dy, rows_, cols_, label, "dy", "the kernel\'s");
+    detail::check_shape(v, rows_, cols_, label, v_name, "the kernel\'s");
+    detail::check_shape(dx, rows_, cols_, label, "dx", "the kernel\'s");
     detail::check_alias(dx, dy, label, "dx", "dy");
     detail::check_alias(dx, v, label, "dx", v_name);
     detail::for_each_element<detail::lane_t>(
@@ -402,9 +402,8 @@ constexpr bool dropout_keeps(const dropout_params& p, index_t row, index_t col) 
 namespace detail {
 
 inline void check_dropout_params(const dropout_params& p, std::string_view op) {
-  require(p.p >= 0.0f && p.p < 1.0f, op, "p", "(" + std::to_string(p.p) + ") is outside [0, 1)");
-  require(p.row_offset >= 0, op, "row_offset", "is negative (" + std::to_string(p.row_offset) + ")");
-  require(p.col_offset >= 0, op, "col_offset", "is negative (" + std::to_string(p.col_offset) + ")");
+  if (!(p.p >= 0.0f && p.p < 1.0f)) throw error(op, "p", concat("(", std::to_string(p.p), ") is outside [0, 1)"));
+  check_sizes(op, p.row_offset, p.col_offset, "row_offset", "col_offset");
 }
 
 inline float dropout_scale(float p) noexcept { return float(1.0 / (1.0 - double(p))); }
@@ -466,7 +465,7 @@ class dropout_kernel {
   static constexpr detail::op_label label = detail::make_label("dropout", "");
 
   dropout_kernel(index_t rows, index_t cols, dropout_params p) : rows_(rows), cols_(cols), params_(p) {
-    detail::check_shape(rows, cols, label);
+    detail::check_sizes(label, rows, cols);
     detail::check_dropout_params(p, label);
     approx::check_policy<Policy>();
   }
@@ -475,9 +474,9 @@ class dropout_kernel {
     detail::check_mat(x, label, "x");
     detail::check_mat(y, label, "y");
     detail::check_mat(mask, label, "mask");
-    detail::check_kernel_shape(x, rows_, cols_, label, "x");
-    detail::check_kernel_shape(y, rows_, cols_, label, "y");
-    detail::check_kernel_shape(mask, rows_, cols_, label, "mask");
+    detail::check_shape(x, rows_, cols_, label, "x", "the kernel\'s");
+    detail::check_shape(y, rows_, cols_, label, "y", "the kernel\'s");
+    detail::check_shape(mask, rows_, cols_, label, "mask", "the kernel\'s");
     detail::check_alias(y, x, label, "y", "x");
     detail::check_alias(mask, x, label, "mask", "x");
     detail::check_alias(mask, y, label, "mask", "y");
@@ -504,7 +503,7 @@ class dropout_backward_kernel {
   static constexpr detail::op_label label = detail::make_label("dropout_backward", "");
 
   dropout_backward_kernel(index_t rows, index_t cols, dropout_params p) : rows_(rows), cols_(cols), params_(p) {
-    detail::check_shape(rows, cols, label);
+    detail::check_sizes(label, rows, cols);
     detail::check_dropout_params(p, label);
     approx::check_policy<Policy>();
   }
@@ -513,9 +512,9 @@ class dropout_backward_kernel {
     detail::check_mat(dy, label, "dy");
     detail::check_mat(mask, label, "mask");
     detail::check_mat(dx, label, "dx");
-    detail::check_kernel_shape(dy, rows_, cols_, label, "dy");
-    detail::check_kernel_shape(mask, rows_, cols_, label, "mask");
-    detail::check_kernel_shape(dx, rows_, cols_, label, "dx");
+    detail::check_shape(dy, rows_, cols_, label, "dy", "the kernel\'s");
+    detail::check_shape(mask, rows_, cols_, label, "mask", "the kernel\'s");
+    detail::check_shape(dx, rows_, cols_, label, "dx", "the kernel\'s");
     detail::check_alias(dx, dy, label, "dx", "dy");
     detail::check_alias(dx, mask, label, "dx", "mask");
     detail::for_each_element<detail::lane_t>(detail::dropout_backward_op<Policy>{detail::dropout_scale(params_.p)}, dx,

@@ -351,20 +351,6 @@ void for_each_element(const F& f, mat<TO> out, const operand<const T>&... in) no
 
 // ---- validation ----
 
-// A kernel's shape: sizes >= 0.
-inline void check_shape(index_t rows, index_t cols, std::string_view op) {
-  require(rows >= 0, op, "rows", "is negative (" + std::to_string(rows) + ")");
-  require(cols >= 0, op, "cols", "is negative (" + std::to_string(cols) + ")");
-}
-
-// m has the kernel's (rows, cols).
-template <class T>
-void check_kernel_shape(const mat<T>& m, index_t rows, index_t cols, std::string_view op, std::string_view name) {
-  require(m.rows == rows && m.cols == cols, op, name,
-          "shape (" + std::to_string(m.rows) + "x" + std::to_string(m.cols) + ") differs from the kernel's (" +
-              std::to_string(rows) + "x" + std::to_string(cols) + ")");
-}
-
 // An op's name for error messages, "family.kind" (e.g. "unary.relu"), built at compile time.
 struct op_label {
   char text[48] = {};
@@ -389,13 +375,15 @@ inline bool valid(broadcast b) noexcept {
 template <class T>
 void check_broadcast_shape(const mat<T>& m, broadcast b, index_t rows, index_t cols, std::string_view op,
                            std::string_view name) {
-  require(valid(b), op, name, "has an invalid broadcast value (" + std::to_string(int(b)) + ")");
+  if (!valid(b)) [[unlikely]]
+    throw error(op, name, concat("has an invalid broadcast value (", std::to_string(int(b)), ")"));
   const index_t er = (b == broadcast::none || b == broadcast::col) ? rows : 1;
   const index_t ec = (b == broadcast::none || b == broadcast::row) ? cols : 1;
-  require(m.rows == er && m.cols == ec, op, name,
-          "shape (" + std::to_string(m.rows) + "x" + std::to_string(m.cols) + ") does not match broadcast::" +
-              std::string(tpp::name(b)) + " of a " + std::to_string(rows) + "x" + std::to_string(cols) +
-              " output (expected " + std::to_string(er) + "x" + std::to_string(ec) + ")");
+  if (m.rows != er || m.cols != ec) [[unlikely]]
+    throw error(op, name,
+                concat("shape (", std::to_string(m.rows), "x", std::to_string(m.cols), ") does not match broadcast::",
+                       tpp::name(b), " of a ", std::to_string(rows), "x", std::to_string(cols), " output (expected ",
+                       std::to_string(er), "x", std::to_string(ec), ")"));
 }
 
 }  // namespace detail
