@@ -24,6 +24,21 @@ int main() {
   failures += tpp::approx::exact::mul(3.0f, 0.5f) != 1.5f;
   failures += tpp::approx::drum<4>::mul(1.0f, 1.0f) != 1.125f * 1.125f;
   failures += tpp::approx::lut<tpp::approx::mitchell_model, 7>::mul(-3.0f, 3.0f) != tpp::approx::mitchell<7>::mul(-3.0f, 3.0f);
+  // The README's op example, as written there.
+  {
+    using namespace tpp;
+    std::vector<float> a(64 * 32, 0.5f), o(64 * 32), bias(32, 1.0f), sums(64), w(32 * 32, 0.25f), y(64 * 32);
+    const mat<float> A = view(a.data(), 64, 32), O = view(o.data(), 64, 32), bias_row = view(bias.data(), 1, 32);
+    const mat<float> row_sums = view(sums.data(), 64, 1), W = view(w.data(), 32, 32), Y = view(y.data(), 64, 32);
+    const unary_kernel<unary_kind::gelu_erf, approx::mitchell<7>> gelu(64, 32);   // made once for a shape
+    gelu(A, O);                                                                  // called many times
+    binary<binary_kind::add>(A, bias_row, O, {broadcast::none, broadcast::row}); // O = A + bias (1, 32)
+    reduce(A, row_sums, reduce_op::sum, {reduce_dir::each_row});                 // (64, 1)
+    gemm<approx::bf16_rz>(A, W, Y, {.alpha = 1.0f, .beta = 0.0f, .trans_b = true});
+    failures += o[5] != 1.5f;
+    failures += sums[3] != 16.0f;
+    failures += y[7] != 4.0f;  // 32 products 0.5 x 0.25, exact in bf16
+  }
   std::printf("consumer: %s\n", failures ? "FAILED" : "ok");
   return failures;
 }
