@@ -5,24 +5,27 @@
 // policy); beta = 0 never reads C (so NaN or garbage in C does not propagate).
 //
 //   gemm<Policy>(A, B, C, gemm_params)       A: (M, K) or (K, M); B: (K, N) or (N, K); C: (M, N)
-//   element types: A, B fp32 or bf16; C fp32 or bf16 (bf16 results round to nearest even)
+//   element types: A, B fp32 or bf16; C fp32 or bf16 (bf16 results round to nearest even, once)
 //
-// Structure: op(A) and op(B) are packed once into fp32 panels (bf16 widened, transposes resolved), so
-// per-operand work is O(n^2); a register-blocked micro-kernel of MR = 4 rows x NR = 2 SIMD vectors then
-// runs the K loop, edges inside (B panels are zero-padded to whole vectors, partial rows take smaller MR).
-// With approx::exact the micro-kernel uses FMA (the product is not rounded before the add, as in every
-// BLAS); any other policy is `acc += Policy::mul(a, b)` with its bit-identical SIMD mul. With TPP_NO_SIMD
-// the same loops run on scalars. Large problems split the rows of C over the OpenMP team (none when
-// called from inside a parallel region).
+// Structure (BLIS): for each NC-column panel of op(B) and KC-deep slice of K, op(B) is packed into
+// NR-column slivers; for each MC-row block, op(A) is packed into MR-row slivers (bf16 widened, transposes
+// resolved, edges zero-padded: per-operand work is O(n^2)); the micro-kernel then keeps an MR x NR tile
+// of C in registers over the KC loop (edge tiles go through a local tile). Block sizes are constexpr per
+// policy kind and register file (gemm_blocking). With approx::exact the micro-kernel uses FMA (the
+// product is not rounded before the add, as in every BLAS); any other policy is acc += Policy::mul(a, b)
+// with its bit-identical SIMD mul. With TPP_NO_SIMD the same loops run on scalars. A bf16 C is
+// accumulated in an fp32 workspace and rounded once. Large problems are split over the OpenMP team by
+// columns (or rows, when C is tall), each thread packing its own panels; none when called from inside a
+// parallel region.
 //
 // Errors (tpp::error): invalid views, op(A) / op(B) / C shapes that do not chain, C overlapping A or B,
 // a policy whose validate() fails.
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <string>
 #include <type_traits>
-#include <vector>
 
 #include "../approx/exact.hpp"
 #include "../approx/policy.hpp"
@@ -30,6 +33,7 @@
 #include "../core/error.hpp"
 #include "../core/mat.hpp"
 #include "../core/parallel.hpp"
+#include "../core/scratch.hpp"
 #include "../core/simd.hpp"
 
 namespace tpp {
@@ -47,8 +51,26 @@ concept gemm_element = std::is_same_v<std::remove_const_t<T>, float> || std::is_
 // The fp32 lane type of the micro-kernel: a SIMD batch, or float with TPP_NO_SIMD.
 using gemm_lane = std::conditional_t<simd::enabled, simd::batch<float>, float>;
 inline constexpr index_t gemm_width = simd::enabled ? simd::width<> : 1;
-inline constexpr index_t gemm_mr = 4;                   // rows of C per micro-kernel call
-inline constexpr index_t gemm_nv = simd::enabled ? 2 : 4;  // lanes-wide vectors per row
+
+// Block sizes. The micro-tile is MR rows x NV vectors (NR = NV lanes-wide columns): 14 x 2 zmm = 28
+// accumulators for FMA on a 32-register file (AVX-512, AArch64), 6 x 2 on 16 registers (AVX2, SSE2);
+// approximate policies need registers for their mul's temporaries: 4 x 2. KC x NR of B stays in L1,
+// MC x KC of A in L2, KC x NC of B in L3.
+template <class P>
+struct gemm_blocking {
+#if defined(__aarch64__)
+  static constexpr int registers = 32;
+#else
+  static constexpr int registers = gemm_width == 16 ? 32 : 16;
+#endif
+  static constexpr bool fused = std::is_same_v<P, approx::exact>;
+  static constexpr index_t mr = !simd::enabled ? 4 : !fused ? 4 : registers == 32 ? 14 : 6;
+  static constexpr index_t nv = !simd::enabled ? 4 : 2;
+  static constexpr index_t nr = nv * gemm_width;
+  static constexpr index_t kc = 256;
+  static constexpr index_t mc = mr * (168 / mr);
+  static constexpr index_t nc = nr * (3072 / nr);
+};
 
 // Lane helpers, templated on the lane type V (gemm_lane) so the branch not taken is never instantiated.
 template <class V>
@@ -57,6 +79,14 @@ V lane_load(const float* p) noexcept {
     return *p;
   else
     return V::load_unaligned(p);
+}
+
+template <class V>
+void lane_store(float* p, V v) noexcept {
+  if constexpr (std::is_same_v<V, float>)
+    *p = v;
+  else
+    v.store_unaligned(p);
 }
 
 template <class V>
@@ -75,92 +105,158 @@ V gemm_step(V acc, V a, V b) noexcept {
     return acc + P::mul(a, b);
 }
 
-// Stores alpha * acc + beta * c over the first n columns of a C row.
-template <class V, class TC>
-void gemm_store(TC* c, V acc, index_t n, float alpha, float beta) noexcept {
-  if constexpr (std::is_same_v<V, float>) {
-    (void)n;
-    float v = alpha * acc;
-    if (beta != 0.0f) v = std::fma(beta, to_float(*c), v);
-    *c = from_float<TC>(v);
-  } else {
-    using A = typename V::arch_type;
-    acc = acc * V(alpha);
-    if (n == index_t(V::size)) {
-      if (beta != 0.0f) acc = xsimd::fma(V(beta), simd::load<A>(c), acc);
-      simd::store<A>(c, acc);
+// op(A) rows [i0, i0 + mc) x K [p0, p0 + kc) as MR-row slivers: sliver s holds, for each k, MR values
+// (rows past mc are zero).
+template <index_t MR, class T>
+void gemm_pack_a(const mat<const T>& a, bool trans, index_t i0, index_t mc, index_t p0, index_t kc, float* out) noexcept {
+  for (index_t s = 0; s < mc; s += MR) {
+    const index_t rows = std::min(MR, mc - s);
+    float* o = out + s * kc;
+    if (trans) {  // op(A)(i, k) = A(k, i): the sliver's rows are contiguous in each stored row
+      for (index_t k = 0; k < kc; ++k) {
+        const T* src = a.row(p0 + k) + i0 + s;
+        for (index_t r = 0; r < rows; ++r) o[k * MR + r] = to_float(src[r]);
+        for (index_t r = rows; r < MR; ++r) o[k * MR + r] = 0.0f;
+      }
     } else {
-      if (beta != 0.0f) acc = xsimd::fma(V(beta), simd::load_partial<A>(c, n), acc);
-      simd::store_partial<A>(c, acc, n);
+      for (index_t r = 0; r < rows; ++r) {
+        const T* src = a.row(i0 + s + r) + p0;
+        for (index_t k = 0; k < kc; ++k) o[k * MR + r] = to_float(src[k]);
+      }
+      for (index_t r = rows; r < MR; ++r)
+        for (index_t k = 0; k < kc; ++k) o[k * MR + r] = 0.0f;
     }
   }
 }
 
-// C rows [0, mr) x columns [j, j + nv vectors), clipped to n_left columns. a: packed op(A) rows (ld k),
-// b: packed op(B) (ld ldb), both fp32.
-template <class P, index_t MR, class TC>
-void gemm_micro(const float* a, index_t k, const float* b, index_t ldb, mat<TC> c, index_t i, index_t j,
-                index_t n_left, float alpha, float beta) noexcept {
-  constexpr index_t NV = gemm_nv, W = gemm_width;
-  gemm_lane acc[MR][NV];
+// op(B) K [p0, p0 + kc) x columns [j0, j0 + nc) as NR-column slivers: sliver t holds, for each k, NR
+// values (columns past nc are zero).
+template <index_t NR, class T>
+void gemm_pack_b(const mat<const T>& b, bool trans, index_t p0, index_t kc, index_t j0, index_t nc, float* out) noexcept {
+  for (index_t t = 0; t < nc; t += NR) {
+    const index_t cols = std::min(NR, nc - t);
+    float* o = out + t * kc;
+    if (!trans) {
+      for (index_t k = 0; k < kc; ++k) {
+        const T* src = b.row(p0 + k) + j0 + t;
+        for (index_t c = 0; c < cols; ++c) o[k * NR + c] = to_float(src[c]);
+        for (index_t c = cols; c < NR; ++c) o[k * NR + c] = 0.0f;
+      }
+    } else {  // op(B)(k, j) = B(j, k)
+      for (index_t c = 0; c < cols; ++c) {
+        const T* src = b.row(j0 + t + c) + p0;
+        for (index_t k = 0; k < kc; ++k) o[k * NR + c] = to_float(src[k]);
+      }
+      for (index_t c = cols; c < NR; ++c)
+        for (index_t k = 0; k < kc; ++k) o[k * NR + c] = 0.0f;
+    }
+  }
+}
+
+// The micro-kernel: an MR x NR tile of fp32 C (row stride ldc) = alpha * (a sliver x b sliver) + (first
+// K slice ? beta * C, never reading C when beta = 0 : C).
+template <class P, index_t MR, index_t NV>
+void gemm_micro(index_t kc, const float* a, const float* b, float* c, index_t ldc, float alpha, float beta,
+                bool first) noexcept {
+  using V = gemm_lane;
+  constexpr index_t W = gemm_width, NR = NV * W;
+  V acc[MR][NV];
   for (index_t r = 0; r < MR; ++r)
-    for (index_t v = 0; v < NV; ++v) acc[r][v] = gemm_lane(0.0f);
-  const index_t nv = std::min(NV, (n_left + W - 1) / W);
-  if (nv == NV) {
-    for (index_t p = 0; p < k; ++p) {
-      const float* bp = b + p * ldb;
-      gemm_lane bv[NV];
-      for (index_t v = 0; v < NV; ++v) bv[v] = lane_load<gemm_lane>(bp + v * W);
-      for (index_t r = 0; r < MR; ++r) {
-        const gemm_lane av(a[r * k + p]);
-        for (index_t v = 0; v < NV; ++v) acc[r][v] = gemm_step<P>(acc[r][v], av, bv[v]);
+    for (index_t v = 0; v < NV; ++v) acc[r][v] = V(0.0f);
+  for (index_t k = 0; k < kc; ++k) {
+    V bv[NV];
+    for (index_t v = 0; v < NV; ++v) bv[v] = lane_load<V>(b + k * NR + v * W);
+    for (index_t r = 0; r < MR; ++r) {
+      const V av(a[k * MR + r]);
+      for (index_t v = 0; v < NV; ++v) acc[r][v] = gemm_step<P>(acc[r][v], av, bv[v]);
+    }
+  }
+  for (index_t r = 0; r < MR; ++r)
+    for (index_t v = 0; v < NV; ++v) {
+      float* p = c + r * ldc + v * W;
+      V x = acc[r][v] * V(alpha);
+      if (!first)
+        x = x + lane_load<V>(p);
+      else if (beta != 0.0f)
+        x = lane_fma(V(beta), lane_load<V>(p), x);
+      lane_store(p, x);
+    }
+}
+
+// C (m, n) fp32 = alpha op(A) op(B) + beta C on one thread, with this thread's packing buffers.
+template <class P, class TA, class TB>
+void gemm_serial(const mat<const TA>& a, const mat<const TB>& b, const mat<float>& c, index_t k, const gemm_params& p) {
+  using blk = gemm_blocking<P>;
+  constexpr index_t MR = blk::mr, NR = blk::nr;
+  const index_t m = c.rows, n = c.cols;
+  float* ap = thread_scratch<1>(std::size_t(blk::mc * blk::kc));
+  float* bp = thread_scratch<2>(std::size_t(blk::kc * blk::nc));
+  alignas(64) float tile[MR * NR];
+  if (k == 0) {  // C = beta C (never reading C when beta = 0)
+    for (index_t i = 0; i < m; ++i)
+      for (index_t j = 0; j < n; ++j) c(i, j) = p.beta != 0.0f ? p.beta * c(i, j) : 0.0f;
+    return;
+  }
+  for (index_t j0 = 0; j0 < n; j0 += blk::nc) {
+    const index_t nc = std::min(blk::nc, n - j0);
+    for (index_t p0 = 0; p0 < k; p0 += blk::kc) {
+      const index_t kc = std::min(blk::kc, k - p0);
+      const bool first = p0 == 0;
+      gemm_pack_b<NR>(b, p.trans_b, p0, kc, j0, nc, bp);
+      for (index_t i0 = 0; i0 < m; i0 += blk::mc) {
+        const index_t mc = std::min(blk::mc, m - i0);
+        gemm_pack_a<MR>(a, p.trans_a, i0, mc, p0, kc, ap);
+        for (index_t jr = 0; jr < nc; jr += NR) {
+          const float* bs = bp + jr * kc;
+          const index_t cols = std::min(NR, nc - jr);
+          for (index_t ir = 0; ir < mc; ir += MR) {
+            const float* as = ap + ir * kc;
+            const index_t rows = std::min(MR, mc - ir);
+            float* cp = c.row(i0 + ir) + j0 + jr;
+            if (rows == MR && cols == NR) {
+              gemm_micro<P, MR, blk::nv>(kc, as, bs, cp, c.ld, p.alpha, p.beta, first);
+            } else {  // edge tile: through a local tile, then only its valid part
+              gemm_micro<P, MR, blk::nv>(kc, as, bs, tile, NR, 1.0f, 0.0f, true);
+              for (index_t r = 0; r < rows; ++r)
+                for (index_t q = 0; q < cols; ++q) {
+                  float& out = cp[r * c.ld + q];
+                  const float x = p.alpha * tile[r * NR + q];
+                  out = !first ? x + out : p.beta != 0.0f ? std::fma(p.beta, out, x) : x;
+                }
+            }
+          }
+        }
       }
     }
-  } else {
-    for (index_t p = 0; p < k; ++p) {
-      const float* bp = b + p * ldb;
-      for (index_t r = 0; r < MR; ++r) {
-        const gemm_lane av(a[r * k + p]);
-        for (index_t v = 0; v < nv; ++v) acc[r][v] = gemm_step<P>(acc[r][v], av, lane_load<gemm_lane>(bp + v * W));
-      }
-    }
-  }
-  for (index_t r = 0; r < MR; ++r)
-    for (index_t v = 0; v < nv; ++v) {
-      const index_t col = j + v * W;
-      gemm_store(c.row(i + r) + col, acc[r][v], std::min(W, n_left - v * W), alpha, beta);
-    }
-}
-
-template <class P, class TC>
-void gemm_rows(const float* ap, index_t k, const float* bp, index_t ldb, mat<TC> c, index_t i0, index_t i1,
-               float alpha, float beta) noexcept {
-  constexpr index_t NR = gemm_nv * gemm_width;
-  for (index_t j = 0; j < c.cols; j += NR) {
-    const index_t n_left = c.cols - j;
-    index_t i = i0;
-    for (; i + gemm_mr <= i1; i += gemm_mr)
-      gemm_micro<P, gemm_mr>(ap + i * k, k, bp + j, ldb, c, i, j, n_left, alpha, beta);
-    switch (i1 - i) {
-      case 3: gemm_micro<P, 3>(ap + i * k, k, bp + j, ldb, c, i, j, n_left, alpha, beta); break;
-      case 2: gemm_micro<P, 2>(ap + i * k, k, bp + j, ldb, c, i, j, n_left, alpha, beta); break;
-      case 1: gemm_micro<P, 1>(ap + i * k, k, bp + j, ldb, c, i, j, n_left, alpha, beta); break;
-      default: break;
-    }
   }
 }
 
-// op(X) as a dense fp32 (rows, cols) matrix with row stride ld (>= cols; the padding is zero).
-template <class T>
-void gemm_pack(const mat<T>& x, bool trans, index_t rows, index_t cols, index_t ld, float* out) noexcept {
-  for (index_t r = 0; r < rows; ++r) {
-    float* o = out + r * ld;
-    if (trans)
-      for (index_t q = 0; q < cols; ++q) o[q] = to_float(x(q, r));
-    else
-      for (index_t q = 0; q < cols; ++q) o[q] = to_float(x(r, q));
-    std::fill(o + cols, o + ld, 0.0f);
+// Splits the problem over the OpenMP team by columns of C (or by rows when C is tall), each part a
+// serial blocked GEMM; serial when small or already inside a parallel region.
+template <class P, class TA, class TB>
+void gemm_fp32(const mat<const TA>& a, const mat<const TB>& b, const mat<float>& c, index_t k, const gemm_params& p) {
+  constexpr index_t NR = gemm_blocking<P>::nr, MR = gemm_blocking<P>::mr;
+  const index_t m = c.rows, n = c.cols;
+  const bool by_cols = n >= m;
+  const index_t units = by_cols ? (n + NR - 1) / NR : (m + MR - 1) / MR;
+  const bool threaded = double(m) * double(n) * double(k) >= double(1 << 21) && units > 1;
+  if (!threaded || in_parallel() || max_threads() == 1) {
+    gemm_serial<P>(a, b, c, k, p);
+    return;
   }
+  parallel_for(units, [&](index_t u0, index_t u1) {
+    if (by_cols) {
+      const index_t j0 = u0 * NR, j1 = std::min(n, u1 * NR);
+      const mat<const TB> bs = p.trans_b ? mat<const TB>{b.row(j0), j1 - j0, b.cols, b.ld}
+                                         : mat<const TB>{b.data + j0, b.rows, j1 - j0, b.ld};
+      gemm_serial<P>(a, bs, mat<float>{c.data + j0, m, j1 - j0, c.ld}, k, p);
+    } else {
+      const index_t i0 = u0 * MR, i1 = std::min(m, u1 * MR);
+      const mat<const TA> as = p.trans_a ? mat<const TA>{a.data + i0, a.rows, i1 - i0, a.ld}
+                                         : mat<const TA>{a.row(i0), i1 - i0, a.cols, a.ld};
+      gemm_serial<P>(as, b, mat<float>{c.row(i0), i1 - i0, n, c.ld}, k, p);
+    }
+  });
 }
 
 }  // namespace detail
@@ -185,27 +281,22 @@ void gemm(mat<const TA> A, mat<const TB> B, mat<TC> C, gemm_params p = {}) {
     if (bk != k) throw error(op, "B", concat(b, " but ", a));
     throw error(op, "B", concat(b, " but C has ", to_string(n), " columns"));
   }
-  detail::require(!detail::views_overlap(C, A), op, "C", "overlaps A");
-  detail::require(!detail::views_overlap(C, B), op, "C", "overlaps B");
+  if (detail::views_overlap(C, A)) throw error(op, "C", "overlaps A");
+  if (detail::views_overlap(C, B)) throw error(op, "C", "overlaps B");
   approx::check_policy<Policy>();
   if (m == 0 || n == 0) return;
 
-  // Packed op(A) (M, K) and op(B) (K, ldb), ldb = N rounded up to whole vectors.
-  const index_t ldb = (n + detail::gemm_width - 1) / detail::gemm_width * detail::gemm_width;
-  std::vector<float> ap(std::size_t(m * k)), bp(std::size_t(k * ldb));
-  detail::gemm_pack(A, p.trans_a, m, k, k, ap.data());
-  detail::gemm_pack(B, p.trans_b, k, n, ldb, bp.data());
-
-  const index_t row_blocks = (m + detail::gemm_mr - 1) / detail::gemm_mr;
-  const bool threaded = double(m) * double(n) * double(k) >= double(1 << 21);
-  auto run = [&](index_t b0, index_t b1) {
-    detail::gemm_rows<Policy>(ap.data(), k, bp.data(), ldb, C, b0 * detail::gemm_mr,
-                              std::min(m, b1 * detail::gemm_mr), p.alpha, p.beta);
-  };
-  if (threaded)
-    parallel_for(row_blocks, run);
-  else
-    run(0, row_blocks);
+  if constexpr (std::is_same_v<TC, float>) {
+    detail::gemm_fp32<Policy>(A, B, C, k, p);
+  } else {  // bf16 C: accumulate in fp32, then one rounding with alpha and beta
+    float* ws = thread_scratch<3>(std::size_t(m * n));
+    detail::gemm_fp32<Policy>(A, B, mat<float>{ws, m, n, n}, k, gemm_params{1.0f, 0.0f, p.trans_a, p.trans_b});
+    for (index_t i = 0; i < m; ++i)
+      for (index_t j = 0; j < n; ++j) {
+        const float x = p.alpha * ws[i * n + j];
+        C(i, j) = to_bf16_rne(p.beta != 0.0f ? std::fma(p.beta, to_float(C(i, j)), x) : x);
+      }
+  }
 }
 
 // Views of mutable A or B convert: the same call with mat<float> arguments.

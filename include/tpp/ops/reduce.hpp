@@ -68,6 +68,7 @@
 #include "../core/bf16.hpp"
 #include "../core/error.hpp"
 #include "../core/mat.hpp"
+#include "../core/scratch.hpp"
 #include "../core/simd.hpp"
 #include "../core/types.hpp"
 
@@ -554,13 +555,6 @@ void store_cols(float* const* acc, mat<TO> const* out, index_t c0, index_t n, bo
   }
 }
 
-// A grow-only fp32 scratch buffer per thread (each OpenMP thread gets its own).
-inline float* thread_scratch(std::size_t n) {
-  thread_local std::vector<float> buf;
-  if (buf.size() < n) buf.resize(n);
-  return buf.data();
-}
-
 template <class Op, class V, class T, class TO>
 void reduce_each_col(mat<const T> in, mat<TO> const* out, bool accumulate) {
   constexpr int K = Op::outs;
@@ -578,7 +572,7 @@ void reduce_each_col(mat<const T> in, mat<TO> const* out, bool accumulate) {
       }
     }
     if (leaves <= 1) {  // one leaf through fp32 scratch
-      float* base = thread_scratch(std::size_t(K * chunk));
+      float* base = thread_scratch<0>(std::size_t(K * chunk));
       float* acc[K];
       for (int k = 0; k < K; ++k) acc[k] = base + k * chunk;
       col_leaf<Op, V>(in, c0, n, 0, M, acc, init_mode::identity);
@@ -588,7 +582,7 @@ void reduce_each_col(mat<const T> in, mat<TO> const* out, bool accumulate) {
     // Pairwise over leaves of leaf_rows rows: level l holds the sum of 2^l leaves; bit l of count says
     // whether it is occupied. L levels + 1 buffer for the leaf being formed, each K rows of chunk floats.
     const int L = int(std::bit_width(std::uint64_t(leaves)));
-    float* base = thread_scratch(std::size_t(K * chunk * (L + 1)));
+    float* base = thread_scratch<0>(std::size_t(K * chunk * (L + 1)));
     float* level[64];
     for (int l = 0; l <= L; ++l) level[l] = base + std::size_t(l) * K * chunk;
     float* t = level[L];

@@ -1,0 +1,33 @@
+#pragma once
+// thread_scratch<Slot>(n): a grow-only, 64-byte aligned fp32 buffer of at least n elements, one per thread
+// and slot (thread_local, so each OpenMP thread of a caller's parallel region gets its own). Ops use
+// distinct slots for buffers that live at the same time; the contents do not survive another call with
+// the same slot on the same thread.
+//   slot 0: reduce's partial sums; 1, 2, 3: gemm's packed A, packed B and fp32 C workspace
+
+#include <cstddef>
+#include <cstdlib>
+#include <new>
+
+namespace tpp {
+
+template <int Slot>
+float* thread_scratch(std::size_t n) {
+  struct buffer {
+    float* data = nullptr;
+    std::size_t size = 0;
+    ~buffer() { std::free(data); }
+  };
+  thread_local buffer b;
+  if (b.size < n) {
+    const std::size_t bytes = (n * sizeof(float) + 63) / 64 * 64;
+    float* p = static_cast<float*>(std::aligned_alloc(64, bytes));
+    if (p == nullptr) throw std::bad_alloc();
+    std::free(b.data);
+    b.data = p;
+    b.size = bytes / sizeof(float);
+  }
+  return b.data;
+}
+
+}  // namespace tpp
