@@ -19,16 +19,12 @@ using B = binary_kind;
 using test::padded;
 constexpr double u = test::u_fp32;
 
-constexpr broadcast all_broadcasts[] = {broadcast::none, broadcast::row, broadcast::col, broadcast::scalar};
-
-// The input's shape for broadcast b of an (M, N) output, and its element for output (i, j).
-index_t bc_rows(broadcast b, index_t M) { return b == broadcast::none || b == broadcast::col ? M : 1; }
-index_t bc_cols(broadcast b, index_t N) { return b == broadcast::none || b == broadcast::row ? N : 1; }
+using test::all_broadcasts;
+using test::bc_cols;
+using test::bc_rows;
 template <class T>
-double at(const padded<T>& m, broadcast b, index_t i, index_t j) {
-  const bool one_row = b == broadcast::row || b == broadcast::scalar;
-  const bool one_col = b == broadcast::col || b == broadcast::scalar;
-  return m.value(one_row ? 0 : i, one_col ? 0 : j);
+double value_at(const padded<T>& m, broadcast b, index_t i, index_t j) {
+  return test::as_double(test::at(m, b, i, j));
 }
 
 // What the op computes, in fp32 (P: the policy), before the conversion to the output type.
@@ -89,7 +85,7 @@ void check_binary(const test::shape& s, broadcast ba, broadcast bb, std::uint64_
   std::size_t bad = 0;
   for (index_t i = 0; i < M; ++i)
     for (index_t j = 0; j < N; ++j) {
-      const double av = at(a, ba, i, j), bv = at(b, bb, i, j), ov = out0.value(i, j), got = out.value(i, j);
+      const double av = value_at(a, ba, i, j), bv = value_at(b, bb, i, j), ov = out0.value(i, j), got = out.value(i, j);
       bool ok;
       if constexpr (k == B::muladd) {
         ok = test::within(got, av * bv + ov, muladd_bound(av, bv, ov, P::max_rel_error, u_out<TO>()));

@@ -126,4 +126,15 @@ inline bool within(double got, double ref, double tol) {
   return std::abs(got - ref) <= tol;
 }
 
+// Broadcasts: every kind, an input's shape for kind b of an (M, N) output, and its element for output (i, j).
+inline constexpr broadcast all_broadcasts[] = {broadcast::none, broadcast::row, broadcast::col, broadcast::scalar};
+inline index_t bc_rows(broadcast b, index_t M) { return b == broadcast::none || b == broadcast::col ? M : 1; }
+inline index_t bc_cols(broadcast b, index_t N) { return b == broadcast::none || b == broadcast::row ? N : 1; }
+template <class T>
+T at(const padded<T>& m, broadcast b, index_t i, index_t j) {
+  const bool one_row = b == broadcast::row || b == broadcast::scalar;
+  const bool one_col = b == broadcast::col || b == broadcast::scalar;
+  return m(one_row ? 0 : i, one_col ? 0 : j);
+}
+
 }  // namespace tpp::test

@@ -18,16 +18,10 @@ using T3 = ternary_kind;
 using test::padded;
 constexpr double u = test::u_fp32;
 
-constexpr broadcast all_broadcasts[] = {broadcast::none, broadcast::row, broadcast::col, broadcast::scalar};
-
-index_t bc_rows(broadcast b, index_t M) { return b == broadcast::none || b == broadcast::col ? M : 1; }
-index_t bc_cols(broadcast b, index_t N) { return b == broadcast::none || b == broadcast::row ? N : 1; }
-template <class T>
-T at(const padded<T>& m, broadcast b, index_t i, index_t j) {
-  const bool one_row = b == broadcast::row || b == broadcast::scalar;
-  const bool one_col = b == broadcast::col || b == broadcast::scalar;
-  return m(one_row ? 0 : i, one_col ? 0 : j);
-}
+using test::all_broadcasts;
+using test::at;
+using test::bc_cols;
+using test::bc_rows;
 
 template <class T>
 constexpr double u_out() {
