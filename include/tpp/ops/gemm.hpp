@@ -12,8 +12,11 @@
 // resolved, edges zero-padded: per-operand work is O(n^2)); the micro-kernel then keeps an MR x NR tile
 // of C in registers over the KC loop (edge tiles go through a local tile). Block sizes are constexpr per
 // policy kind and register file (gemm_blocking). With approx::exact the micro-kernel uses FMA (the
-// product is not rounded before the add, as in every BLAS); any other policy is acc += Policy::mul(a, b)
-// with its bit-identical SIMD mul. With TPP_NO_SIMD the same loops run on scalars. A bf16 C is
+// product is not rounded before the add, as in every BLAS). Policies that only transform operands take a
+// fast path with that work done while packing (gemm_fast: drum<K <= 12> is then one FMA per product,
+// bf16_rz / bf16_rne a multiply, a rounding and an add), bit for bit the policy's products, whenever the
+// block's exponent ranges keep every product normal; any other policy, or block, runs the careful step
+// acc += Policy::mul(a, b) with the policy's bit-identical SIMD mul. With TPP_NO_SIMD the same loops run on scalars. A bf16 C is
 // accumulated in an fp32 workspace and rounded once. Large problems are split over the OpenMP team by
 // columns (or rows, when C is tall), each thread packing its own panels; none when called from inside a
 // parallel region.
@@ -27,6 +30,8 @@
 #include <string>
 #include <type_traits>
 
+#include "../approx/bf16.hpp"
+#include "../approx/drum.hpp"
 #include "../approx/exact.hpp"
 #include "../approx/policy.hpp"
 #include "../core/bf16.hpp"
@@ -52,9 +57,93 @@ concept gemm_element = std::is_same_v<std::remove_const_t<T>, float> || std::is_
 using gemm_lane = std::conditional_t<simd::enabled, simd::batch<float>, float>;
 inline constexpr index_t gemm_width = simd::enabled ? simd::width<> : 1;
 
+// ---- fast paths: policies whose product is f(g(a) * g(b)), with g applied while packing (O(n^2)) -------
+//
+// drum<K>, K <= 12: g reduces each operand to its K leading bits with the lowest set; the reduced
+//   operands multiply exactly in fp32, so FMA(g(a), g(b), acc) == acc + drum<K>::mul(a, b) bit for bit.
+// bf16_rz / bf16_rne: g rounds each operand to bf16; their fp32 product is exact, f rounds it to bf16:
+//   acc + f(g(a) g(b)) == acc + bf16_*::mul(a, b) bit for bit.
+// Both only while no product can leave the normal range and no operand is NaN or Inf: packing records
+// each panel's exponent range (panel_range), and a block pair that fails the check runs the generic
+// micro-kernel on unmodified operands instead (the careful path).
+template <class P>
+struct gemm_fast {
+  static constexpr bool available = false;
+};
+
+// Zeros and denormals pack as signed zeros (the policies flush denormal operands); NaN and Inf as they are.
+template <class G>
+float pack_operand(float x, G&& g) noexcept {
+  const std::uint32_t u = approx::detail::bits(x), e = u & approx::detail::exp_mask;
+  if (e == 0) return approx::detail::from_bits(u & approx::detail::sign_bit);
+  if (e == approx::detail::exp_mask) return x;
+  return g(x);
+}
+
+template <int K>
+  requires(K <= 12)
+struct gemm_fast<approx::drum<K>> {
+  static constexpr bool available = true;
+  static constexpr int temporaries = 0;  // the step is one FMA
+  static constexpr int carry = 1;        // a product of two significands in [1, 2) is below 4
+  static float pack(float x) noexcept {
+    return pack_operand(x, [](float v) {
+      using core = approx::detail::drum_core<K>;
+      return approx::detail::from_bits((approx::detail::bits(v) & core::keep) | core::lsb);
+    });
+  }
+  template <class V>
+  static V step(V acc, V a, V b) noexcept;  // defined below, after lane_fma
+};
+
+template <bool nearest_even>
+struct gemm_fast_bf16 {
+  static constexpr bool available = true;
+  static constexpr int temporaries = 2;
+  static constexpr int carry = 2;  // rounding the product may carry it into the next binade
+  static float pack(float x) noexcept {
+    return pack_operand(x, [](float v) { return approx::detail::bf16_multiplier<nearest_even>::round(v); });
+  }
+  template <class V>
+  static V step(V acc, V a, V b) noexcept {
+    if constexpr (std::is_same_v<V, float>)
+      return acc + approx::detail::bf16_multiplier<nearest_even>::round(a * b);
+    else
+      return acc + approx::detail::bf16_multiplier<nearest_even>::template round<typename V::arch_type>(a * b);
+  }
+};
+template <>
+struct gemm_fast<approx::bf16_rz> : gemm_fast_bf16<false> {};
+template <>
+struct gemm_fast<approx::bf16_rne> : gemm_fast_bf16<true> {};
+
+// The biased exponents of a packed panel's nonzero values, and whether it holds a NaN or Inf.
+struct panel_range {
+  int emin = 255, emax = 0;
+  bool special = false;
+  void add(float v) noexcept {
+    const int e = int((approx::detail::bits(v) >> 23) & 0xffu);
+    if (e == 255) special = true;
+    if (e != 0 && e != 255) {
+      emin = std::min(emin, e);
+      emax = std::max(emax, e);
+    }
+  }
+  bool empty() const noexcept { return emax == 0; }
+};
+
+// Every product of a value of one panel and one of the other stays in the normal range.
+template <class F>
+bool products_in_range(const panel_range& a, const panel_range& b) noexcept {
+  if (a.special || b.special) return false;
+  if (a.empty() || b.empty()) return true;
+  return a.emin + b.emin - 127 >= 1 && a.emax + b.emax - 127 + F::carry <= 254;
+}
+
 // Block sizes. The micro-tile is MR rows x NV vectors (NR = NV lanes-wide columns): 14 x 2 zmm = 28
 // accumulators for FMA on a 32-register file (AVX-512, AArch64), 6 x 2 on 16 registers (AVX2, SSE2);
-// approximate policies need registers for their mul's temporaries: 4 x 2. KC x NR of B stays in L1,
+// policies need registers for their step's temporaries: 12 x 2 (4 x 2) for the bf16 fast path, 4 x 2 for
+// a generic SIMD mul. KC x NR of B stays in L1,
 // MC x KC of A in L2, KC x NC of B in L3.
 template <class P>
 struct gemm_blocking {
@@ -63,8 +152,16 @@ struct gemm_blocking {
 #else
   static constexpr int registers = gemm_width == 16 ? 32 : 16;
 #endif
-  static constexpr bool fused = std::is_same_v<P, approx::exact>;
-  static constexpr index_t mr = !simd::enabled ? 4 : !fused ? 4 : registers == 32 ? 14 : 6;
+  static constexpr int temporaries = [] {
+    if constexpr (std::is_same_v<P, approx::exact>)
+      return 0;
+    else if constexpr (gemm_fast<P>::available)
+      return gemm_fast<P>::temporaries;
+    else
+      return 8;  // a generic SIMD mul
+  }();
+  static constexpr index_t mr = !simd::enabled ? 4 : temporaries == 0 ? (registers == 32 ? 14 : 6)
+                                                    : temporaries <= 2 ? (registers == 32 ? 12 : 4) : 4;
   static constexpr index_t nv = !simd::enabled ? 4 : 2;
   static constexpr index_t nr = nv * gemm_width;
   static constexpr index_t kc = 256;
@@ -97,65 +194,87 @@ V lane_fma(V a, V b, V c) noexcept {
     return xsimd::fma(a, b, c);
 }
 
-template <class P, class V>
-V gemm_step(V acc, V a, V b) noexcept {
-  if constexpr (std::is_same_v<P, approx::exact>)
-    return lane_fma(a, b, acc);
-  else
-    return acc + P::mul(a, b);
+// The generic step: FMA for exact, acc + Policy::mul(a, b) otherwise.
+template <class P>
+struct policy_step {
+  template <class V>
+  static V step(V acc, V a, V b) noexcept {
+    if constexpr (std::is_same_v<P, approx::exact>)
+      return lane_fma(a, b, acc);
+    else
+      return acc + P::mul(a, b);
+  }
+};
+
+template <int K>
+  requires(K <= 12)
+template <class V>
+V gemm_fast<approx::drum<K>>::step(V acc, V a, V b) noexcept {
+  return lane_fma(a, b, acc);
 }
 
 // op(A) rows [i0, i0 + mc) x K [p0, p0 + kc) as MR-row slivers: sliver s holds, for each k, MR values
 // (rows past mc are zero).
-template <index_t MR, class T>
-void gemm_pack_a(const mat<const T>& a, bool trans, index_t i0, index_t mc, index_t p0, index_t kc, float* out) noexcept {
+// g: the per-operand transform of a fast path (or identity); r: the panel's range, when recorded.
+struct identity_pack {
+  float operator()(float x) const noexcept { return x; }
+};
+
+template <index_t MR, class T, class G = identity_pack>
+void gemm_pack_a(const mat<const T>& a, bool trans, index_t i0, index_t mc, index_t p0, index_t kc, float* out,
+                 G g = {}, panel_range* r = nullptr) noexcept {
   for (index_t s = 0; s < mc; s += MR) {
     const index_t rows = std::min(MR, mc - s);
     float* o = out + s * kc;
     if (trans) {  // op(A)(i, k) = A(k, i): the sliver's rows are contiguous in each stored row
       for (index_t k = 0; k < kc; ++k) {
         const T* src = a.row(p0 + k) + i0 + s;
-        for (index_t r = 0; r < rows; ++r) o[k * MR + r] = to_float(src[r]);
-        for (index_t r = rows; r < MR; ++r) o[k * MR + r] = 0.0f;
+        for (index_t q = 0; q < rows; ++q) o[k * MR + q] = g(to_float(src[q]));
+        for (index_t q = rows; q < MR; ++q) o[k * MR + q] = 0.0f;
       }
     } else {
-      for (index_t r = 0; r < rows; ++r) {
-        const T* src = a.row(i0 + s + r) + p0;
-        for (index_t k = 0; k < kc; ++k) o[k * MR + r] = to_float(src[k]);
+      for (index_t q = 0; q < rows; ++q) {
+        const T* src = a.row(i0 + s + q) + p0;
+        for (index_t k = 0; k < kc; ++k) o[k * MR + q] = g(to_float(src[k]));
       }
-      for (index_t r = rows; r < MR; ++r)
-        for (index_t k = 0; k < kc; ++k) o[k * MR + r] = 0.0f;
+      for (index_t q = rows; q < MR; ++q)
+        for (index_t k = 0; k < kc; ++k) o[k * MR + q] = 0.0f;
     }
   }
+  if (r != nullptr)
+    for (index_t i = 0; i < (mc + MR - 1) / MR * MR * kc; ++i) r->add(out[i]);
 }
 
 // op(B) K [p0, p0 + kc) x columns [j0, j0 + nc) as NR-column slivers: sliver t holds, for each k, NR
 // values (columns past nc are zero).
-template <index_t NR, class T>
-void gemm_pack_b(const mat<const T>& b, bool trans, index_t p0, index_t kc, index_t j0, index_t nc, float* out) noexcept {
+template <index_t NR, class T, class G = identity_pack>
+void gemm_pack_b(const mat<const T>& b, bool trans, index_t p0, index_t kc, index_t j0, index_t nc, float* out,
+                 G g = {}, panel_range* r = nullptr) noexcept {
   for (index_t t = 0; t < nc; t += NR) {
     const index_t cols = std::min(NR, nc - t);
     float* o = out + t * kc;
     if (!trans) {
       for (index_t k = 0; k < kc; ++k) {
         const T* src = b.row(p0 + k) + j0 + t;
-        for (index_t c = 0; c < cols; ++c) o[k * NR + c] = to_float(src[c]);
+        for (index_t c = 0; c < cols; ++c) o[k * NR + c] = g(to_float(src[c]));
         for (index_t c = cols; c < NR; ++c) o[k * NR + c] = 0.0f;
       }
     } else {  // op(B)(k, j) = B(j, k)
       for (index_t c = 0; c < cols; ++c) {
         const T* src = b.row(j0 + t + c) + p0;
-        for (index_t k = 0; k < kc; ++k) o[k * NR + c] = to_float(src[k]);
+        for (index_t k = 0; k < kc; ++k) o[k * NR + c] = g(to_float(src[k]));
       }
       for (index_t c = cols; c < NR; ++c)
         for (index_t k = 0; k < kc; ++k) o[k * NR + c] = 0.0f;
     }
   }
+  if (r != nullptr)
+    for (index_t i = 0; i < (nc + NR - 1) / NR * NR * kc; ++i) r->add(out[i]);
 }
 
 // The micro-kernel: an MR x NR tile of fp32 C (row stride ldc) = alpha * (a sliver x b sliver) + (first
 // K slice ? beta * C, never reading C when beta = 0 : C).
-template <class P, index_t MR, index_t NV>
+template <class Step, index_t MR, index_t NV>
 void gemm_micro(index_t kc, const float* a, const float* b, float* c, index_t ldc, float alpha, float beta,
                 bool first) noexcept {
   using V = gemm_lane;
@@ -168,7 +287,7 @@ void gemm_micro(index_t kc, const float* a, const float* b, float* c, index_t ld
     for (index_t v = 0; v < NV; ++v) bv[v] = lane_load<V>(b + k * NR + v * W);
     for (index_t r = 0; r < MR; ++r) {
       const V av(a[k * MR + r]);
-      for (index_t v = 0; v < NV; ++v) acc[r][v] = gemm_step<P>(acc[r][v], av, bv[v]);
+      for (index_t v = 0; v < NV; ++v) acc[r][v] = Step::step(acc[r][v], av, bv[v]);
     }
   }
   for (index_t r = 0; r < MR; ++r)
@@ -181,6 +300,34 @@ void gemm_micro(index_t kc, const float* a, const float* b, float* c, index_t ld
         x = lane_fma(V(beta), lane_load<V>(p), x);
       lane_store(p, x);
     }
+}
+
+// The micro-kernel over one packed (mc, kc) A block and (kc, nc) B panel, C tile by C tile; edge tiles
+// go through a local tile and only their valid part is written.
+template <class Step, index_t MR, index_t NV>
+void gemm_block(const float* ap, const float* bp, const mat<float>& c, index_t i0, index_t mc, index_t j0, index_t nc,
+                index_t kc, bool first, const gemm_params& p, float* tile) noexcept {
+  constexpr index_t NR = NV * gemm_width;
+  for (index_t jr = 0; jr < nc; jr += NR) {
+    const float* bs = bp + jr * kc;
+    const index_t cols = std::min(NR, nc - jr);
+    for (index_t ir = 0; ir < mc; ir += MR) {
+      const float* as = ap + ir * kc;
+      const index_t rows = std::min(MR, mc - ir);
+      float* cp = c.row(i0 + ir) + j0 + jr;
+      if (rows == MR && cols == NR) {
+        gemm_micro<Step, MR, NV>(kc, as, bs, cp, c.ld, p.alpha, p.beta, first);
+      } else {
+        gemm_micro<Step, MR, NV>(kc, as, bs, tile, NR, 1.0f, 0.0f, true);
+        for (index_t r = 0; r < rows; ++r)
+          for (index_t q = 0; q < cols; ++q) {
+            float& out = cp[r * c.ld + q];
+            const float x = p.alpha * tile[r * NR + q];
+            out = !first ? x + out : p.beta != 0.0f ? std::fma(p.beta, out, x) : x;
+          }
+      }
+    }
+  }
 }
 
 // C (m, n) fp32 = alpha op(A) op(B) + beta C on one thread, with this thread's packing buffers.
@@ -197,34 +344,43 @@ void gemm_serial(const mat<const TA>& a, const mat<const TB>& b, const mat<float
       for (index_t j = 0; j < n; ++j) c(i, j) = p.beta != 0.0f ? p.beta * c(i, j) : 0.0f;
     return;
   }
+  using fast = gemm_fast<P>;
+  float* bp_plain = nullptr;  // the unmodified B panel, packed on demand for the careful path
   for (index_t j0 = 0; j0 < n; j0 += blk::nc) {
     const index_t nc = std::min(blk::nc, n - j0);
     for (index_t p0 = 0; p0 < k; p0 += blk::kc) {
       const index_t kc = std::min(blk::kc, k - p0);
       const bool first = p0 == 0;
-      gemm_pack_b<NR>(b, p.trans_b, p0, kc, j0, nc, bp);
+      panel_range rb;
+      bool b_plain_packed = false;
+      if constexpr (fast::available)
+        gemm_pack_b<NR>(b, p.trans_b, p0, kc, j0, nc, bp, [](float x) { return fast::pack(x); }, &rb);
+      else
+        gemm_pack_b<NR>(b, p.trans_b, p0, kc, j0, nc, bp);
       for (index_t i0 = 0; i0 < m; i0 += blk::mc) {
         const index_t mc = std::min(blk::mc, m - i0);
-        gemm_pack_a<MR>(a, p.trans_a, i0, mc, p0, kc, ap);
-        for (index_t jr = 0; jr < nc; jr += NR) {
-          const float* bs = bp + jr * kc;
-          const index_t cols = std::min(NR, nc - jr);
-          for (index_t ir = 0; ir < mc; ir += MR) {
-            const float* as = ap + ir * kc;
-            const index_t rows = std::min(MR, mc - ir);
-            float* cp = c.row(i0 + ir) + j0 + jr;
-            if (rows == MR && cols == NR) {
-              gemm_micro<P, MR, blk::nv>(kc, as, bs, cp, c.ld, p.alpha, p.beta, first);
-            } else {  // edge tile: through a local tile, then only its valid part
-              gemm_micro<P, MR, blk::nv>(kc, as, bs, tile, NR, 1.0f, 0.0f, true);
-              for (index_t r = 0; r < rows; ++r)
-                for (index_t q = 0; q < cols; ++q) {
-                  float& out = cp[r * c.ld + q];
-                  const float x = p.alpha * tile[r * NR + q];
-                  out = !first ? x + out : p.beta != 0.0f ? std::fma(p.beta, out, x) : x;
-                }
+        bool use_fast = false;
+        const float* bcur = bp;
+        if constexpr (fast::available) {
+          panel_range ra;
+          gemm_pack_a<MR>(a, p.trans_a, i0, mc, p0, kc, ap, [](float x) { return fast::pack(x); }, &ra);
+          use_fast = products_in_range<fast>(ra, rb);
+          if (!use_fast) {  // careful path: unmodified operands through the policy's own mul
+            gemm_pack_a<MR>(a, p.trans_a, i0, mc, p0, kc, ap);
+            if (!b_plain_packed) {
+              bp_plain = thread_scratch<4>(std::size_t(blk::kc * blk::nc));
+              gemm_pack_b<NR>(b, p.trans_b, p0, kc, j0, nc, bp_plain);
+              b_plain_packed = true;
             }
+            bcur = bp_plain;
           }
+        } else {
+          gemm_pack_a<MR>(a, p.trans_a, i0, mc, p0, kc, ap);
+        }
+        if (use_fast) {
+          if constexpr (fast::available) gemm_block<fast, MR, blk::nv>(ap, bcur, c, i0, mc, j0, nc, kc, first, p, tile);
+        } else {
+          gemm_block<policy_step<P>, MR, blk::nv>(ap, bcur, c, i0, mc, j0, nc, kc, first, p, tile);
         }
       }
     }
