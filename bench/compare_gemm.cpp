@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <fstream>
 #include <functional>
+#include <random>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -108,8 +109,11 @@ int main(int argc, char** argv) {
     omp_set_num_threads(threads);
     for (const shape& s : shapes) {
       std::vector<float> a(std::size_t(s.m * s.k)), b(std::size_t(s.k * s.n)), c(std::size_t(s.m * s.n));
-      for (std::size_t i = 0; i < a.size(); ++i) a[i] = float(int(i % 13) - 6) * 0.125f;
-      for (std::size_t i = 0; i < b.size(); ++i) b[i] = float(int(i % 7) - 3) * 0.25f;
+      // Uniform in [-1, 1): no exact zeros (blocks with zeros take masked steps in some policies).
+      std::mt19937 gen(42);
+      std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+      for (auto& x : a) x = dist(gen);
+      for (auto& x : b) x = dist(gen);
       const tpp::mat<const float> A{a.data(), s.m, s.k, s.k}, B{b.data(), s.k, s.n, s.n};
       const tpp::mat<float> C{c.data(), s.m, s.n, s.n};
 

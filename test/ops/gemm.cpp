@@ -158,7 +158,8 @@ TEST_CASE("gemm: bad arguments throw tpp::error naming the argument") {
 }
 
 TEST_CASE_TEMPLATE("gemm: fast paths equal the policy's products; out-of-range panels take the careful path", P,
-                   approx::drum<6>, approx::drum<12>, approx::bf16_rz, approx::bf16_rne) {
+                   approx::drum<6>, approx::drum<12>, approx::bf16_rz, approx::bf16_rne, approx::mitchell<7>,
+                   approx::mitchell<23>, approx::mitchell<3>) {
   // K = 1: every C element is 0 + P::mul(a_i, b_j), so it must equal the policy's product (+-0 alike).
   auto check_outer = [](const std::vector<float>& a, const std::vector<float>& b) {
     std::vector<float> c(a.size() * b.size());
@@ -175,6 +176,14 @@ TEST_CASE_TEMPLATE("gemm: fast paths equal the policy's products; out-of-range p
   };
   const auto normal_a = test::uniform(37, -3.0f, 3.0f, 1), normal_b = test::uniform(45, -2.0f, 2.0f, 2);
   check_outer(normal_a, normal_b);  // in range: the fast path
+  auto zeros_a = normal_a, zeros_b = normal_b;  // zeros and denormals keep a block in range
+  zeros_a[1] = 0.0f;
+  zeros_a[2] = -0.0f;
+  zeros_a[17] = 1e-41f;
+  zeros_b[0] = -0.0f;
+  zeros_b[5] = 0.0f;
+  zeros_b[30] = -1e-42f;
+  check_outer(zeros_a, zeros_b);
   // Products that overflow, fall below the normal range, or meet Inf, NaN, zeros and denormals: the
   // careful path must give exactly the policy's special values.
   auto wide_a = normal_a, wide_b = normal_b;

@@ -33,6 +33,7 @@
 #include "../approx/bf16.hpp"
 #include "../approx/drum.hpp"
 #include "../approx/exact.hpp"
+#include "../approx/mitchell.hpp"
 #include "../approx/policy.hpp"
 #include "../core/bf16.hpp"
 #include "../core/error.hpp"
@@ -63,6 +64,10 @@ inline constexpr index_t gemm_width = simd::enabled ? simd::width<> : 1;
 //   operands multiply exactly in fp32, so FMA(g(a), g(b), acc) == acc + drum<K>::mul(a, b) bit for bit.
 // bf16_rz / bf16_rne: g rounds each operand to bf16; their fp32 product is exact, f rounds it to bf16:
 //   acc + f(g(a) g(b)) == acc + bf16_*::mul(a, b) bit for bit.
+// mitchell<M>: g truncates each operand to M mantissa bits; packed A also has the bias 127 << 23 taken
+//   off its bit pattern (a_offset), so one integer add of the packed patterns is the product's pattern,
+//   sign included (the sign bits' carry falls off bit 31). Zero operands pack as a marker (A) or 0 (B)
+//   and the lanes they touch add nothing.
 // Both only while no product can leave the normal range and no operand is NaN or Inf: packing records
 // each panel's exponent range (panel_range), and a block pair that fails the check runs the generic
 // micro-kernel on unmodified operands instead (the careful path).
@@ -86,6 +91,7 @@ struct gemm_fast<approx::drum<K>> {
   static constexpr bool available = true;
   static constexpr int temporaries = 0;  // the step is one FMA
   static constexpr int carry = 1;        // a product of two significands in [1, 2) is below 4
+  static constexpr std::uint32_t a_offset = 0;
   static float pack(float x) noexcept {
     return pack_operand(x, [](float v) {
       using core = approx::detail::drum_core<K>;
@@ -96,11 +102,57 @@ struct gemm_fast<approx::drum<K>> {
   static V step(V acc, V a, V b) noexcept;  // defined below, after lane_fma
 };
 
+template <int M>
+struct gemm_fast<approx::mitchell<M>> {
+  static constexpr bool available = true;
+  static constexpr int temporaries = 2;
+  static constexpr int carry = 1;
+  static constexpr std::uint32_t a_offset = approx::detail::one_bits;
+  static constexpr std::uint32_t a_zero = 0u - a_offset;  // a packed zero: no normal operand maps here
+  static float pack(float x) noexcept {
+    if ((approx::detail::bits(x) & approx::detail::exp_mask) == 0) return 0.0f;  // +-0, denormals: one +0
+    return pack_operand(x, [](float v) {
+      return approx::detail::from_bits(approx::detail::bits(v) & approx::detail::keep_mask<M>);
+    });
+  }
+  // The step for blocks whose A (a_zeros) or B (b_zeros) values include zeros: lanes a zero touches add
+  // nothing. Without zeros it is one integer add and one fp32 add per product.
+  static constexpr bool zero_specialised = true;
+  template <bool a_zeros, bool b_zeros>
+  struct zero_step {
+    template <class V>
+    static V step(V acc, V a, V b) noexcept {
+      if constexpr (std::is_same_v<V, float>) {
+        const std::uint32_t ua = approx::detail::bits(a), ub = approx::detail::bits(b);
+        const bool dead = (a_zeros && ua == a_zero) || (b_zeros && (ub & approx::detail::abs_mask) == 0);
+        return dead ? acc : acc + approx::detail::from_bits(ua + ub);
+      } else {
+        using A = typename V::arch_type;
+        using I = xsimd::batch<std::int32_t, A>;
+        const I ua = xsimd::bitwise_cast<I>(a), ub = xsimd::bitwise_cast<I>(b);
+        const V sum = acc + xsimd::bitwise_cast<V>(ua + ub);
+        if constexpr (!a_zeros && !b_zeros) {
+          return sum;
+        } else {
+          const I abs_b = ub & I(std::int32_t(approx::detail::abs_mask));
+          if constexpr (a_zeros && b_zeros)
+            return xsimd::select(xsimd::bool_cast((ua != I(std::int32_t(a_zero))) && (abs_b != I(0))), sum, acc);
+          else if constexpr (a_zeros)
+            return xsimd::select(xsimd::bool_cast(ua != I(std::int32_t(a_zero))), sum, acc);
+          else
+            return xsimd::select(xsimd::bool_cast(abs_b != I(0)), sum, acc);
+        }
+      }
+    }
+  };
+};
+
 template <bool nearest_even>
 struct gemm_fast_bf16 {
   static constexpr bool available = true;
   static constexpr int temporaries = 2;
   static constexpr int carry = 2;  // rounding the product may carry it into the next binade
+  static constexpr std::uint32_t a_offset = 0;
   static float pack(float x) noexcept {
     return pack_operand(x, [](float v) { return approx::detail::bf16_multiplier<nearest_even>::round(v); });
   }
@@ -117,13 +169,15 @@ struct gemm_fast<approx::bf16_rz> : gemm_fast_bf16<false> {};
 template <>
 struct gemm_fast<approx::bf16_rne> : gemm_fast_bf16<true> {};
 
-// The biased exponents of a packed panel's nonzero values, and whether it holds a NaN or Inf.
+// The biased exponents of a packed panel's nonzero values, whether it holds a NaN or Inf, and whether it
+// holds a zero (padding excluded: padded lanes are never stored).
 struct panel_range {
   int emin = 255, emax = 0;
-  bool special = false;
+  bool special = false, zeros = false;  // zeros: a zero (or flushed denormal) among the panel's values
   void add(float v) noexcept {
     const int e = int((approx::detail::bits(v) >> 23) & 0xffu);
     if (e == 255) special = true;
+    if (e == 0) zeros = true;
     if (e != 0 && e != 255) {
       emin = std::min(emin, e);
       emax = std::max(emax, e);
@@ -231,18 +285,20 @@ void gemm_pack_a(const mat<const T>& a, bool trans, index_t i0, index_t mc, inde
         const T* src = a.row(p0 + k) + i0 + s;
         for (index_t q = 0; q < rows; ++q) o[k * MR + q] = g(to_float(src[q]));
         for (index_t q = rows; q < MR; ++q) o[k * MR + q] = 0.0f;
+        if (r != nullptr)
+          for (index_t q = 0; q < rows; ++q) r->add(o[k * MR + q]);
       }
     } else {
       for (index_t q = 0; q < rows; ++q) {
         const T* src = a.row(i0 + s + q) + p0;
         for (index_t k = 0; k < kc; ++k) o[k * MR + q] = g(to_float(src[k]));
+        if (r != nullptr)
+          for (index_t k = 0; k < kc; ++k) r->add(o[k * MR + q]);
       }
       for (index_t q = rows; q < MR; ++q)
         for (index_t k = 0; k < kc; ++k) o[k * MR + q] = 0.0f;
     }
   }
-  if (r != nullptr)
-    for (index_t i = 0; i < (mc + MR - 1) / MR * MR * kc; ++i) r->add(out[i]);
 }
 
 // op(B) K [p0, p0 + kc) x columns [j0, j0 + nc) as NR-column slivers: sliver t holds, for each k, NR
@@ -258,18 +314,20 @@ void gemm_pack_b(const mat<const T>& b, bool trans, index_t p0, index_t kc, inde
         const T* src = b.row(p0 + k) + j0 + t;
         for (index_t c = 0; c < cols; ++c) o[k * NR + c] = g(to_float(src[c]));
         for (index_t c = cols; c < NR; ++c) o[k * NR + c] = 0.0f;
+        if (r != nullptr)
+          for (index_t c = 0; c < cols; ++c) r->add(o[k * NR + c]);
       }
     } else {  // op(B)(k, j) = B(j, k)
       for (index_t c = 0; c < cols; ++c) {
         const T* src = b.row(j0 + t + c) + p0;
         for (index_t k = 0; k < kc; ++k) o[k * NR + c] = g(to_float(src[k]));
+        if (r != nullptr)
+          for (index_t k = 0; k < kc; ++k) r->add(o[k * NR + c]);
       }
       for (index_t c = cols; c < NR; ++c)
         for (index_t k = 0; k < kc; ++k) o[k * NR + c] = 0.0f;
     }
   }
-  if (r != nullptr)
-    for (index_t i = 0; i < (nc + NR - 1) / NR * NR * kc; ++i) r->add(out[i]);
 }
 
 // The micro-kernel: an MR x NR tile of fp32 C (row stride ldc) = alpha * (a sliver x b sliver) + (first
@@ -361,10 +419,14 @@ void gemm_serial(const mat<const TA>& a, const mat<const TB>& b, const mat<float
         const index_t mc = std::min(blk::mc, m - i0);
         bool use_fast = false;
         const float* bcur = bp;
+        panel_range ra;
         if constexpr (fast::available) {
-          panel_range ra;
           gemm_pack_a<MR>(a, p.trans_a, i0, mc, p0, kc, ap, [](float x) { return fast::pack(x); }, &ra);
           use_fast = products_in_range<fast>(ra, rb);
+          if constexpr (fast::a_offset != 0)
+            if (use_fast)
+              for (index_t i = 0; i < (mc + MR - 1) / MR * MR * kc; ++i)
+                ap[i] = approx::detail::from_bits(approx::detail::bits(ap[i]) - fast::a_offset);
           if (!use_fast) {  // careful path: unmodified operands through the policy's own mul
             gemm_pack_a<MR>(a, p.trans_a, i0, mc, p0, kc, ap);
             if (!b_plain_packed) {
@@ -378,7 +440,22 @@ void gemm_serial(const mat<const TA>& a, const mat<const TB>& b, const mat<float
           gemm_pack_a<MR>(a, p.trans_a, i0, mc, p0, kc, ap);
         }
         if (use_fast) {
-          if constexpr (fast::available) gemm_block<fast, MR, blk::nv>(ap, bcur, c, i0, mc, j0, nc, kc, first, p, tile);
+          if constexpr (requires { fast::zero_specialised; }) {
+            auto run = [&]<bool az, bool bz>() {
+              gemm_block<typename fast::template zero_step<az, bz>, MR, blk::nv>(ap, bcur, c, i0, mc, j0, nc, kc, first,
+                                                                                p, tile);
+            };
+            if (ra.zeros && rb.zeros)
+              run.template operator()<true, true>();
+            else if (ra.zeros)
+              run.template operator()<true, false>();
+            else if (rb.zeros)
+              run.template operator()<false, true>();
+            else
+              run.template operator()<false, false>();
+          } else if constexpr (fast::available) {
+            gemm_block<fast, MR, blk::nv>(ap, bcur, c, i0, mc, j0, nc, kc, first, p, tile);
+          }
         } else {
           gemm_block<policy_step<P>, MR, blk::nv>(ap, bcur, c, i0, mc, j0, nc, kc, first, p, tile);
         }
