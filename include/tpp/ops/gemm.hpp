@@ -9,7 +9,8 @@
 //
 // Structure (BLIS): for each NC-column panel of op(B) and KC-deep slice of K, op(B) is packed into
 // NR-column slivers; for each MC-row block, op(A) is packed into MR-row slivers (bf16 widened, transposes
-// resolved, edges zero-padded: per-operand work is O(n^2)); the micro-kernel then keeps an MR x NR tile
+// resolved, edges zero-padded: per-operand work is O(n^2); an fp32 untransposed A that needs no per-operand
+// work is read in place, only its edge sliver packed); the micro-kernel then keeps an MR x NR tile
 // of C in registers over the KC loop (edge tiles go through a local tile). Block sizes are constexpr per
 // policy kind and register file (gemm_blocking). With approx::exact the micro-kernel uses FMA (the
 // product is not rounded before the add, as in every BLAS). Policies that only transform operands take a
@@ -331,10 +332,11 @@ void gemm_pack_b(const mat<const T>& b, bool trans, index_t p0, index_t kc, inde
 }
 
 // The micro-kernel: an MR x NR tile of fp32 C (row stride ldc) = alpha * (a sliver x b sliver) + (first
-// K slice ? beta * C, never reading C when beta = 0 : C).
-template <class Step, index_t MR, index_t NV>
-void gemm_micro(index_t kc, const float* a, const float* b, float* c, index_t ldc, float alpha, float beta,
-                bool first) noexcept {
+// K slice ? beta * C, never reading C when beta = 0 : C). The A sliver is packed (a[k * MR + r]) or, with
+// Direct, MR rows of an fp32 A read in place (a[r * lda + k]).
+template <class Step, index_t MR, index_t NV, bool Direct = false>
+void gemm_micro(index_t kc, const float* a, index_t lda, const float* b, float* c, index_t ldc, float alpha,
+                float beta, bool first) noexcept {
   using V = gemm_lane;
   constexpr index_t W = gemm_width, NR = NV * W;
   V acc[MR][NV];
@@ -344,7 +346,7 @@ void gemm_micro(index_t kc, const float* a, const float* b, float* c, index_t ld
     V bv[NV];
     for (index_t v = 0; v < NV; ++v) bv[v] = lane_load<V>(b + k * NR + v * W);
     for (index_t r = 0; r < MR; ++r) {
-      const V av(a[k * MR + r]);
+      const V av(Direct ? a[r * lda + k] : a[k * MR + r]);
       for (index_t v = 0; v < NV; ++v) acc[r][v] = Step::step(acc[r][v], av, bv[v]);
     }
   }
@@ -360,23 +362,32 @@ void gemm_micro(index_t kc, const float* a, const float* b, float* c, index_t ld
     }
 }
 
-// The micro-kernel over one packed (mc, kc) A block and (kc, nc) B panel, C tile by C tile; edge tiles
-// go through a local tile and only their valid part is written.
+// The micro-kernel over one (mc, kc) A block and packed (kc, nc) B panel, C tile by C tile; edge tiles
+// go through a local tile and only their valid part is written. A is packed at ap, or, when a_direct is
+// set, read in place (rows lda apart) for full MR-row slivers, with only the edge sliver packed at ap.
 template <class Step, index_t MR, index_t NV>
-void gemm_block(const float* ap, const float* bp, const mat<float>& c, index_t i0, index_t mc, index_t j0, index_t nc,
-                index_t kc, bool first, const gemm_params& p, float* tile) noexcept {
+void gemm_block(const float* ap, const float* a_direct, index_t lda, const float* bp, const mat<float>& c, index_t i0,
+                index_t mc, index_t j0, index_t nc, index_t kc, bool first, const gemm_params& p, float* tile) noexcept {
   constexpr index_t NR = NV * gemm_width;
+  auto micro = [&](const float* as_packed, const float* as_direct, const float* bs, float* out, index_t ldo,
+                   float alpha, float beta, bool fst) {
+    if (as_direct != nullptr)
+      gemm_micro<Step, MR, NV, true>(kc, as_direct, lda, bs, out, ldo, alpha, beta, fst);
+    else
+      gemm_micro<Step, MR, NV>(kc, as_packed, 0, bs, out, ldo, alpha, beta, fst);
+  };
   for (index_t jr = 0; jr < nc; jr += NR) {
     const float* bs = bp + jr * kc;
     const index_t cols = std::min(NR, nc - jr);
     for (index_t ir = 0; ir < mc; ir += MR) {
-      const float* as = ap + ir * kc;
       const index_t rows = std::min(MR, mc - ir);
+      const float* as = ap + ir * kc;
+      const float* ad = a_direct != nullptr && rows == MR ? a_direct + ir * lda : nullptr;
       float* cp = c.row(i0 + ir) + j0 + jr;
       if (rows == MR && cols == NR) {
-        gemm_micro<Step, MR, NV>(kc, as, bs, cp, c.ld, p.alpha, p.beta, first);
+        micro(as, ad, bs, cp, c.ld, p.alpha, p.beta, first);
       } else {
-        gemm_micro<Step, MR, NV>(kc, as, bs, tile, NR, 1.0f, 0.0f, true);
+        micro(as, ad, bs, tile, NR, 1.0f, 0.0f, true);
         for (index_t r = 0; r < rows; ++r)
           for (index_t q = 0; q < cols; ++q) {
             float& out = cp[r * c.ld + q];
@@ -403,6 +414,8 @@ void gemm_serial(const mat<const TA>& a, const mat<const TB>& b, const mat<float
     return;
   }
   using fast = gemm_fast<P>;
+  // An fp32, untransposed A that the policy does not transform while packing is read in place.
+  const bool direct_a = std::is_same_v<TA, float> && !fast::available && !p.trans_a;
   float* bp_plain = nullptr;  // the unmodified B panel, packed on demand for the careful path
   for (index_t j0 = 0; j0 < n; j0 += blk::nc) {
     const index_t nc = std::min(blk::nc, n - j0);
@@ -436,14 +449,20 @@ void gemm_serial(const mat<const TA>& a, const mat<const TB>& b, const mat<float
             }
             bcur = bp_plain;
           }
+        } else if (direct_a) {  // only the edge sliver is packed; full slivers are read in place
+          const index_t full = mc / MR * MR;
+          if (full < mc) gemm_pack_a<MR>(a, false, i0 + full, mc - full, p0, kc, ap + full * kc);
         } else {
           gemm_pack_a<MR>(a, p.trans_a, i0, mc, p0, kc, ap);
         }
+        const float* ad = nullptr;
+        if constexpr (std::is_same_v<TA, float>)
+          if (direct_a) ad = a.row(i0) + p0;
         if (use_fast) {
           if constexpr (requires { fast::zero_specialised; }) {
             auto run = [&]<bool az, bool bz>() {
-              gemm_block<typename fast::template zero_step<az, bz>, MR, blk::nv>(ap, bcur, c, i0, mc, j0, nc, kc, first,
-                                                                                p, tile);
+              gemm_block<typename fast::template zero_step<az, bz>, MR, blk::nv>(ap, nullptr, 0, bcur, c, i0, mc, j0,
+                                                                                nc, kc, first, p, tile);
             };
             if (ra.zeros && rb.zeros)
               run.template operator()<true, true>();
@@ -454,10 +473,10 @@ void gemm_serial(const mat<const TA>& a, const mat<const TB>& b, const mat<float
             else
               run.template operator()<false, false>();
           } else if constexpr (fast::available) {
-            gemm_block<fast, MR, blk::nv>(ap, bcur, c, i0, mc, j0, nc, kc, first, p, tile);
+            gemm_block<fast, MR, blk::nv>(ap, nullptr, 0, bcur, c, i0, mc, j0, nc, kc, first, p, tile);
           }
         } else {
-          gemm_block<policy_step<P>, MR, blk::nv>(ap, bcur, c, i0, mc, j0, nc, kc, first, p, tile);
+          gemm_block<policy_step<P>, MR, blk::nv>(ap, ad, a.ld, bcur, c, i0, mc, j0, nc, kc, first, p, tile);
         }
       }
     }
