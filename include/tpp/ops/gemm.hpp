@@ -269,67 +269,54 @@ V gemm_fast<approx::drum<K>>::step(V acc, V a, V b) noexcept {
   return lane_fma(a, b, acc);
 }
 
-// op(A) rows [i0, i0 + mc) x K [p0, p0 + kc) as MR-row slivers: sliver s holds, for each k, MR values
-// (rows past mc are zero).
-// g: the per-operand transform of a fast path (or identity); r: the panel's range, when recorded.
+// Packs S-wide slivers: for sliver indices [s0, s0 + sn) (rows i of op(A), or columns j of op(B)) and K
+// [k0, k0 + kc), sliver t holds, for each k, S values, the ones past sn zero. The element for (s, k) is
+// x(k, s) when k_major (the stored rows run along K: a transposed A, an untransposed B), else x(s, k).
+// g: the per-operand transform of a fast path (or identity); r: the panel's range, when recorded (real
+// elements only, not the zero padding).
 struct identity_pack {
   float operator()(float x) const noexcept { return x; }
 };
 
-template <index_t MR, class T, class G = identity_pack>
-void gemm_pack_a(const mat<const T>& a, bool trans, index_t i0, index_t mc, index_t p0, index_t kc, float* out,
-                 G g = {}, panel_range* r = nullptr) noexcept {
-  for (index_t s = 0; s < mc; s += MR) {
-    const index_t rows = std::min(MR, mc - s);
-    float* o = out + s * kc;
-    if (trans) {  // op(A)(i, k) = A(k, i): the sliver's rows are contiguous in each stored row
+template <index_t S, class T, class G = identity_pack>
+void gemm_pack(const mat<const T>& x, bool k_major, index_t s0, index_t sn, index_t k0, index_t kc, float* out,
+               G g = {}, panel_range* r = nullptr) noexcept {
+  for (index_t t = 0; t < sn; t += S) {
+    const index_t w = std::min(S, sn - t);
+    float* o = out + t * kc;
+    if (k_major) {  // the sliver's S values are contiguous in each stored row
       for (index_t k = 0; k < kc; ++k) {
-        const T* src = a.row(p0 + k) + i0 + s;
-        for (index_t q = 0; q < rows; ++q) o[k * MR + q] = g(to_float(src[q]));
-        for (index_t q = rows; q < MR; ++q) o[k * MR + q] = 0.0f;
+        const T* src = x.row(k0 + k) + s0 + t;
+        for (index_t q = 0; q < w; ++q) o[k * S + q] = g(to_float(src[q]));
+        for (index_t q = w; q < S; ++q) o[k * S + q] = 0.0f;
         if (r != nullptr)
-          for (index_t q = 0; q < rows; ++q) r->add(o[k * MR + q]);
+          for (index_t q = 0; q < w; ++q) r->add(o[k * S + q]);
       }
     } else {
-      for (index_t q = 0; q < rows; ++q) {
-        const T* src = a.row(i0 + s + q) + p0;
-        for (index_t k = 0; k < kc; ++k) o[k * MR + q] = g(to_float(src[k]));
+      for (index_t q = 0; q < w; ++q) {
+        const T* src = x.row(s0 + t + q) + k0;
+        for (index_t k = 0; k < kc; ++k) o[k * S + q] = g(to_float(src[k]));
         if (r != nullptr)
-          for (index_t k = 0; k < kc; ++k) r->add(o[k * MR + q]);
+          for (index_t k = 0; k < kc; ++k) r->add(o[k * S + q]);
       }
-      for (index_t q = rows; q < MR; ++q)
-        for (index_t k = 0; k < kc; ++k) o[k * MR + q] = 0.0f;
+      for (index_t q = w; q < S; ++q)
+        for (index_t k = 0; k < kc; ++k) o[k * S + q] = 0.0f;
     }
   }
 }
 
-// op(B) K [p0, p0 + kc) x columns [j0, j0 + nc) as NR-column slivers: sliver t holds, for each k, NR
-// values (columns past nc are zero).
+// op(A) rows [i0, i0 + mc) x K [p0, p0 + kc) as MR-row slivers.
+template <index_t MR, class T, class G = identity_pack>
+void gemm_pack_a(const mat<const T>& a, bool trans, index_t i0, index_t mc, index_t p0, index_t kc, float* out,
+                 G g = {}, panel_range* r = nullptr) noexcept {
+  gemm_pack<MR>(a, trans, i0, mc, p0, kc, out, g, r);
+}
+
+// op(B) K [p0, p0 + kc) x columns [j0, j0 + nc) as NR-column slivers.
 template <index_t NR, class T, class G = identity_pack>
 void gemm_pack_b(const mat<const T>& b, bool trans, index_t p0, index_t kc, index_t j0, index_t nc, float* out,
                  G g = {}, panel_range* r = nullptr) noexcept {
-  for (index_t t = 0; t < nc; t += NR) {
-    const index_t cols = std::min(NR, nc - t);
-    float* o = out + t * kc;
-    if (!trans) {
-      for (index_t k = 0; k < kc; ++k) {
-        const T* src = b.row(p0 + k) + j0 + t;
-        for (index_t c = 0; c < cols; ++c) o[k * NR + c] = g(to_float(src[c]));
-        for (index_t c = cols; c < NR; ++c) o[k * NR + c] = 0.0f;
-        if (r != nullptr)
-          for (index_t c = 0; c < cols; ++c) r->add(o[k * NR + c]);
-      }
-    } else {  // op(B)(k, j) = B(j, k)
-      for (index_t c = 0; c < cols; ++c) {
-        const T* src = b.row(j0 + t + c) + p0;
-        for (index_t k = 0; k < kc; ++k) o[k * NR + c] = g(to_float(src[k]));
-        if (r != nullptr)
-          for (index_t k = 0; k < kc; ++k) r->add(o[k * NR + c]);
-      }
-      for (index_t c = cols; c < NR; ++c)
-        for (index_t k = 0; k < kc; ++k) o[k * NR + c] = 0.0f;
-    }
-  }
+  gemm_pack<NR>(b, !trans, j0, nc, p0, kc, out, g, r);
 }
 
 // The micro-kernel: an MR x NR tile of fp32 C (row stride ldc) = alpha * (a sliver x b sliver) + (first
