@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 
 #include <xsimd/xsimd.hpp>
 
@@ -26,6 +27,9 @@ using default_arch = xsimd::default_arch;
 
 template <class T, class A = default_arch>
 using batch = xsimd::batch<T, A>;
+
+// The fp32 lane type the ops compute on: a batch at the compile-time arch, or float with TPP_NO_SIMD.
+using lane = std::conditional_t<enabled, batch<float>, float>;
 
 // Lanes of a float batch at arch A.
 template <class A = default_arch>

@@ -117,10 +117,10 @@ class binary_kernel {
     const auto oa = detail::make_operand(a, params_.a);
     const auto ob = detail::make_operand(b, params_.b);
     if constexpr (K == binary_kind::muladd)
-      detail::for_each_element<detail::lane_t>(detail::binary_op<K, Policy>{}, out, oa, ob,
+      detail::for_each_element<simd::lane>(detail::binary_op<K, Policy>{}, out, oa, ob,
                                                detail::make_operand(mat<const TO>(out), broadcast::none));
     else
-      detail::for_each_element<detail::lane_t>(detail::binary_op<K, Policy>{}, out, oa, ob);
+      detail::for_each_element<simd::lane>(detail::binary_op<K, Policy>{}, out, oa, ob);
   }
 
   index_t rows() const noexcept { return rows_; }

@@ -55,8 +55,6 @@ namespace detail {
 template <class T>
 concept gemm_element = std::is_same_v<std::remove_const_t<T>, float> || std::is_same_v<std::remove_const_t<T>, bf16>;
 
-// The fp32 lane type of the micro-kernel: a SIMD batch, or float with TPP_NO_SIMD.
-using gemm_lane = std::conditional_t<simd::enabled, simd::batch<float>, float>;
 inline constexpr index_t gemm_width = simd::enabled ? simd::width<> : 1;
 
 // ---- fast paths: policies whose product is f(g(a) * g(b)), with g applied while packing (O(n^2)) -------
@@ -225,7 +223,7 @@ struct gemm_blocking {
   static constexpr index_t nc = nr * (512 / nr);
 };
 
-// Lane helpers, templated on the lane type V (gemm_lane) so the branch not taken is never instantiated.
+// Lane helpers, templated on the lane type V (simd::lane) so the branch not taken is never instantiated.
 template <class V>
 V lane_load(const float* p) noexcept {
   if constexpr (std::is_same_v<V, float>)
@@ -325,7 +323,7 @@ void gemm_pack_b(const mat<const T>& b, bool trans, index_t p0, index_t kc, inde
 template <class Step, index_t MR, index_t NV, bool Direct = false>
 void gemm_micro(index_t kc, const float* a, index_t lda, const float* b, float* c, index_t ldc, float alpha,
                 float beta, bool first) noexcept {
-  using V = gemm_lane;
+  using V = simd::lane;
   constexpr index_t W = gemm_width, NR = NV * W;
   V acc[MR][NV];
   for (index_t r = 0; r < MR; ++r)

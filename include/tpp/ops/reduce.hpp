@@ -622,7 +622,7 @@ void reduce_each_col(mat<const T> in, mat<TO> const* out, bool accumulate) {
 
 template <class Op, class T, class TO>
 void run(mat<const T> in, mat<TO> const* out, reduce_params p) {
-  using V = std::conditional_t<simd::enabled, simd::batch<float>, float>;
+  using V = simd::lane;
   if (p.dir == reduce_dir::each_row)
     reduce_each_row<Op, V>(in, out, p.accumulate);
   else

@@ -112,7 +112,7 @@ class ternary_kernel {
     detail::check_alias(out, in0, label, "out", name0);
     detail::check_alias(out, in1, label, "out", name1);
     detail::check_alias(out, in2, label, "out", name2);
-    detail::for_each_element<detail::lane_t>(detail::ternary_op<K, Policy>{}, out,
+    detail::for_each_element<simd::lane>(detail::ternary_op<K, Policy>{}, out,
                                              detail::make_operand(in0, params_.in0),
                                              detail::make_operand(in1, params_.in1),
                                              detail::make_operand(in2, params_.in2));

@@ -285,7 +285,7 @@ class unary_kernel {
     detail::check_shape(in, rows_, cols_, label, "in", "the kernel\'s");
     detail::check_shape(out, rows_, cols_, label, "out", "the kernel\'s");
     detail::check_alias(out, in, label, "out", "in");
-    detail::for_each_element<detail::lane_t>(detail::unary_forward<K, Policy>{detail::unary_alpha<K>(params_)}, out,
+    detail::for_each_element<simd::lane>(detail::unary_forward<K, Policy>{detail::unary_alpha<K>(params_)}, out,
                                              detail::make_operand(in, broadcast::none));
   }
 
@@ -325,7 +325,7 @@ class unary_backward_kernel {
     detail::check_shape(dx, rows_, cols_, label, "dx", "the kernel\'s");
     detail::check_alias(dx, dy, label, "dx", "dy");
     detail::check_alias(dx, v, label, "dx", v_name);
-    detail::for_each_element<detail::lane_t>(
+    detail::for_each_element<simd::lane>(
         detail::unary_backward_op<K, Policy>{detail::unary_alpha<K>(params_)}, dx,
         detail::make_operand(dy, broadcast::none), detail::make_operand(v, broadcast::none));
   }
@@ -481,7 +481,7 @@ class dropout_kernel {
     detail::check_alias(mask, x, label, "mask", "x");
     detail::check_alias(mask, y, label, "mask", "y");
     if (x.empty()) return;
-    detail::dropout_rows<detail::lane_t, Policy>(x, y, mask, params_);
+    detail::dropout_rows<simd::lane, Policy>(x, y, mask, params_);
   }
 
   index_t rows() const noexcept { return rows_; }
@@ -517,7 +517,7 @@ class dropout_backward_kernel {
     detail::check_shape(dx, rows_, cols_, label, "dx", "the kernel\'s");
     detail::check_alias(dx, dy, label, "dx", "dy");
     detail::check_alias(dx, mask, label, "dx", "mask");
-    detail::for_each_element<detail::lane_t>(detail::dropout_backward_op<Policy>{detail::dropout_scale(params_.p)}, dx,
+    detail::for_each_element<simd::lane>(detail::dropout_backward_op<Policy>{detail::dropout_scale(params_.p)}, dx,
                                              detail::make_operand(dy, broadcast::none),
                                              detail::make_operand(mask, broadcast::none));
   }

@@ -3,7 +3,7 @@
 //
 //   tpp::broadcast           how an input is applied to an (M, N) output: none (M, N), row (1, N) applied to
 //                            every row, col (M, 1) applied to every column, scalar (1, 1)
-//   detail::lane_t           the lane type the op functors run on: simd::batch<float> at the compile-time arch,
+//   simd::lane (core)        the lane type the op functors run on: simd::batch<float> at the compile-time arch,
 //                            or float with TPP_NO_SIMD (the generic build's scalar loops)
 //   detail::lanes::*         select, sqrt, exp, ... overloaded for float and batch, so each op's math is
 //                            written once as a template over its lane type V
@@ -64,7 +64,6 @@ template <class T>
 concept float_element = std::same_as<std::remove_const_t<T>, float> || std::same_as<std::remove_const_t<T>, bf16>;
 
 // The lane type the op functors run on.
-using lane_t = std::conditional_t<simd::enabled, simd::batch<float>, float>;
 
 // ---- lane helpers: one name, a float and a batch overload ----
 namespace lanes {
