@@ -1,10 +1,7 @@
 // gemm: every registry policy, transposes, ld padding, alpha/beta, fp32/bf16, edge shapes, against a
 // double-precision reference built from the policy's own scalar products; bad inputs.
 //
-// Tolerance: the kernel adds K policy products (bit-identical to the scalar ones) in fp32, in some order:
-// |error| <= gamma_K * sum_k |p_k| with gamma_K = K u / (1 - K u), u = 2^-24. With approx::exact the
-// kernel fuses multiply and add (no product rounding) while the reference rounds each product: one more
-// u * sum |p_k|. Then alpha (one rounding), beta * C (one fma) and, for bf16 C, the final rounding 2^-8.
+// Tolerance: see gemm_support.hpp.
 
 #include <cmath>
 #include <limits>
@@ -12,23 +9,14 @@
 #include <tpp/approx/registry.hpp>
 #include <tpp/ops/gemm.hpp>
 
-#include "support.hpp"
+#include "gemm_support.hpp"
 
 namespace {
 
 using namespace tpp;
 
-template <class T>
-std::vector<T> make(std::size_t n, std::uint64_t seed, float lo = -1.0f, float hi = 1.0f) {
-  const auto f = test::uniform(n, lo, hi, seed);
-  std::vector<T> v(n);
-  for (std::size_t i = 0; i < n; ++i) v[i] = from_float<T>(f[i]);
-  return v;
-}
-
-struct shape {
-  index_t m, n, k;
-};
+using test::make;
+using shape = test::gemm_size;
 
 template <class P, class TA, class TB, class TC>
 void check_gemm(shape s, gemm_params p, index_t pad, std::uint64_t seed) {
@@ -42,31 +30,7 @@ void check_gemm(shape s, gemm_params p, index_t pad, std::uint64_t seed) {
   const mat<const TA> A{a.data(), ar, ac, lda};
   const mat<const TB> B{b.data(), br, bc, ldb};
   gemm<P>(A, B, mat<TC>{c.data(), s.m, s.n, ldc}, p);
-
-  const double u = 0x1p-24, gk = double(s.k + 2) * u / (1 - double(s.k + 2) * u);
-  std::size_t bad = 0;
-  for (index_t i = 0; i < s.m; ++i) {
-    for (index_t j = 0; j < s.n; ++j) {
-      double sum = 0, abs_sum = 0;
-      for (index_t q = 0; q < s.k; ++q) {
-        const float x = to_float(p.trans_a ? A(q, i) : A(i, q)), y = to_float(p.trans_b ? B(j, q) : B(q, j));
-        const float prod = P::mul(x, y);
-        sum += prod;
-        abs_sum += std::abs(prod);
-      }
-      const double old = p.beta != 0 ? double(to_float(c0[std::size_t(i * ldc + j)])) : 0.0;
-      const double ref = double(p.alpha) * sum + double(p.beta) * old;
-      double tol = std::abs(double(p.alpha)) * abs_sum * gk + 2 * u * (std::abs(ref) + std::abs(double(p.beta) * old));
-      if (std::is_same_v<TC, bf16>) tol += 0x1p-8 * (std::abs(ref) + tol);
-      const double got = to_float(c[std::size_t(i * ldc + j)]);
-      if (!(std::abs(got - ref) <= tol + 1e-30) && bad++ < 3)
-        MESSAGE(P::name(), " m=", s.m, " n=", s.n, " k=", s.k, " (", i, ",", j, ") got ", got, " ref ", ref, " tol ", tol);
-    }
-    for (index_t j = s.n; j < ldc; ++j)  // padding of C untouched
-      if (test::bits(to_float(c[std::size_t(i * ldc + j)])) != test::bits(to_float(c0[std::size_t(i * ldc + j)])))
-        ++bad;
-  }
-  CHECK(bad == 0);
+  CHECK(test::gemm_mismatches<P>(std::vector{A}, std::vector{B}, p, s, c0, c, ldc) == 0);
 }
 
 }  // namespace

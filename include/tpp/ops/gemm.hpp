@@ -4,8 +4,16 @@
 // holds the stored, untransposed matrix). alpha and beta scale exactly (plain fp32 multiplies, not the
 // policy); beta = 0 never reads C (so NaN or garbage in C does not propagate).
 //
-//   gemm<Policy>(A, B, C, gemm_params)       A: (M, K) or (K, M); B: (K, N) or (N, K); C: (M, N)
+//   gemm<Policy>(A, B, C, gemm_params, epilogue)   A: (M, K) or (K, M); B: (K, N) or (N, K); C: (M, N)
+//       one call, OpenMP-parallel when large
+//   gemm_kernel<Policy, TA, TB, TC>(gemm_shape, gemm_params)
+//       a fixed shape and leading dimensions, validated once; called with raw pointers, single-threaded
+//   brgemm_kernel<Policy, TA, TB, TC>(gemm_shape, gemm_params)
+//       batch-reduce: C = alpha sum_i op(A_i) op(B_i) + beta C, the batch as addresses, offsets or a
+//       stride (LIBXSMM's three kinds, counted in elements); single-threaded
 //   element types: A, B fp32 or bf16; C fp32 or bf16 (bf16 results round to nearest even, once)
+//   epilogue (ops/epilogue.hpp): bias per row or column, an activation, a chain of them, or any functor,
+//       run on each finished tile of C (fp32, before a bf16 C's rounding) while it is in L1
 //
 // Structure (BLIS): for each NC-column panel of op(B) and KC-deep slice of K, op(B) is packed into
 // NR-column slivers; for each MC-row block, op(A) is packed into MR-row slivers (bf16 widened, transposes
@@ -22,8 +30,14 @@
 // columns (or rows, when C is tall), each thread packing its own panels; none when called from inside a
 // parallel region.
 //
-// Errors (tpp::error): invalid views, op(A) / op(B) / C shapes that do not chain, C overlapping A or B,
-// a policy whose validate() fails.
+// A batch-reduce runs the same loops with the batch inside the column-panel loop: each (A_i, B_i) pair
+// contributes its K slices to the same C tiles, beta applies on the very first slice, the epilogue after
+// the last.
+//
+// Errors (tpp::error): invalid views or kernel shapes (sizes < 0, ld < the stored columns, extents that
+// overflow), op(A) / op(B) / C shapes that do not chain, non-finite alpha or beta, C overlapping A or B
+// (any A_i or B_i of a batch), null pointers with a nonzero size or count, a negative count, a policy
+// whose validate() fails.
 
 #include <algorithm>
 #include <cmath>
@@ -42,6 +56,8 @@
 #include "../core/parallel.hpp"
 #include "../core/scratch.hpp"
 #include "../core/simd.hpp"
+#include "detail/gemm_blocks.hpp"
+#include "epilogue.hpp"
 
 namespace tpp {
 
@@ -52,417 +68,109 @@ struct gemm_params {
 
 namespace detail {
 
-template <class T>
-concept gemm_element = std::is_same_v<std::remove_const_t<T>, float> || std::is_same_v<std::remove_const_t<T>, bf16>;
-
-inline constexpr index_t gemm_width = simd::enabled ? simd::width<> : 1;
-
-// ---- fast paths: policies whose product is f(g(a) * g(b)), with g applied while packing (O(n^2)) -------
-//
-// drum<K>, K <= 12: g reduces each operand to its K leading bits with the lowest set; the reduced
-//   operands multiply exactly in fp32, so FMA(g(a), g(b), acc) == acc + drum<K>::mul(a, b) bit for bit.
-// bf16_rz / bf16_rne: g rounds each operand to bf16; their fp32 product is exact, f rounds it to bf16:
-//   acc + f(g(a) g(b)) == acc + bf16_*::mul(a, b) bit for bit.
-// mitchell<M>: g truncates each operand to M mantissa bits; packed A also has the bias 127 << 23 taken
-//   off its bit pattern (a_offset), so one integer add of the packed patterns is the product's pattern,
-//   sign included (the sign bits' carry falls off bit 31). Zero operands pack as a marker (A) or 0 (B)
-//   and the lanes they touch add nothing.
-// Both only while no product can leave the normal range and no operand is NaN or Inf: packing records
-// each panel's exponent range (panel_range), and a block pair that fails the check runs the generic
-// micro-kernel on unmodified operands instead (the careful path).
-template <class P>
-struct gemm_fast {
-  static constexpr bool available = false;
+// The operand pairs of a GEMM or batch-reduce GEMM: operands(i) returns {A_i, B_i} as views of the stored
+// matrices, for i < count (a plain GEMM has count 1). All A_i share one shape, all B_i another.
+template <class TA, class TB>
+struct operand_pair {
+  mat<const TA> a;
+  mat<const TB> b;
 };
 
-// Zeros and denormals pack as signed zeros (the policies flush denormal operands); NaN and Inf as they are.
-template <class G>
-float pack_operand(float x, G&& g) noexcept {
-  const std::uint32_t u = approx::detail::bits(x), e = u & approx::detail::exp_mask;
-  if (e == 0) return approx::detail::from_bits(u & approx::detail::sign_bit);
-  if (e == approx::detail::exp_mask) return x;
-  return g(x);
-}
-
-template <int K>
-  requires(K <= 12)
-struct gemm_fast<approx::drum<K>> {
-  static constexpr bool available = true;
-  static constexpr int temporaries = 0;  // the step is one FMA
-  static constexpr int carry = 1;        // a product of two significands in [1, 2) is below 4
-  static constexpr std::uint32_t a_offset = 0;
-  static float pack(float x) noexcept {
-    return pack_operand(x, [](float v) {
-      using core = approx::detail::drum_core<K>;
-      return approx::detail::from_bits((approx::detail::bits(v) & core::keep) | core::lsb);
-    });
-  }
-  template <class V>
-  static V step(V acc, V a, V b) noexcept;  // defined below, after lane_fma
-};
-
-template <int M>
-struct gemm_fast<approx::mitchell<M>> {
-  static constexpr bool available = true;
-  static constexpr int temporaries = 2;
-  static constexpr int carry = 1;
-  static constexpr std::uint32_t a_offset = approx::detail::one_bits;
-  static constexpr std::uint32_t a_zero = 0u - a_offset;  // a packed zero: no normal operand maps here
-  static float pack(float x) noexcept {
-    if ((approx::detail::bits(x) & approx::detail::exp_mask) == 0) return 0.0f;  // +-0, denormals: one +0
-    return pack_operand(x, [](float v) {
-      return approx::detail::from_bits(approx::detail::bits(v) & approx::detail::keep_mask<M>);
-    });
-  }
-  // The step for blocks whose A (a_zeros) or B (b_zeros) values include zeros: lanes a zero touches add
-  // nothing. Without zeros it is one integer add and one fp32 add per product.
-  static constexpr bool zero_specialised = true;
-  template <bool a_zeros, bool b_zeros>
-  struct zero_step {
-    template <class V>
-    static V step(V acc, V a, V b) noexcept {
-      if constexpr (std::is_same_v<V, float>) {
-        const std::uint32_t ua = approx::detail::bits(a), ub = approx::detail::bits(b);
-        const bool dead = (a_zeros && ua == a_zero) || (b_zeros && (ub & approx::detail::abs_mask) == 0);
-        return dead ? acc : acc + approx::detail::from_bits(ua + ub);
-      } else {
-        using A = typename V::arch_type;
-        using I = xsimd::batch<std::int32_t, A>;
-        const I ua = xsimd::bitwise_cast<I>(a), ub = xsimd::bitwise_cast<I>(b);
-        const V sum = acc + xsimd::bitwise_cast<V>(ua + ub);
-        if constexpr (!a_zeros && !b_zeros) {
-          return sum;
-        } else {
-          const I abs_b = ub & I(std::int32_t(approx::detail::abs_mask));
-          if constexpr (a_zeros && b_zeros)
-            return xsimd::select(xsimd::bool_cast((ua != I(std::int32_t(a_zero))) && (abs_b != I(0))), sum, acc);
-          else if constexpr (a_zeros)
-            return xsimd::select(xsimd::bool_cast(ua != I(std::int32_t(a_zero))), sum, acc);
-          else
-            return xsimd::select(xsimd::bool_cast(abs_b != I(0)), sum, acc);
-        }
-      }
-    }
-  };
-};
-
-template <bool nearest_even>
-struct gemm_fast_bf16 {
-  static constexpr bool available = true;
-  static constexpr int temporaries = 2;
-  static constexpr int carry = 2;  // rounding the product may carry it into the next binade
-  static constexpr std::uint32_t a_offset = 0;
-  static float pack(float x) noexcept {
-    return pack_operand(x, [](float v) { return approx::detail::bf16_multiplier<nearest_even>::round(v); });
-  }
-  template <class V>
-  static V step(V acc, V a, V b) noexcept {
-    if constexpr (std::is_same_v<V, float>)
-      return acc + approx::detail::bf16_multiplier<nearest_even>::round(a * b);
-    else
-      return acc + approx::detail::bf16_multiplier<nearest_even>::template round<typename V::arch_type>(a * b);
-  }
-};
-template <>
-struct gemm_fast<approx::bf16_rz> : gemm_fast_bf16<false> {};
-template <>
-struct gemm_fast<approx::bf16_rne> : gemm_fast_bf16<true> {};
-
-// The biased exponents of a packed panel's nonzero values, whether it holds a NaN or Inf, and whether it
-// holds a zero (padding excluded: padded lanes are never stored).
-struct panel_range {
-  int emin = 255, emax = 0;
-  bool special = false, zeros = false;  // zeros: a zero (or flushed denormal) among the panel's values
-  void add(float v) noexcept {
-    const int e = int((approx::detail::bits(v) >> 23) & 0xffu);
-    if (e == 255) special = true;
-    if (e == 0) zeros = true;
-    if (e != 0 && e != 255) {
-      emin = std::min(emin, e);
-      emax = std::max(emax, e);
-    }
-  }
-  bool empty() const noexcept { return emax == 0; }
-};
-
-// Every product of a value of one panel and one of the other stays in the normal range.
-template <class F>
-bool products_in_range(const panel_range& a, const panel_range& b) noexcept {
-  if (a.special || b.special) return false;
-  if (a.empty() || b.empty()) return true;
-  return a.emin + b.emin - 127 >= 1 && a.emax + b.emax - 127 + F::carry <= 254;
-}
-
-// Block sizes. The micro-tile is MR rows x NV vectors (NR = NV lanes-wide columns): 14 x 2 zmm = 28
-// accumulators for FMA on a 32-register file (AVX-512, AArch64), 6 x 2 on 16 registers (AVX2, SSE2);
-// policies need registers for their step's temporaries: 12 x 2 (4 x 2) for the bf16 fast path, 4 x 2 for
-// a generic SIMD mul. KC x NR of B stays in L1,
-// MC x KC of A in L2, and KC x NC of B (512 KiB) in L2 as well: with A read in place or cheaply packed,
-// a B panel that fits L2 pays more than fewer A repacks (2048^3: 0.84x -> 0.92x oneDNN with NC 3072 -> 512).
-template <class P>
-struct gemm_blocking {
-#if defined(__aarch64__)
-  static constexpr int registers = 32;
-#else
-  static constexpr int registers = gemm_width == 16 ? 32 : 16;
-#endif
-  static constexpr int temporaries = [] {
-    if constexpr (std::is_same_v<P, approx::exact>)
-      return 0;
-    else if constexpr (gemm_fast<P>::available)
-      return gemm_fast<P>::temporaries;
-    else
-      return 8;  // a generic SIMD mul
-  }();
-  static constexpr index_t mr = !simd::enabled ? 4 : temporaries == 0 ? (registers == 32 ? 14 : 6)
-                                                    : temporaries <= 2 ? (registers == 32 ? 12 : 4) : 4;
-  static constexpr index_t nv = !simd::enabled ? 4 : 2;
-  static constexpr index_t nr = nv * gemm_width;
-  static constexpr index_t kc = 256;
-  static constexpr index_t mc = mr * (168 / mr);
-  static constexpr index_t nc = nr * (512 / nr);
-};
-
-// Lane helpers, templated on the lane type V (simd::lane) so the branch not taken is never instantiated.
-template <class V>
-V lane_load(const float* p) noexcept {
-  if constexpr (std::is_same_v<V, float>)
-    return *p;
-  else
-    return V::load_unaligned(p);
-}
-
-template <class V>
-void lane_store(float* p, V v) noexcept {
-  if constexpr (std::is_same_v<V, float>)
-    *p = v;
-  else
-    v.store_unaligned(p);
-}
-
-template <class V>
-V lane_fma(V a, V b, V c) noexcept {
-  if constexpr (std::is_same_v<V, float>)
-    return std::fma(a, b, c);
-  else
-    return xsimd::fma(a, b, c);
-}
-
-// The generic step: FMA for exact, acc + Policy::mul(a, b) otherwise.
-template <class P>
-struct policy_step {
-  template <class V>
-  static V step(V acc, V a, V b) noexcept {
-    if constexpr (std::is_same_v<P, approx::exact>)
-      return lane_fma(a, b, acc);
-    else
-      return acc + P::mul(a, b);
-  }
-};
-
-template <int K>
-  requires(K <= 12)
-template <class V>
-V gemm_fast<approx::drum<K>>::step(V acc, V a, V b) noexcept {
-  return lane_fma(a, b, acc);
-}
-
-// Packs S-wide slivers: for sliver indices [s0, s0 + sn) (rows i of op(A), or columns j of op(B)) and K
-// [k0, k0 + kc), sliver t holds, for each k, S values, the ones past sn zero. The element for (s, k) is
-// x(k, s) when k_major (the stored rows run along K: a transposed A, an untransposed B), else x(s, k).
-// g: the per-operand transform of a fast path (or identity); r: the panel's range, when recorded (real
-// elements only, not the zero padding).
-struct identity_pack {
-  float operator()(float x) const noexcept { return x; }
-};
-
-template <index_t S, class T, class G = identity_pack>
-void gemm_pack(const mat<const T>& x, bool k_major, index_t s0, index_t sn, index_t k0, index_t kc, float* out,
-               G g = {}, panel_range* r = nullptr) noexcept {
-  for (index_t t = 0; t < sn; t += S) {
-    const index_t w = std::min(S, sn - t);
-    float* o = out + t * kc;
-    if (k_major) {  // the sliver's S values are contiguous in each stored row
-      for (index_t k = 0; k < kc; ++k) {
-        const T* src = x.row(k0 + k) + s0 + t;
-        for (index_t q = 0; q < w; ++q) o[k * S + q] = g(to_float(src[q]));
-        for (index_t q = w; q < S; ++q) o[k * S + q] = 0.0f;
-        if (r != nullptr)
-          for (index_t q = 0; q < w; ++q) r->add(o[k * S + q]);
-      }
-    } else {
-      for (index_t q = 0; q < w; ++q) {
-        const T* src = x.row(s0 + t + q) + k0;
-        for (index_t k = 0; k < kc; ++k) o[k * S + q] = g(to_float(src[k]));
-        if (r != nullptr)
-          for (index_t k = 0; k < kc; ++k) r->add(o[k * S + q]);
-      }
-      for (index_t q = w; q < S; ++q)
-        for (index_t k = 0; k < kc; ++k) o[k * S + q] = 0.0f;
-    }
+// C = beta C (never reading C when beta = 0), then the epilogue: the result of an empty sum (k = 0 or an
+// empty batch).
+template <class E>
+void gemm_scale_only(const mat<float>& c, float beta, const E& ep, index_t gi, index_t gj) {
+  for (index_t i = 0; i < c.rows; ++i) {
+    float* row = c.row(i);
+    for (index_t j = 0; j < c.cols; ++j) row[j] = beta != 0.0f ? beta * row[j] : 0.0f;
+    if constexpr (!std::is_same_v<E, epilogue::none>) ep(gi + i, gj, row, c.cols);
   }
 }
 
-// op(A) rows [i0, i0 + mc) x K [p0, p0 + kc) as MR-row slivers.
-template <index_t MR, class T, class G = identity_pack>
-void gemm_pack_a(const mat<const T>& a, bool trans, index_t i0, index_t mc, index_t p0, index_t kc, float* out,
-                 G g = {}, panel_range* r = nullptr) noexcept {
-  gemm_pack<MR>(a, trans, i0, mc, p0, kc, out, g, r);
-}
-
-// op(B) K [p0, p0 + kc) x columns [j0, j0 + nc) as NR-column slivers.
-template <index_t NR, class T, class G = identity_pack>
-void gemm_pack_b(const mat<const T>& b, bool trans, index_t p0, index_t kc, index_t j0, index_t nc, float* out,
-                 G g = {}, panel_range* r = nullptr) noexcept {
-  gemm_pack<NR>(b, !trans, j0, nc, p0, kc, out, g, r);
-}
-
-// The micro-kernel: an MR x NR tile of fp32 C (row stride ldc) = alpha * (a sliver x b sliver) + (first
-// K slice ? beta * C, never reading C when beta = 0 : C). The A sliver is packed (a[k * MR + r]) or, with
-// Direct, MR rows of an fp32 A read in place (a[r * lda + k]).
-template <class Step, index_t MR, index_t NV, bool Direct = false>
-void gemm_micro(index_t kc, const float* a, index_t lda, const float* b, float* c, index_t ldc, float alpha,
-                float beta, bool first) noexcept {
-  using V = simd::lane;
-  constexpr index_t W = gemm_width, NR = NV * W;
-  V acc[MR][NV];
-  for (index_t r = 0; r < MR; ++r)
-    for (index_t v = 0; v < NV; ++v) acc[r][v] = V(0.0f);
-  for (index_t k = 0; k < kc; ++k) {
-    V bv[NV];
-    for (index_t v = 0; v < NV; ++v) bv[v] = lane_load<V>(b + k * NR + v * W);
-    for (index_t r = 0; r < MR; ++r) {
-      const V av(Direct ? a[r * lda + k] : a[k * MR + r]);
-      for (index_t v = 0; v < NV; ++v) acc[r][v] = Step::step(acc[r][v], av, bv[v]);
-    }
-  }
-  for (index_t r = 0; r < MR; ++r)
-    for (index_t v = 0; v < NV; ++v) {
-      float* p = c + r * ldc + v * W;
-      V x = acc[r][v] * V(alpha);
-      if (!first)
-        x = x + lane_load<V>(p);
-      else if (beta != 0.0f)
-        x = lane_fma(V(beta), lane_load<V>(p), x);
-      lane_store(p, x);
-    }
-}
-
-// The micro-kernel over one (mc, kc) A block and packed (kc, nc) B panel, C tile by C tile; edge tiles
-// go through a local tile and only their valid part is written. A is packed at ap, or, when a_direct is
-// set, read in place (rows lda apart) for full MR-row slivers, with only the edge sliver packed at ap.
-template <class Step, index_t MR, index_t NV>
-void gemm_block(const float* ap, const float* a_direct, index_t lda, const float* bp, const mat<float>& c, index_t i0,
-                index_t mc, index_t j0, index_t nc, index_t kc, bool first, const gemm_params& p, float* tile) noexcept {
-  constexpr index_t NR = NV * gemm_width;
-  auto micro = [&](const float* as_packed, const float* as_direct, const float* bs, float* out, index_t ldo,
-                   float alpha, float beta, bool fst) {
-    if (as_direct != nullptr)
-      gemm_micro<Step, MR, NV, true>(kc, as_direct, lda, bs, out, ldo, alpha, beta, fst);
-    else
-      gemm_micro<Step, MR, NV>(kc, as_packed, 0, bs, out, ldo, alpha, beta, fst);
-  };
-  for (index_t jr = 0; jr < nc; jr += NR) {
-    const float* bs = bp + jr * kc;
-    const index_t cols = std::min(NR, nc - jr);
-    for (index_t ir = 0; ir < mc; ir += MR) {
-      const index_t rows = std::min(MR, mc - ir);
-      const float* as = ap + ir * kc;
-      const float* ad = a_direct != nullptr && rows == MR ? a_direct + ir * lda : nullptr;
-      float* cp = c.row(i0 + ir) + j0 + jr;
-      if (rows == MR && cols == NR) {
-        micro(as, ad, bs, cp, c.ld, p.alpha, p.beta, first);
-      } else {
-        micro(as, ad, bs, tile, NR, 1.0f, 0.0f, true);
-        for (index_t r = 0; r < rows; ++r)
-          for (index_t q = 0; q < cols; ++q) {
-            float& out = cp[r * c.ld + q];
-            const float x = p.alpha * tile[r * NR + q];
-            out = !first ? x + out : p.beta != 0.0f ? std::fma(p.beta, out, x) : x;
-          }
-      }
-    }
-  }
-}
-
-// C (m, n) fp32 = alpha op(A) op(B) + beta C on one thread, with this thread's packing buffers.
-template <class P, class TA, class TB>
-void gemm_serial(const mat<const TA>& a, const mat<const TB>& b, const mat<float>& c, index_t k, const gemm_params& p) {
+// C (m, n) fp32 = alpha sum_i op(A_i) op(B_i) + beta C, then the epilogue, on one thread with this
+// thread's packing buffers. (gi, gj): c's origin in the caller's whole C, for the epilogue.
+template <class P, class TA, class TB, class Ops, class E>
+void gemm_serial(index_t count, const Ops& operands, const mat<float>& c, index_t k, const gemm_params& p,
+                 const E& ep, index_t gi = 0, index_t gj = 0) {
   using blk = gemm_blocking<P>;
   constexpr index_t MR = blk::mr, NR = blk::nr;
   const index_t m = c.rows, n = c.cols;
+  if (k == 0 || count == 0) {
+    gemm_scale_only(c, p.beta, ep, gi, gj);
+    return;
+  }
   float* ap = thread_scratch<1>(std::size_t(blk::mc * blk::kc));
   float* bp = thread_scratch<2>(std::size_t(blk::kc * blk::nc));
   alignas(64) float tile[MR * NR];
-  if (k == 0) {  // C = beta C (never reading C when beta = 0)
-    for (index_t i = 0; i < m; ++i)
-      for (index_t j = 0; j < n; ++j) c(i, j) = p.beta != 0.0f ? p.beta * c(i, j) : 0.0f;
-    return;
-  }
   using fast = gemm_fast<P>;
   // An fp32, untransposed A that the policy does not transform while packing is read in place.
   const bool direct_a = std::is_same_v<TA, float> && !fast::available && !p.trans_a;
   float* bp_plain = nullptr;  // the unmodified B panel, packed on demand for the careful path
   for (index_t j0 = 0; j0 < n; j0 += blk::nc) {
     const index_t nc = std::min(blk::nc, n - j0);
-    for (index_t p0 = 0; p0 < k; p0 += blk::kc) {
-      const index_t kc = std::min(blk::kc, k - p0);
-      const bool first = p0 == 0;
-      panel_range rb;
-      bool b_plain_packed = false;
-      if constexpr (fast::available)
-        gemm_pack_b<NR>(b, p.trans_b, p0, kc, j0, nc, bp, [](float x) { return fast::pack(x); }, &rb);
-      else
-        gemm_pack_b<NR>(b, p.trans_b, p0, kc, j0, nc, bp);
-      for (index_t i0 = 0; i0 < m; i0 += blk::mc) {
-        const index_t mc = std::min(blk::mc, m - i0);
-        bool use_fast = false;
-        const float* bcur = bp;
-        panel_range ra;
-        if constexpr (fast::available) {
-          gemm_pack_a<MR>(a, p.trans_a, i0, mc, p0, kc, ap, [](float x) { return fast::pack(x); }, &ra);
-          use_fast = products_in_range<fast>(ra, rb);
-          if constexpr (fast::a_offset != 0)
-            if (use_fast)
-              for (index_t i = 0; i < (mc + MR - 1) / MR * MR * kc; ++i)
-                ap[i] = approx::detail::from_bits(approx::detail::bits(ap[i]) - fast::a_offset);
-          if (!use_fast) {  // careful path: unmodified operands through the policy's own mul
-            gemm_pack_a<MR>(a, p.trans_a, i0, mc, p0, kc, ap);
-            if (!b_plain_packed) {
-              bp_plain = thread_scratch<4>(std::size_t(blk::kc * blk::nc));
-              gemm_pack_b<NR>(b, p.trans_b, p0, kc, j0, nc, bp_plain);
-              b_plain_packed = true;
+    for (index_t bi = 0; bi < count; ++bi) {
+      const operand_pair<TA, TB> ops = operands(bi);
+      const mat<const TA>& a = ops.a;
+      const mat<const TB>& b = ops.b;
+      for (index_t p0 = 0; p0 < k; p0 += blk::kc) {
+        const index_t kc = std::min(blk::kc, k - p0);
+        const gemm_out<E> out{c, p.alpha, p.beta, bi == 0 && p0 == 0, bi == count - 1 && p0 + kc == k, &ep, gi, gj};
+        panel_range rb;
+        bool b_plain_packed = false;
+        if constexpr (fast::available)
+          gemm_pack_b<NR>(b, p.trans_b, p0, kc, j0, nc, bp, [](float x) { return fast::pack(x); }, &rb);
+        else
+          gemm_pack_b<NR>(b, p.trans_b, p0, kc, j0, nc, bp);
+        for (index_t i0 = 0; i0 < m; i0 += blk::mc) {
+          const index_t mc = std::min(blk::mc, m - i0);
+          bool use_fast = false;
+          const float* bcur = bp;
+          panel_range ra;
+          if constexpr (fast::available) {
+            gemm_pack_a<MR>(a, p.trans_a, i0, mc, p0, kc, ap, [](float x) { return fast::pack(x); }, &ra);
+            use_fast = products_in_range<fast>(ra, rb);
+            if constexpr (fast::a_offset != 0)
+              if (use_fast)
+                for (index_t i = 0; i < (mc + MR - 1) / MR * MR * kc; ++i)
+                  ap[i] = approx::detail::from_bits(approx::detail::bits(ap[i]) - fast::a_offset);
+            if (!use_fast) {  // careful path: unmodified operands through the policy's own mul
+              gemm_pack_a<MR>(a, p.trans_a, i0, mc, p0, kc, ap);
+              if (!b_plain_packed) {
+                bp_plain = thread_scratch<4>(std::size_t(blk::kc * blk::nc));
+                gemm_pack_b<NR>(b, p.trans_b, p0, kc, j0, nc, bp_plain);
+                b_plain_packed = true;
+              }
+              bcur = bp_plain;
             }
-            bcur = bp_plain;
+          } else if (direct_a) {  // only the edge sliver is packed; full slivers are read in place
+            const index_t full = mc / MR * MR;
+            if (full < mc) gemm_pack_a<MR>(a, false, i0 + full, mc - full, p0, kc, ap + full * kc);
+          } else {
+            gemm_pack_a<MR>(a, p.trans_a, i0, mc, p0, kc, ap);
           }
-        } else if (direct_a) {  // only the edge sliver is packed; full slivers are read in place
-          const index_t full = mc / MR * MR;
-          if (full < mc) gemm_pack_a<MR>(a, false, i0 + full, mc - full, p0, kc, ap + full * kc);
-        } else {
-          gemm_pack_a<MR>(a, p.trans_a, i0, mc, p0, kc, ap);
-        }
-        const float* ad = nullptr;
-        if constexpr (std::is_same_v<TA, float>)
-          if (direct_a) ad = a.row(i0) + p0;
-        if (use_fast) {
-          if constexpr (requires { fast::zero_specialised; }) {
-            auto run = [&]<bool az, bool bz>() {
-              gemm_block<typename fast::template zero_step<az, bz>, MR, blk::nv>(ap, nullptr, 0, bcur, c, i0, mc, j0,
-                                                                                nc, kc, first, p, tile);
-            };
-            if (ra.zeros && rb.zeros)
-              run.template operator()<true, true>();
-            else if (ra.zeros)
-              run.template operator()<true, false>();
-            else if (rb.zeros)
-              run.template operator()<false, true>();
-            else
-              run.template operator()<false, false>();
-          } else if constexpr (fast::available) {
-            gemm_block<fast, MR, blk::nv>(ap, nullptr, 0, bcur, c, i0, mc, j0, nc, kc, first, p, tile);
+          const float* ad = nullptr;
+          if constexpr (std::is_same_v<TA, float>)
+            if (direct_a) ad = a.row(i0) + p0;
+          if (use_fast) {
+            if constexpr (requires { fast::zero_specialised; }) {
+              auto run = [&]<bool az, bool bz>() {
+                gemm_block<typename fast::template zero_step<az, bz>, MR, blk::nv>(ap, nullptr, 0, bcur, out, i0, mc,
+                                                                                  j0, nc, kc, tile);
+              };
+              if (ra.zeros && rb.zeros)
+                run.template operator()<true, true>();
+              else if (ra.zeros)
+                run.template operator()<true, false>();
+              else if (rb.zeros)
+                run.template operator()<false, true>();
+              else
+                run.template operator()<false, false>();
+            } else if constexpr (fast::available) {
+              gemm_block<fast, MR, blk::nv>(ap, nullptr, 0, bcur, out, i0, mc, j0, nc, kc, tile);
+            }
+          } else {
+            gemm_block<policy_step<P>, MR, blk::nv>(ap, ad, a.ld, bcur, out, i0, mc, j0, nc, kc, tile);
           }
-        } else {
-          gemm_block<policy_step<P>, MR, blk::nv>(ap, ad, a.ld, bcur, c, i0, mc, j0, nc, kc, first, p, tile);
         }
       }
     }
@@ -470,48 +178,86 @@ void gemm_serial(const mat<const TA>& a, const mat<const TB>& b, const mat<float
 }
 
 // Splits the problem over the OpenMP team by columns of C (or by rows when C is tall), each part a
-// serial blocked GEMM; serial when small or already inside a parallel region.
-template <class P, class TA, class TB>
-void gemm_fp32(const mat<const TA>& a, const mat<const TB>& b, const mat<float>& c, index_t k, const gemm_params& p) {
+// serial blocked GEMM on sub-views of every A_i or B_i; serial when small or already inside a parallel
+// region.
+template <class P, class TA, class TB, class Ops, class E>
+void gemm_threaded(index_t count, const Ops& operands, const mat<float>& c, index_t k, const gemm_params& p,
+                   const E& ep) {
   constexpr index_t NR = gemm_blocking<P>::nr, MR = gemm_blocking<P>::mr;
   const index_t m = c.rows, n = c.cols;
   const bool by_cols = n >= m;
   const index_t units = by_cols ? (n + NR - 1) / NR : (m + MR - 1) / MR;
-  const bool threaded = double(m) * double(n) * double(k) >= double(1 << 21) && units > 1;
+  const bool threaded = double(m) * double(n) * double(k) * double(count) >= double(1 << 21) && units > 1;
   if (!threaded || in_parallel() || max_threads() == 1) {
-    gemm_serial<P>(a, b, c, k, p);
+    gemm_serial<P, TA, TB>(count, operands, c, k, p, ep);
     return;
   }
   parallel_for(units, [&](index_t u0, index_t u1) {
     if (by_cols) {
       const index_t j0 = u0 * NR, j1 = std::min(n, u1 * NR);
-      const mat<const TB> bs = p.trans_b ? mat<const TB>{b.row(j0), j1 - j0, b.cols, b.ld}
-                                         : mat<const TB>{b.data + j0, b.rows, j1 - j0, b.ld};
-      gemm_serial<P>(a, bs, mat<float>{c.data + j0, m, j1 - j0, c.ld}, k, p);
+      auto cols_of = [&](index_t i) {
+        const operand_pair<TA, TB> o = operands(i);
+        const mat<const TB>& b = o.b;
+        return operand_pair<TA, TB>{o.a, p.trans_b ? mat<const TB>{b.row(j0), j1 - j0, b.cols, b.ld}
+                                                   : mat<const TB>{b.data + j0, b.rows, j1 - j0, b.ld}};
+      };
+      gemm_serial<P, TA, TB>(count, cols_of, mat<float>{c.data + j0, m, j1 - j0, c.ld}, k, p, ep, 0, j0);
     } else {
       const index_t i0 = u0 * MR, i1 = std::min(m, u1 * MR);
-      const mat<const TA> as = p.trans_a ? mat<const TA>{a.data + i0, a.rows, i1 - i0, a.ld}
-                                         : mat<const TA>{a.row(i0), i1 - i0, a.cols, a.ld};
-      gemm_serial<P>(as, b, mat<float>{c.row(i0), i1 - i0, n, c.ld}, k, p);
+      auto rows_of = [&](index_t i) {
+        const operand_pair<TA, TB> o = operands(i);
+        const mat<const TA>& a = o.a;
+        return operand_pair<TA, TB>{p.trans_a ? mat<const TA>{a.data + i0, a.rows, i1 - i0, a.ld}
+                                              : mat<const TA>{a.row(i0), i1 - i0, a.cols, a.ld},
+                                    o.b};
+      };
+      gemm_serial<P, TA, TB>(count, rows_of, mat<float>{c.row(i0), i1 - i0, n, c.ld}, k, p, ep, i0, 0);
     }
   });
 }
 
-}  // namespace detail
+// Any C type: an fp32 C directly; a bf16 C accumulated in an fp32 workspace, then alpha, beta and the
+// epilogue on each row and one rounding.
+template <class P, class TA, class TB, class TC, class Ops, class E>
+void gemm_run(bool threaded, index_t count, const Ops& operands, const mat<TC>& c, index_t k, const gemm_params& p,
+              const E& ep) {
+  if constexpr (std::is_same_v<TC, float>) {
+    if (threaded)
+      gemm_threaded<P, TA, TB>(count, operands, c, k, p, ep);
+    else
+      gemm_serial<P, TA, TB>(count, operands, c, k, p, ep);
+  } else {
+    const index_t m = c.rows, n = c.cols;
+    float* ws = thread_scratch<3>(std::size_t(m * n));
+    const mat<float> w{ws, m, n, n};
+    const gemm_params q{1.0f, 0.0f, p.trans_a, p.trans_b};
+    if (threaded)
+      gemm_threaded<P, TA, TB>(count, operands, w, k, q, epilogue::none{});
+    else
+      gemm_serial<P, TA, TB>(count, operands, w, k, q, epilogue::none{});
+    for (index_t i = 0; i < m; ++i) {
+      float* row = ws + i * n;
+      for (index_t j = 0; j < n; ++j) {
+        const float x = p.alpha * row[j];
+        row[j] = p.beta != 0.0f ? std::fma(p.beta, to_float(c(i, j)), x) : x;
+      }
+      if constexpr (!std::is_same_v<E, epilogue::none>) ep(i, 0, row, n);
+      for (index_t j = 0; j < n; ++j) c(i, j) = to_bf16_rne(row[j]);
+    }
+  }
+}
 
-template <class Policy = approx::exact, class TA, class TB, class TC>
-  requires approx::multiplier<Policy> && detail::gemm_element<TA> && detail::gemm_element<TB> &&
-           detail::gemm_element<TC> && (!std::is_const_v<TC>)
-void gemm(mat<const TA> A, mat<const TB> B, mat<TC> C, gemm_params p = {}) {
-  constexpr std::string_view op = "gemm";
-  detail::check_mat(A, op, "A");
-  detail::check_mat(B, op, "B");
-  detail::check_mat(C, op, "C");
+// The stored shapes of A and B for op(A) (m, k) and op(B) (k, n).
+inline index_t stored_rows(bool trans, index_t r, index_t c) noexcept { return trans ? c : r; }
+
+// op(A), op(B) and C chain, or throw naming the argument that does not fit.
+template <class TA, class TB, class TC>
+void check_gemm_shapes(std::string_view op, const mat<TA>& A, const mat<TB>& B, const mat<TC>& C,
+                       const gemm_params& p) {
   const index_t m = C.rows, n = C.cols;
   const index_t am = p.trans_a ? A.cols : A.rows, k = p.trans_a ? A.rows : A.cols;
   const index_t bk = p.trans_b ? B.cols : B.rows, bn = p.trans_b ? B.rows : B.cols;
   if (am != m || bk != k || bn != n) [[unlikely]] {
-    using detail::concat;
     using std::to_string;
     const std::string a = concat("op(A) is (", to_string(am), "x", to_string(k), ")");
     const std::string b = concat("op(B) is (", to_string(bk), "x", to_string(bn), ")");
@@ -519,30 +265,194 @@ void gemm(mat<const TA> A, mat<const TB> B, mat<TC> C, gemm_params p = {}) {
     if (bk != k) throw error(op, "B", concat(b, " but ", a));
     throw error(op, "B", concat(b, " but C has ", to_string(n), " columns"));
   }
+}
+
+inline void check_gemm_params(std::string_view op, const gemm_params& p) {
+  if (!std::isfinite(p.alpha)) throw error(op, "alpha", concat("(", std::to_string(p.alpha), ") is not finite"));
+  if (!std::isfinite(p.beta)) throw error(op, "beta", concat("(", std::to_string(p.beta), ") is not finite"));
+}
+
+}  // namespace detail
+
+// C = alpha op(A) op(B) + beta C, then the epilogue; OpenMP-parallel when large (see the top of the file).
+template <class Policy = approx::exact, class TA, class TB, class TC, class Epilogue = epilogue::none>
+  requires approx::multiplier<Policy> && detail::gemm_element<TA> && detail::gemm_element<TB> &&
+           detail::gemm_element<TC> && (!std::is_const_v<TC>)
+void gemm(mat<const TA> A, mat<const TB> B, mat<TC> C, gemm_params p = {}, const Epilogue& ep = {}) {
+  constexpr std::string_view op = "gemm";
+  detail::check_mat(A, op, "A");
+  detail::check_mat(B, op, "B");
+  detail::check_mat(C, op, "C");
+  detail::check_gemm_shapes(op, A, B, C, p);
+  detail::check_gemm_params(op, p);
   if (detail::views_overlap(C, A)) throw error(op, "C", "overlaps A");
   if (detail::views_overlap(C, B)) throw error(op, "C", "overlaps B");
   approx::check_policy<Policy>();
-  if (m == 0 || n == 0) return;
-
-  if constexpr (std::is_same_v<TC, float>) {
-    detail::gemm_fp32<Policy>(A, B, C, k, p);
-  } else {  // bf16 C: accumulate in fp32, then one rounding with alpha and beta
-    float* ws = thread_scratch<3>(std::size_t(m * n));
-    detail::gemm_fp32<Policy>(A, B, mat<float>{ws, m, n, n}, k, gemm_params{1.0f, 0.0f, p.trans_a, p.trans_b});
-    for (index_t i = 0; i < m; ++i)
-      for (index_t j = 0; j < n; ++j) {
-        const float x = p.alpha * ws[i * n + j];
-        C(i, j) = to_bf16_rne(p.beta != 0.0f ? std::fma(p.beta, to_float(C(i, j)), x) : x);
-      }
-  }
+  if (C.empty()) return;
+  const index_t k = p.trans_a ? A.rows : A.cols;
+  const auto operands = [&](index_t) { return detail::operand_pair<TA, TB>{A, B}; };
+  detail::gemm_run<Policy, TA, TB>(true, 1, operands, C, k, p, ep);
 }
 
-// Views of mutable A or B convert: the same call with mat<float> arguments.
-template <class Policy = approx::exact, class TA, class TB, class TC>
+// Views of mutable A or B convert: the same call with mat<const T> arguments.
+template <class Policy = approx::exact, class TA, class TB, class TC, class Epilogue = epilogue::none>
   requires(!std::is_const_v<TA> || !std::is_const_v<TB>)
-void gemm(mat<TA> A, mat<TB> B, mat<TC> C, gemm_params p = {}) {
+void gemm(mat<TA> A, mat<TB> B, mat<TC> C, gemm_params p = {}, const Epilogue& ep = {}) {
   gemm<Policy, std::remove_const_t<TA>, std::remove_const_t<TB>, TC>(mat<const std::remove_const_t<TA>>(A),
-                                                                     mat<const std::remove_const_t<TB>>(B), C, p);
+                                                                     mat<const std::remove_const_t<TB>>(B), C, p, ep);
 }
+
+// The sizes of a GEMM for a kernel object: op(A) (m, k), op(B) (k, n), C (m, n); leading dimensions of
+// the stored matrices in elements, 0 meaning dense (the stored matrix's column count).
+struct gemm_shape {
+  index_t m = 0, n = 0, k = 0;
+  index_t lda = 0, ldb = 0, ldc = 0;
+};
+
+namespace detail {
+
+// A validated shape with the leading dimensions resolved, shared by gemm_kernel and brgemm_kernel.
+struct gemm_layout {
+  gemm_shape s;
+  gemm_params p;
+  index_t a_rows, a_cols, b_rows, b_cols;
+
+  gemm_layout(std::string_view op, gemm_shape shape, const gemm_params& params) : s(shape), p(params) {
+    check_sizes(op, s.m, s.n, "m", "n");
+    check_sizes(op, s.k, 0, "k");
+    check_gemm_params(op, p);
+    a_rows = p.trans_a ? s.k : s.m;
+    a_cols = p.trans_a ? s.m : s.k;
+    b_rows = p.trans_b ? s.n : s.k;
+    b_cols = p.trans_b ? s.k : s.n;
+    resolve(op, s.lda, a_cols, "lda");
+    resolve(op, s.ldb, b_cols, "ldb");
+    resolve(op, s.ldc, s.n, "ldc");
+    // the extents must fit index_t (check_mat on a probe view with a non-null pointer)
+    static const char probe = 0;
+    check_mat(mat<const char>{&probe, a_rows, a_cols, s.lda}, op, "A");
+    check_mat(mat<const char>{&probe, b_rows, b_cols, s.ldb}, op, "B");
+    check_mat(mat<const char>{&probe, s.m, s.n, s.ldc}, op, "C");
+  }
+
+  static void resolve(std::string_view op, index_t& ld, index_t cols, std::string_view name) {
+    if (ld == 0) ld = cols;
+    if (ld < cols)
+      throw error(op, name, concat("(", std::to_string(ld), ") is smaller than the stored matrix's ",
+                                   std::to_string(cols), " columns"));
+  }
+
+  template <class T>
+  mat<const T> a_view(const T* a) const noexcept { return {a, a_rows, a_cols, s.lda}; }
+  template <class T>
+  mat<const T> b_view(const T* b) const noexcept { return {b, b_rows, b_cols, s.ldb}; }
+  template <class T>
+  mat<T> c_view(T* c) const noexcept { return {c, s.m, s.n, s.ldc}; }
+};
+
+}  // namespace detail
+
+// A GEMM of one fixed shape, validated once: C = alpha op(A) op(B) + beta C, then an epilogue, on the
+// calling thread (safe inside a user's parallel region; use gemm() for an OpenMP-parallel large GEMM).
+template <class Policy = approx::exact, class TA = float, class TB = TA, class TC = float>
+  requires approx::multiplier<Policy> && detail::gemm_element<TA> && detail::gemm_element<TB> &&
+           detail::gemm_element<TC>
+class gemm_kernel {
+ public:
+  static constexpr std::string_view label = "gemm_kernel";
+
+  explicit gemm_kernel(gemm_shape shape, gemm_params p = {}) : l_(label, shape, p) { approx::check_policy<Policy>(); }
+
+  // a: the stored A (lda apart), b: the stored B, c: C (ldc apart).
+  template <class Epilogue = epilogue::none>
+  void operator()(const TA* a, const TB* b, TC* c, const Epilogue& ep = {}) const {
+    const mat<const TA> A = l_.a_view(a);
+    const mat<const TB> B = l_.b_view(b);
+    const mat<TC> C = l_.c_view(c);
+    detail::check_mat(A, label, "a");
+    detail::check_mat(B, label, "b");
+    detail::check_mat(C, label, "c");
+    if (detail::views_overlap(C, A)) throw error(label, "c", "overlaps a");
+    if (detail::views_overlap(C, B)) throw error(label, "c", "overlaps b");
+    if (C.empty()) return;
+    const auto operands = [&](index_t) { return detail::operand_pair<TA, TB>{A, B}; };
+    detail::gemm_run<Policy, TA, TB>(false, 1, operands, C, l_.s.k, l_.p, ep);
+  }
+
+  const gemm_shape& shape() const noexcept { return l_.s; }
+  const gemm_params& params() const noexcept { return l_.p; }
+
+ private:
+  detail::gemm_layout l_;
+};
+
+// Batch-reduce GEMM of one fixed shape (LIBXSMM's BRGEMM): C = alpha sum_{i < count} op(A_i) op(B_i)
+// + beta C, then an epilogue, on the calling thread: the block that convolution and attention are
+// composed from. The batch comes in LIBXSMM's three kinds, counted in elements (LIBXSMM counts bytes):
+//   addresses: a[i], b[i]                              br(a_ptrs, b_ptrs, c, count)
+//   offsets:   a + a_offs[i], b + b_offs[i]            br(a, a_offs, b, b_offs, c, count)
+//   stride:    a + i * stride_a, b + i * stride_b      br.strided(a, stride_a, b, stride_b, c, count)
+// count = 0 gives C = beta C (then the epilogue). C must not overlap any A_i or B_i.
+template <class Policy = approx::exact, class TA = float, class TB = TA, class TC = float>
+  requires approx::multiplier<Policy> && detail::gemm_element<TA> && detail::gemm_element<TB> &&
+           detail::gemm_element<TC>
+class brgemm_kernel {
+ public:
+  static constexpr std::string_view label = "brgemm_kernel";
+
+  explicit brgemm_kernel(gemm_shape shape, gemm_params p = {}) : l_(label, shape, p) {
+    approx::check_policy<Policy>();
+  }
+
+  template <class Epilogue = epilogue::none>
+  void operator()(const TA* const* a, const TB* const* b, TC* c, index_t count, const Epilogue& ep = {}) const {
+    check_batch(count, a, b);
+    run([&](index_t i) { return pair(a[i], b[i]); }, c, count, ep);
+  }
+
+  template <class Epilogue = epilogue::none>
+  void operator()(const TA* a, const index_t* a_offs, const TB* b, const index_t* b_offs, TC* c, index_t count,
+                  const Epilogue& ep = {}) const {
+    check_batch(count, a_offs, b_offs);
+    run([&](index_t i) { return pair(a + a_offs[i], b + b_offs[i]); }, c, count, ep);
+  }
+
+  template <class Epilogue = epilogue::none>
+  void strided(const TA* a, index_t stride_a, const TB* b, index_t stride_b, TC* c, index_t count,
+               const Epilogue& ep = {}) const {
+    check_batch(count, a, b);
+    run([&](index_t i) { return pair(a + i * stride_a, b + i * stride_b); }, c, count, ep);
+  }
+
+  const gemm_shape& shape() const noexcept { return l_.s; }
+  const gemm_params& params() const noexcept { return l_.p; }
+
+ private:
+  template <class PA, class PB>
+  void check_batch(index_t count, PA a, PB b) const {
+    if (count < 0) throw error(label, "count", detail::concat("is negative (", std::to_string(count), ")"));
+    if (count > 0 && a == nullptr) throw error(label, "a", "is null with a nonzero count");
+    if (count > 0 && b == nullptr) throw error(label, "b", "is null with a nonzero count");
+  }
+
+  detail::operand_pair<TA, TB> pair(const TA* a, const TB* b) const noexcept { return {l_.a_view(a), l_.b_view(b)}; }
+
+  template <class Ops, class Epilogue>
+  void run(const Ops& operands, TC* c, index_t count, const Epilogue& ep) const {
+    const mat<TC> C = l_.c_view(c);
+    detail::check_mat(C, label, "c");
+    for (index_t i = 0; i < count; ++i) {
+      const detail::operand_pair<TA, TB> o = operands(i);
+      detail::check_mat(o.a, label, "a[i]");
+      detail::check_mat(o.b, label, "b[i]");
+      if (detail::views_overlap(C, o.a)) throw error(label, "c", detail::concat("overlaps A_", std::to_string(i)));
+      if (detail::views_overlap(C, o.b)) throw error(label, "c", detail::concat("overlaps B_", std::to_string(i)));
+    }
+    if (C.empty()) return;
+    detail::gemm_run<Policy, TA, TB>(false, count, operands, C, l_.s.k, l_.p, ep);
+  }
+
+  detail::gemm_layout l_;
+};
 
 }  // namespace tpp

@@ -1,0 +1,375 @@
+#pragma once
+// GEMM internals (ops/gemm.hpp is the interface): the per-policy fast paths applied while packing, block
+// sizes, the packing routine, the micro-kernel and the loop over one packed block. Everything here works
+// on fp32 slivers; the drivers in gemm.hpp pick the path and run the cache-blocked loops.
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <type_traits>
+
+#include "../../approx/bf16.hpp"
+#include "../../approx/drum.hpp"
+#include "../../approx/exact.hpp"
+#include "../../approx/mitchell.hpp"
+#include "../../approx/policy.hpp"
+#include "../../core/bf16.hpp"
+#include "../../core/mat.hpp"
+#include "../../core/simd.hpp"
+#include "../epilogue.hpp"
+
+namespace tpp {
+
+namespace detail {
+
+template <class T>
+concept gemm_element = std::is_same_v<std::remove_const_t<T>, float> || std::is_same_v<std::remove_const_t<T>, bf16>;
+
+inline constexpr index_t gemm_width = simd::enabled ? simd::width<> : 1;
+
+// ---- fast paths: policies whose product is f(g(a) * g(b)), with g applied while packing (O(n^2)) -------
+//
+// drum<K>, K <= 12: g reduces each operand to its K leading bits with the lowest set; the reduced
+//   operands multiply exactly in fp32, so FMA(g(a), g(b), acc) == acc + drum<K>::mul(a, b) bit for bit.
+// bf16_rz / bf16_rne: g rounds each operand to bf16; their fp32 product is exact, f rounds it to bf16:
+//   acc + f(g(a) g(b)) == acc + bf16_*::mul(a, b) bit for bit.
+// mitchell<M>: g truncates each operand to M mantissa bits; packed A also has the bias 127 << 23 taken
+//   off its bit pattern (a_offset), so one integer add of the packed patterns is the product's pattern,
+//   sign included (the sign bits' carry falls off bit 31). Zero operands pack as a marker (A) or 0 (B)
+//   and the lanes they touch add nothing.
+// Both only while no product can leave the normal range and no operand is NaN or Inf: packing records
+// each panel's exponent range (panel_range), and a block pair that fails the check runs the generic
+// micro-kernel on unmodified operands instead (the careful path).
+template <class P>
+struct gemm_fast {
+  static constexpr bool available = false;
+};
+
+// Zeros and denormals pack as signed zeros (the policies flush denormal operands); NaN and Inf as they are.
+template <class G>
+float pack_operand(float x, G&& g) noexcept {
+  const std::uint32_t u = approx::detail::bits(x), e = u & approx::detail::exp_mask;
+  if (e == 0) return approx::detail::from_bits(u & approx::detail::sign_bit);
+  if (e == approx::detail::exp_mask) return x;
+  return g(x);
+}
+
+template <int K>
+  requires(K <= 12)
+struct gemm_fast<approx::drum<K>> {
+  static constexpr bool available = true;
+  static constexpr int temporaries = 0;  // the step is one FMA
+  static constexpr int carry = 1;        // a product of two significands in [1, 2) is below 4
+  static constexpr std::uint32_t a_offset = 0;
+  static float pack(float x) noexcept {
+    return pack_operand(x, [](float v) {
+      using core = approx::detail::drum_core<K>;
+      return approx::detail::from_bits((approx::detail::bits(v) & core::keep) | core::lsb);
+    });
+  }
+  template <class V>
+  static V step(V acc, V a, V b) noexcept;  // defined below, after lane_fma
+};
+
+template <int M>
+struct gemm_fast<approx::mitchell<M>> {
+  static constexpr bool available = true;
+  static constexpr int temporaries = 2;
+  static constexpr int carry = 1;
+  static constexpr std::uint32_t a_offset = approx::detail::one_bits;
+  static constexpr std::uint32_t a_zero = 0u - a_offset;  // a packed zero: no normal operand maps here
+  static float pack(float x) noexcept {
+    if ((approx::detail::bits(x) & approx::detail::exp_mask) == 0) return 0.0f;  // +-0, denormals: one +0
+    return pack_operand(x, [](float v) {
+      return approx::detail::from_bits(approx::detail::bits(v) & approx::detail::keep_mask<M>);
+    });
+  }
+  // The step for blocks whose A (a_zeros) or B (b_zeros) values include zeros: lanes a zero touches add
+  // nothing. Without zeros it is one integer add and one fp32 add per product.
+  static constexpr bool zero_specialised = true;
+  template <bool a_zeros, bool b_zeros>
+  struct zero_step {
+    template <class V>
+    static V step(V acc, V a, V b) noexcept {
+      if constexpr (std::is_same_v<V, float>) {
+        const std::uint32_t ua = approx::detail::bits(a), ub = approx::detail::bits(b);
+        const bool dead = (a_zeros && ua == a_zero) || (b_zeros && (ub & approx::detail::abs_mask) == 0);
+        return dead ? acc : acc + approx::detail::from_bits(ua + ub);
+      } else {
+        using A = typename V::arch_type;
+        using I = xsimd::batch<std::int32_t, A>;
+        const I ua = xsimd::bitwise_cast<I>(a), ub = xsimd::bitwise_cast<I>(b);
+        const V sum = acc + xsimd::bitwise_cast<V>(ua + ub);
+        if constexpr (!a_zeros && !b_zeros) {
+          return sum;
+        } else {
+          const I abs_b = ub & I(std::int32_t(approx::detail::abs_mask));
+          if constexpr (a_zeros && b_zeros)
+            return xsimd::select(xsimd::bool_cast((ua != I(std::int32_t(a_zero))) && (abs_b != I(0))), sum, acc);
+          else if constexpr (a_zeros)
+            return xsimd::select(xsimd::bool_cast(ua != I(std::int32_t(a_zero))), sum, acc);
+          else
+            return xsimd::select(xsimd::bool_cast(abs_b != I(0)), sum, acc);
+        }
+      }
+    }
+  };
+};
+
+template <bool nearest_even>
+struct gemm_fast_bf16 {
+  static constexpr bool available = true;
+  static constexpr int temporaries = 2;
+  static constexpr int carry = 2;  // rounding the product may carry it into the next binade
+  static constexpr std::uint32_t a_offset = 0;
+  static float pack(float x) noexcept {
+    return pack_operand(x, [](float v) { return approx::detail::bf16_multiplier<nearest_even>::round(v); });
+  }
+  template <class V>
+  static V step(V acc, V a, V b) noexcept {
+    if constexpr (std::is_same_v<V, float>)
+      return acc + approx::detail::bf16_multiplier<nearest_even>::round(a * b);
+    else
+      return acc + approx::detail::bf16_multiplier<nearest_even>::template round<typename V::arch_type>(a * b);
+  }
+};
+template <>
+struct gemm_fast<approx::bf16_rz> : gemm_fast_bf16<false> {};
+template <>
+struct gemm_fast<approx::bf16_rne> : gemm_fast_bf16<true> {};
+
+// The biased exponents of a packed panel's nonzero values, whether it holds a NaN or Inf, and whether it
+// holds a zero (padding excluded: padded lanes are never stored).
+struct panel_range {
+  int emin = 255, emax = 0;
+  bool special = false, zeros = false;  // zeros: a zero (or flushed denormal) among the panel's values
+  void add(float v) noexcept {
+    const int e = int((approx::detail::bits(v) >> 23) & 0xffu);
+    if (e == 255) special = true;
+    if (e == 0) zeros = true;
+    if (e != 0 && e != 255) {
+      emin = std::min(emin, e);
+      emax = std::max(emax, e);
+    }
+  }
+  bool empty() const noexcept { return emax == 0; }
+};
+
+// Every product of a value of one panel and one of the other stays in the normal range.
+template <class F>
+bool products_in_range(const panel_range& a, const panel_range& b) noexcept {
+  if (a.special || b.special) return false;
+  if (a.empty() || b.empty()) return true;
+  return a.emin + b.emin - 127 >= 1 && a.emax + b.emax - 127 + F::carry <= 254;
+}
+
+// Block sizes. The micro-tile is MR rows x NV vectors (NR = NV lanes-wide columns): 14 x 2 zmm = 28
+// accumulators for FMA on a 32-register file (AVX-512, AArch64), 6 x 2 on 16 registers (AVX2, SSE2);
+// policies need registers for their step's temporaries: 12 x 2 (4 x 2) for the bf16 fast path, 4 x 2 for
+// a generic SIMD mul. KC x NR of B stays in L1,
+// MC x KC of A in L2, and KC x NC of B (512 KiB) in L2 as well: with A read in place or cheaply packed,
+// a B panel that fits L2 pays more than fewer A repacks (2048^3: 0.84x -> 0.92x oneDNN with NC 3072 -> 512).
+template <class P>
+struct gemm_blocking {
+#if defined(__aarch64__)
+  static constexpr int registers = 32;
+#else
+  static constexpr int registers = gemm_width == 16 ? 32 : 16;
+#endif
+  static constexpr int temporaries = [] {
+    if constexpr (std::is_same_v<P, approx::exact>)
+      return 0;
+    else if constexpr (gemm_fast<P>::available)
+      return gemm_fast<P>::temporaries;
+    else
+      return 8;  // a generic SIMD mul
+  }();
+  static constexpr index_t mr = !simd::enabled ? 4 : temporaries == 0 ? (registers == 32 ? 14 : 6)
+                                                    : temporaries <= 2 ? (registers == 32 ? 12 : 4) : 4;
+  static constexpr index_t nv = !simd::enabled ? 4 : 2;
+  static constexpr index_t nr = nv * gemm_width;
+  static constexpr index_t kc = 256;
+  static constexpr index_t mc = mr * (168 / mr);
+  static constexpr index_t nc = nr * (512 / nr);
+};
+
+// Lane helpers, templated on the lane type V (simd::lane) so the branch not taken is never instantiated.
+template <class V>
+V lane_load(const float* p) noexcept {
+  if constexpr (std::is_same_v<V, float>)
+    return *p;
+  else
+    return V::load_unaligned(p);
+}
+
+template <class V>
+void lane_store(float* p, V v) noexcept {
+  if constexpr (std::is_same_v<V, float>)
+    *p = v;
+  else
+    v.store_unaligned(p);
+}
+
+template <class V>
+V lane_fma(V a, V b, V c) noexcept {
+  if constexpr (std::is_same_v<V, float>)
+    return std::fma(a, b, c);
+  else
+    return xsimd::fma(a, b, c);
+}
+
+// The generic step: FMA for exact, acc + Policy::mul(a, b) otherwise.
+template <class P>
+struct policy_step {
+  template <class V>
+  static V step(V acc, V a, V b) noexcept {
+    if constexpr (std::is_same_v<P, approx::exact>)
+      return lane_fma(a, b, acc);
+    else
+      return acc + P::mul(a, b);
+  }
+};
+
+template <int K>
+  requires(K <= 12)
+template <class V>
+V gemm_fast<approx::drum<K>>::step(V acc, V a, V b) noexcept {
+  return lane_fma(a, b, acc);
+}
+
+// Packs S-wide slivers: for sliver indices [s0, s0 + sn) (rows i of op(A), or columns j of op(B)) and K
+// [k0, k0 + kc), sliver t holds, for each k, S values, the ones past sn zero. The element for (s, k) is
+// x(k, s) when k_major (the stored rows run along K: a transposed A, an untransposed B), else x(s, k).
+// g: the per-operand transform of a fast path (or identity); r: the panel's range, when recorded (real
+// elements only, not the zero padding).
+struct identity_pack {
+  float operator()(float x) const noexcept { return x; }
+};
+
+template <index_t S, class T, class G = identity_pack>
+void gemm_pack(const mat<const T>& x, bool k_major, index_t s0, index_t sn, index_t k0, index_t kc, float* out,
+               G g = {}, panel_range* r = nullptr) noexcept {
+  for (index_t t = 0; t < sn; t += S) {
+    const index_t w = std::min(S, sn - t);
+    float* o = out + t * kc;
+    if (k_major) {  // the sliver's S values are contiguous in each stored row
+      for (index_t k = 0; k < kc; ++k) {
+        const T* src = x.row(k0 + k) + s0 + t;
+        for (index_t q = 0; q < w; ++q) o[k * S + q] = g(to_float(src[q]));
+        for (index_t q = w; q < S; ++q) o[k * S + q] = 0.0f;
+        if (r != nullptr)
+          for (index_t q = 0; q < w; ++q) r->add(o[k * S + q]);
+      }
+    } else {
+      for (index_t q = 0; q < w; ++q) {
+        const T* src = x.row(s0 + t + q) + k0;
+        for (index_t k = 0; k < kc; ++k) o[k * S + q] = g(to_float(src[k]));
+        if (r != nullptr)
+          for (index_t k = 0; k < kc; ++k) r->add(o[k * S + q]);
+      }
+      for (index_t q = w; q < S; ++q)
+        for (index_t k = 0; k < kc; ++k) o[k * S + q] = 0.0f;
+    }
+  }
+}
+
+// op(A) rows [i0, i0 + mc) x K [p0, p0 + kc) as MR-row slivers.
+template <index_t MR, class T, class G = identity_pack>
+void gemm_pack_a(const mat<const T>& a, bool trans, index_t i0, index_t mc, index_t p0, index_t kc, float* out,
+                 G g = {}, panel_range* r = nullptr) noexcept {
+  gemm_pack<MR>(a, trans, i0, mc, p0, kc, out, g, r);
+}
+
+// op(B) K [p0, p0 + kc) x columns [j0, j0 + nc) as NR-column slivers.
+template <index_t NR, class T, class G = identity_pack>
+void gemm_pack_b(const mat<const T>& b, bool trans, index_t p0, index_t kc, index_t j0, index_t nc, float* out,
+                 G g = {}, panel_range* r = nullptr) noexcept {
+  gemm_pack<NR>(b, !trans, j0, nc, p0, kc, out, g, r);
+}
+
+// The micro-kernel: an MR x NR tile of fp32 C (row stride ldc) = alpha * (a sliver x b sliver) + (first
+// K slice ? beta * C, never reading C when beta = 0 : C). The A sliver is packed (a[k * MR + r]) or, with
+// Direct, MR rows of an fp32 A read in place (a[r * lda + k]).
+template <class Step, index_t MR, index_t NV, bool Direct = false>
+void gemm_micro(index_t kc, const float* a, index_t lda, const float* b, float* c, index_t ldc, float alpha,
+                float beta, bool first) noexcept {
+  using V = simd::lane;
+  constexpr index_t W = gemm_width, NR = NV * W;
+  V acc[MR][NV];
+  for (index_t r = 0; r < MR; ++r)
+    for (index_t v = 0; v < NV; ++v) acc[r][v] = V(0.0f);
+  for (index_t k = 0; k < kc; ++k) {
+    V bv[NV];
+    for (index_t v = 0; v < NV; ++v) bv[v] = lane_load<V>(b + k * NR + v * W);
+    for (index_t r = 0; r < MR; ++r) {
+      const V av(Direct ? a[r * lda + k] : a[k * MR + r]);
+      for (index_t v = 0; v < NV; ++v) acc[r][v] = Step::step(acc[r][v], av, bv[v]);
+    }
+  }
+  for (index_t r = 0; r < MR; ++r)
+    for (index_t v = 0; v < NV; ++v) {
+      float* p = c + r * ldc + v * W;
+      V x = acc[r][v] * V(alpha);
+      if (!first)
+        x = x + lane_load<V>(p);
+      else if (beta != 0.0f)
+        x = lane_fma(V(beta), lane_load<V>(p), x);
+      lane_store(p, x);
+    }
+}
+
+// Where a block's results go: fp32 C, alpha and beta, whether this is the first K slice (beta applies; C
+// is never read when beta = 0) and the last (the epilogue then runs on each finished tile while it is in
+// L1), the epilogue and the coordinates of c's origin in the caller's whole C.
+template <class E>
+struct gemm_out {
+  mat<float> c;
+  float alpha, beta;
+  bool first, last;
+  const E* ep;
+  index_t gi, gj;
+};
+
+// The micro-kernel over one (mc, kc) A block and packed (kc, nc) B panel, C tile by C tile; edge tiles
+// go through a local tile and only their valid part is written. A is packed at ap, or, when a_direct is
+// set, read in place (rows lda apart) for full MR-row slivers, with only the edge sliver packed at ap.
+template <class Step, index_t MR, index_t NV, class E>
+void gemm_block(const float* ap, const float* a_direct, index_t lda, const float* bp, const gemm_out<E>& o,
+                index_t i0, index_t mc, index_t j0, index_t nc, index_t kc, float* tile) {
+  constexpr index_t NR = NV * gemm_width;
+  const mat<float>& c = o.c;
+  auto micro = [&](const float* as_packed, const float* as_direct, const float* bs, float* out, index_t ldo,
+                   float alpha, float beta, bool fst) {
+    if (as_direct != nullptr)
+      gemm_micro<Step, MR, NV, true>(kc, as_direct, lda, bs, out, ldo, alpha, beta, fst);
+    else
+      gemm_micro<Step, MR, NV>(kc, as_packed, 0, bs, out, ldo, alpha, beta, fst);
+  };
+  for (index_t jr = 0; jr < nc; jr += NR) {
+    const float* bs = bp + jr * kc;
+    const index_t cols = std::min(NR, nc - jr);
+    for (index_t ir = 0; ir < mc; ir += MR) {
+      const index_t rows = std::min(MR, mc - ir);
+      const float* as = ap + ir * kc;
+      const float* ad = a_direct != nullptr && rows == MR ? a_direct + ir * lda : nullptr;
+      float* cp = c.row(i0 + ir) + j0 + jr;
+      if (rows == MR && cols == NR) {
+        micro(as, ad, bs, cp, c.ld, o.alpha, o.beta, o.first);
+      } else {
+        micro(as, ad, bs, tile, NR, 1.0f, 0.0f, true);
+        for (index_t r = 0; r < rows; ++r)
+          for (index_t q = 0; q < cols; ++q) {
+            float& out = cp[r * c.ld + q];
+            const float x = o.alpha * tile[r * NR + q];
+            out = !o.first ? x + out : o.beta != 0.0f ? std::fma(o.beta, out, x) : x;
+          }
+      }
+      if constexpr (!std::is_same_v<E, epilogue::none>)
+        if (o.last)
+          for (index_t r = 0; r < rows; ++r) (*o.ep)(o.gi + i0 + ir + r, o.gj + j0 + jr, cp + r * c.ld, cols);
+    }
+  }
+}
+
+}  // namespace detail
+}  // namespace tpp

@@ -1,0 +1,103 @@
+#pragma once
+// GEMM epilogues: what a gemm / gemm_kernel / brgemm_kernel does to C after the last product is summed,
+// while each finished tile is still in L1, so "linear + bias + activation" is one call and fused operators
+// are compositions, not new kernels.
+//
+// Contract: an epilogue e is called as e(i, j, row, n) once for every stretch of a row of C, in fp32:
+// row[0, n) holds C(i, j + q) = alpha * sum + beta * C_old, and e rewrites it in place. The calls cover
+// every element of C exactly once; their order and stretch lengths are unspecified (one per micro-tile
+// row). With a bf16 C the epilogue sees the fp32 value before the one rounding. Any callable with that
+// signature is an epilogue; these are provided:
+//
+//   none                      leaves C as it is (the default; costs nothing)
+//   bias_per_col{bias}        C(i, j) += bias[j]     bias: n floats (a linear layer's per-output bias)
+//   bias_per_row{bias}        C(i, j) += bias[i]     bias: m floats (a convolution's per-channel bias, K x N)
+//   activation<K, Policy>     C = f_K(C), any unary_kind (relu, gelu_tanh, gelu_erf, ...), its products
+//                             through Policy as in unary_kernel (ops/unary.hpp)
+//   chain{e1, e2, ...}        e1, then e2, ... on the same stretch
+//
+// Example: Y (batch, out) = relu(X W + b):
+//   gemm(X, W, Y, {}, epilogue::chain{epilogue::bias_per_col{b}, epilogue::activation<unary_kind::relu>{}});
+
+#include <tuple>
+
+#include "../core/simd.hpp"
+#include "../core/types.hpp"
+#include "unary.hpp"
+
+namespace tpp::epilogue {
+
+struct none {
+  void operator()(index_t, index_t, float*, index_t) const noexcept {}
+};
+
+namespace detail {
+
+// row[q] = f(row[q], q) for q < n, on lanes, the tail through a partial load/store.
+template <class F>
+void rewrite(float* row, index_t n, F f) noexcept {
+  using V = simd::lane;
+  constexpr index_t W = simd::enabled ? simd::width<> : 1;
+  index_t q = 0;
+  if constexpr (simd::enabled) {
+    for (; q + W <= n; q += W) simd::store<simd::default_arch>(row + q, f(simd::load<simd::default_arch>(row + q), q));
+    if (q < n) {
+      simd::store_partial<simd::default_arch>(row + q, f(simd::load_partial<simd::default_arch>(row + q, n - q), q), n - q);
+    }
+  } else {
+    for (; q < n; ++q) row[q] = f(V(row[q]), q);
+  }
+}
+
+// The bias values for lanes starting at q: a full vector, or the first n - q (the tail).
+template <class V>
+V bias_lanes(const float* b, index_t q, index_t n) noexcept {
+  if constexpr (std::is_same_v<V, float>)
+    return b[q];
+  else
+    return q + index_t(V::size) <= n ? simd::load<typename V::arch_type>(b + q)
+                                     : simd::load_partial<typename V::arch_type>(b + q, n - q);
+}
+
+}  // namespace detail
+
+// C(i, j) += bias[j]; bias holds C's n columns (indices are the whole C's, also under a threaded split).
+struct bias_per_col {
+  const float* bias;
+  void operator()(index_t, index_t j, float* row, index_t n) const noexcept {
+    const float* b = bias + j;
+    detail::rewrite(row, n, [&]<class V>(V x, index_t q) { return x + detail::bias_lanes<V>(b, q, n); });
+  }
+};
+
+// C(i, j) += bias[i]; bias holds C's m rows.
+struct bias_per_row {
+  const float* bias;
+  void operator()(index_t i, index_t, float* row, index_t n) const noexcept {
+    const float b = bias[i];
+    detail::rewrite(row, n, [&]<class V>(V x, index_t) { return x + V(b); });
+  }
+};
+
+// C = f_K(C) with unary_kernel's definition of f_K (Policy for its products, params for leaky_relu / elu).
+template <unary_kind K, class Policy = approx::exact>
+  requires approx::multiplier<Policy>
+struct activation {
+  unary_params params{};
+  void operator()(index_t, index_t, float* row, index_t n) const noexcept {
+    const tpp::detail::unary_forward<K, Policy> f{tpp::detail::unary_alpha<K>(params)};
+    detail::rewrite(row, n, [&]<class V>(V x, index_t) { return f(x); });
+  }
+};
+
+// Several epilogues applied in order to each stretch.
+template <class... E>
+struct chain {
+  std::tuple<E...> parts;
+  chain(E... e) : parts(e...) {}
+  void operator()(index_t i, index_t j, float* row, index_t n) const {
+    std::apply([&](const E&... e) { (e(i, j, row, n), ...); }, parts);
+  }
+};
+
+}  // namespace tpp::epilogue
