@@ -1,6 +1,12 @@
 // tpp_compare_gemm: tpp's GEMM next to oneDNN 2.6 in one process, interleaved, per shape and thread
-// count: GFLOP/s of each, the ratio tpp / oneDNN (the faster of dnnl_sgemm and the matmul primitive), the
-// share of this machine's measured peak, and for each approximate policy its time relative to exact tpp.
+// count, in four tables:
+//   fp32   tpp::gemm vs dnnl_sgemm and the matmul primitive (the faster is "oneDNN"), % of the measured
+//          fp32 peak, and for each approximate policy its time relative to exact tpp
+//   bf16   bf16 x bf16 -> fp32 vs the bf16 matmul primitive, % of the measured vdpbf16ps peak
+//   u8s8   uint8 x int8 -> int32 vs the u8s8 matmul primitive, % of the measured vpdpbusd peak
+//   brgemm brgemm_kernel (stride batch, one thread) on small blocks vs oneDNN's matmul on the same
+//          flops as one (m, k * batch) x (k * batch, n) product
+// and, last, each policy's tpp GEMM against the naive loop that calls the scalar model per product.
 //
 //   tpp_compare_gemm [--threads 1,2] [--quick] [--no-policies] [--json FILE]
 //
@@ -25,6 +31,7 @@
 #include <tpp/ops/gemm.hpp>
 
 #include "peak.hpp"
+#include "policy_loops.hpp"
 
 namespace {
 
@@ -64,11 +71,66 @@ std::vector<double> interleaved(const std::vector<std::function<void()>>& fs, in
 }
 
 struct result {
+  std::string section;
   shape s;
   int threads;
-  double tpp, sgemm, matmul;                         // GFLOP/s
+  long batch;                                          // brgemm: the batch count (else 1)
+  double tpp, peer1, peer2;                            // GFLOP/s (GOP/s for u8s8); peer2 0 when none
+  double peak;                                         // this section's measured peak for `threads` cores
   std::vector<std::pair<std::string, double>> policy;  // time relative to exact tpp
+  double ratio() const { return tpp / std::max(peer1, peer2); }
 };
+
+using dt = dnnl::memory::data_type;
+using tag = dnnl::memory::format_tag;
+
+// A oneDNN matmul C (m, n) = A (m, k) B (k, n), row-major, on caller-owned buffers.
+struct matmul_peer {
+  dnnl::matmul mm;
+  dnnl::memory am, bm, cm;
+  dnnl::stream* strm;
+  matmul_peer(dnnl::engine& eng, dnnl::stream& s, long m, long n, long k, dt ta, dt tb, dt tc, void* a, void* b, void* c)
+      : strm(&s) {
+    const dnnl::memory::desc ad({m, k}, ta, tag::ab), bd({k, n}, tb, tag::ab), cd({m, n}, tc, tag::ab);
+    mm = dnnl::matmul(dnnl::matmul::primitive_desc(dnnl::matmul::desc(ad, bd, cd), eng));
+    am = dnnl::memory(ad, eng, a);
+    bm = dnnl::memory(bd, eng, b);
+    cm = dnnl::memory(cd, eng, c);
+  }
+  void operator()() {
+    mm.execute(*strm, {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, cm}});
+    strm->wait();
+  }
+};
+
+int reps_for(double flops) { return flops > 4e9 ? 5 : flops > 2e8 ? 11 : 31; }
+
+void print_header(const char* title, const char* peer1, const char* peer2) {
+  std::printf("\n%s\n%-16s %5s %5s %5s %3s | %8s %8s %8s | %7s %6s\n", title, "shape", "M", "N", "K", "thr", "tpp",
+              peer1, peer2, "tpp/dnn", "%peak");
+}
+
+void print_row(const result& r) {
+  char peer2[16] = "-";
+  if (r.peer2 > 0) std::snprintf(peer2, sizeof peer2, "%8.1f", r.peer2);
+  std::printf("%-16s %5ld %5ld %5ld %3d | %8.1f %8.1f %8s | %6.2fx %5.0f%%\n", r.s.name, r.s.m, r.s.n, r.s.k,
+              r.threads, r.tpp, r.peer1, peer2, r.ratio(), r.peak > 0 ? 100.0 * r.tpp / r.peak : 0.0);
+  std::fflush(stdout);
+}
+
+template <class T>
+std::vector<T> random_vector(std::size_t n, std::uint32_t seed) {
+  std::mt19937 gen(seed);
+  std::vector<T> v(n);
+  if constexpr (std::is_same_v<T, float> || std::is_same_v<T, tpp::bf16>) {
+    // Uniform in [-1, 1): no exact zeros (blocks with zeros take masked steps in some policies).
+    std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+    for (auto& x : v) x = tpp::from_float<T>(dist(gen));
+  } else {
+    for (auto& x : v) x = T(gen());
+  }
+  return v;
+}
 
 }  // namespace
 
@@ -96,50 +158,36 @@ int main(int argc, char** argv) {
   const std::vector<shape> shapes = quick ? std::vector<shape>(std::begin(quick_shapes), std::end(quick_shapes))
                                           : std::vector<shape>(std::begin(full_shapes), std::end(full_shapes));
   omp_set_num_threads(1);
-  const double peak_fp32_per_core = tpp::bench::fp32_fma_peak_gflops();  // measured here, now
+  // Measured here, now, per core.
+  const double peak_fp32 = tpp::bench::fp32_fma_peak_gflops(), peak_bf16 = tpp::bench::bf16_dot_peak_gflops(),
+               peak_int8 = tpp::bench::int8_dot_peak_gops();
   dnnl::engine eng(dnnl::engine::kind::cpu, 0);
   dnnl::stream strm(eng);
   std::vector<result> results;
 
-  std::printf("fp32 GEMM, C = A * B, row-major; GFLOP/s (median of interleaved runs); measured fp32 FMA peak %.0f GFLOP/s per core\n\n",
-              peak_fp32_per_core);
-  std::printf("%-16s %5s %5s %5s %3s | %8s %8s %8s | %7s %6s\n", "shape", "M", "N", "K", "thr", "tpp", "sgemm",
-              "matmul", "tpp/dnn", "%peak");
+  std::printf("GEMM, C = A * B, row-major; G(FL)OP/s, median of interleaved runs. Measured peaks per core: fp32 FMA "
+              "%.0f GFLOP/s, bf16 dot %.0f GFLOP/s, int8 dot %.0f GOP/s\n",
+              peak_fp32, peak_bf16, peak_int8);
+
+  // ---- fp32, with the policies' time relative to exact tpp ----
+  print_header("fp32", "sgemm", "matmul");
   for (const int threads : thread_counts) {
     omp_set_num_threads(threads);
     for (const shape& s : shapes) {
-      std::vector<float> a(std::size_t(s.m * s.k)), b(std::size_t(s.k * s.n)), c(std::size_t(s.m * s.n));
-      // Uniform in [-1, 1): no exact zeros (blocks with zeros take masked steps in some policies).
-      std::mt19937 gen(42);
-      std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
-      for (auto& x : a) x = dist(gen);
-      for (auto& x : b) x = dist(gen);
+      auto a = random_vector<float>(std::size_t(s.m * s.k), 42), b = random_vector<float>(std::size_t(s.k * s.n), 43);
+      std::vector<float> c(std::size_t(s.m * s.n));
       const tpp::mat<const float> A{a.data(), s.m, s.k, s.k}, B{b.data(), s.k, s.n, s.n};
       const tpp::mat<float> C{c.data(), s.m, s.n, s.n};
-
-      using dt = dnnl::memory::data_type;
-      using tag = dnnl::memory::format_tag;
-      const dnnl::memory::desc ad({s.m, s.k}, dt::f32, tag::ab), bd({s.k, s.n}, dt::f32, tag::ab),
-          cd({s.m, s.n}, dt::f32, tag::ab);
-      const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(ad, bd, cd), eng);
-      dnnl::matmul mm(pd);
-      dnnl::memory am(ad, eng, a.data()), bm(bd, eng, b.data()), cm(cd, eng, c.data());
-
+      matmul_peer mm(eng, strm, s.m, s.n, s.k, dt::f32, dt::f32, dt::f32, a.data(), b.data(), c.data());
       const double flops = 2.0 * double(s.m) * double(s.n) * double(s.k);
-      const int reps = flops > 4e9 ? 5 : flops > 2e8 ? 11 : 31;
       const auto t = interleaved(
           {[&] { tpp::gemm(A, B, C); },
            [&] { dnnl_sgemm('N', 'N', s.m, s.n, s.k, 1.0f, a.data(), s.k, b.data(), s.n, 0.0f, c.data(), s.n); },
-           [&] {
-             mm.execute(strm, {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, cm}});
-             strm.wait();
-           }},
-          reps);
-      result r{s, threads, flops / t[0] * 1e-9, flops / t[1] * 1e-9, flops / t[2] * 1e-9, {}};
-      const double best = std::max(r.sgemm, r.matmul);
-      std::printf("%-16s %5ld %5ld %5ld %3d | %8.1f %8.1f %8.1f | %6.2fx %5.0f%%\n", s.name, s.m, s.n, s.k, threads,
-                  r.tpp, r.sgemm, r.matmul, r.tpp / best, 100.0 * r.tpp / (peak_fp32_per_core * threads));
-
+           std::ref(mm)},
+          reps_for(flops));
+      result r{"fp32", s, threads, 1, flops / t[0] * 1e-9, flops / t[1] * 1e-9, flops / t[2] * 1e-9,
+               peak_fp32 * threads, {}};
+      print_row(r);
       if (policies && threads == thread_counts.front() && flops <= 2.2e9) {
         std::printf("%-16s policy time / exact tpp:", "");
         tpp::for_each_type(tpp::approx::float_policies{}, [&]<class P>() {
@@ -152,27 +200,117 @@ int main(int argc, char** argv) {
         std::printf("\n");
       }
       results.push_back(r);
-      std::fflush(stdout);
     }
   }
 
-  double log_sum = 0, worst = 1e9;
-  for (const auto& r : results) {
-    const double ratio = r.tpp / std::max(r.sgemm, r.matmul);
-    log_sum += std::log(ratio);
-    worst = std::min(worst, ratio);
+  // ---- bf16 x bf16 -> fp32 ----
+  print_header("bf16 x bf16 -> fp32", "matmul", "-");
+  for (const int threads : thread_counts) {
+    omp_set_num_threads(threads);
+    for (const shape& s : shapes) {
+      auto a = random_vector<tpp::bf16>(std::size_t(s.m * s.k), 44), b = random_vector<tpp::bf16>(std::size_t(s.k * s.n), 45);
+      std::vector<float> c(std::size_t(s.m * s.n));
+      const tpp::mat<const tpp::bf16> A{a.data(), s.m, s.k, s.k}, B{b.data(), s.k, s.n, s.n};
+      const tpp::mat<float> C{c.data(), s.m, s.n, s.n};
+      matmul_peer mm(eng, strm, s.m, s.n, s.k, dt::bf16, dt::bf16, dt::f32, a.data(), b.data(), c.data());
+      const double flops = 2.0 * double(s.m) * double(s.n) * double(s.k);
+      const auto t = interleaved({[&] { tpp::gemm(A, B, C); }, std::ref(mm)}, reps_for(flops));
+      results.push_back({"bf16", s, threads, 1, flops / t[0] * 1e-9, flops / t[1] * 1e-9, 0.0, peak_bf16 * threads, {}});
+      print_row(results.back());
+    }
   }
-  std::printf("\ntpp / oneDNN: geomean %.2fx, worst %.2fx over %zu cases\n", std::exp(log_sum / double(results.size())),
-              worst, results.size());
+
+  // ---- uint8 x int8 -> int32 ----
+  print_header("u8 x s8 -> s32 (GOP/s)", "matmul", "-");
+  for (const int threads : thread_counts) {
+    omp_set_num_threads(threads);
+    for (const shape& s : shapes) {
+      auto a = random_vector<std::uint8_t>(std::size_t(s.m * s.k), 46);
+      auto b = random_vector<std::int8_t>(std::size_t(s.k * s.n), 47);
+      std::vector<std::int32_t> c(std::size_t(s.m * s.n));
+      const tpp::mat<const std::uint8_t> A{a.data(), s.m, s.k, s.k};
+      const tpp::mat<const std::int8_t> B{b.data(), s.k, s.n, s.n};
+      const tpp::mat<std::int32_t> C{c.data(), s.m, s.n, s.n};
+      matmul_peer mm(eng, strm, s.m, s.n, s.k, dt::u8, dt::s8, dt::s32, a.data(), b.data(), c.data());
+      const double ops = 2.0 * double(s.m) * double(s.n) * double(s.k);
+      const auto t = interleaved({[&] { tpp::gemm(A, B, C); }, std::ref(mm)}, reps_for(ops));
+      results.push_back({"u8s8", s, threads, 1, ops / t[0] * 1e-9, ops / t[1] * 1e-9, 0.0, peak_int8 * threads, {}});
+      print_row(results.back());
+    }
+  }
+
+  // ---- small BRGEMM blocks, one thread ----
+  // "tpp" is brgemm_kernel as users get it (LIBXSMM's JIT on these blocks when built in), "own" tpp's
+  // own loops (gemm_backend::tpp); the ratio uses "tpp".
+  print_header("fp32 brgemm, stride batch (K shown per block), one thread; own = tpp's loops without LIBXSMM",
+               "matmul", "own");
+  omp_set_num_threads(1);
+  for (const auto& [s, batch] : {std::pair{shape{"brgemm b16", 32, 32, 32}, 16L}, std::pair{shape{"brgemm b64", 32, 32, 32}, 64L},
+                                 std::pair{shape{"brgemm b16", 64, 64, 64}, 16L}}) {
+    // A_i (m, k) and B_i (k, n) dense, one after another; the peer multiplies A' (m, k batch) B' (k batch, n).
+    auto a = random_vector<float>(std::size_t(s.m * s.k * batch), 48), b = random_vector<float>(std::size_t(s.k * s.n * batch), 49);
+    std::vector<float> c(std::size_t(s.m * s.n));
+    const tpp::brgemm_kernel<> br({s.m, s.n, s.k}), own({s.m, s.n, s.k}, {}, tpp::gemm_backend::tpp);
+    matmul_peer mm(eng, strm, s.m, s.n, s.k * batch, dt::f32, dt::f32, dt::f32, a.data(), b.data(), c.data());
+    std::vector<std::function<void()>> fs = {
+        [&] { br.strided(a.data(), s.m * s.k, b.data(), s.k * s.n, c.data(), batch); }, std::ref(mm),
+        [&] { own.strided(a.data(), s.m * s.k, b.data(), s.k * s.n, c.data(), batch); }};
+    const double flops = 2.0 * double(s.m) * double(s.n) * double(s.k) * double(batch);
+    const auto t = interleaved(fs, 201);
+    result r{"brgemm", s, 1, batch, flops / t[0] * 1e-9, flops / t[1] * 1e-9, 0.0, peak_fp32, {}};
+    r.policy.emplace_back("own_gflops", flops / t[2] * 1e-9);
+    std::printf("%-16s uses LIBXSMM: %s; tpp's own loops %.1f GFLOP/s\n", "", br.uses_libxsmm() ? "yes" : "no",
+                flops / t[2] * 1e-9);
+    results.push_back(r);
+    print_row(results.back());
+  }
+
+  // ---- each policy against the naive per-product loop ----
+  if (policies) {
+    const shape s{"square", 128, 128, 128};
+    omp_set_num_threads(1);
+    auto a = random_vector<float>(std::size_t(s.m * s.k), 50), b = random_vector<float>(std::size_t(s.k * s.n), 51);
+    std::vector<float> c(std::size_t(s.m * s.n));
+    const tpp::mat<const float> A{a.data(), s.m, s.k, s.k}, B{b.data(), s.k, s.n, s.n};
+    const tpp::mat<float> C{c.data(), s.m, s.n, s.n};
+    std::printf("\nnaive loop (one out-of-line scalar call per product) time / tpp time, %ldx%ldx%ld, one thread:\n ",
+                s.m, s.n, s.k);
+    tpp::for_each_type(tpp::approx::float_policies{}, [&]<class P>() {
+      const auto t = interleaved(
+          {[&] { tpp::gemm<P>(A, B, C); },
+           [&] { tpp::bench::naive_gemm(&tpp::bench::out_of_line_mul<P>, a.data(), b.data(), c.data(), s.m, s.n, s.k); }},
+          3);
+      std::printf(" %s %.0fx", P::name().c_str(), t[1] / t[0]);
+      result r{"naive", s, 1, 1, 0, 0, 0, 0, {{P::name(), t[1] / t[0]}}};
+      results.push_back(r);
+    });
+    std::printf("\n");
+  }
+
+  std::printf("\ntpp / oneDNN (geomean, worst):");
+  for (const char* sec : {"fp32", "bf16", "u8s8", "brgemm"}) {
+    double log_sum = 0, worst = 1e9;
+    int count = 0;
+    for (const auto& r : results)
+      if (r.section == sec) {
+        log_sum += std::log(r.ratio());
+        worst = std::min(worst, r.ratio());
+        ++count;
+      }
+    if (count > 0) std::printf("  %s %.2fx, %.2fx (%d);", sec, std::exp(log_sum / count), worst, count);
+  }
+  std::printf("\n");
 
   if (!json.empty()) {
     std::ofstream f(json);
-    f << "{\"peak_gflops_per_core\": " << peak_fp32_per_core << ", \"results\": [\n";
+    f << "{\"peak_per_core\": {\"fp32\": " << peak_fp32 << ", \"bf16\": " << peak_bf16 << ", \"int8\": " << peak_int8
+      << "}, \"results\": [\n";
     for (std::size_t i = 0; i < results.size(); ++i) {
       const auto& r = results[i];
-      f << "  {\"shape\": \"" << r.s.name << "\", \"m\": " << r.s.m << ", \"n\": " << r.s.n << ", \"k\": " << r.s.k
-        << ", \"threads\": " << r.threads << ", \"tpp_gflops\": " << r.tpp << ", \"sgemm_gflops\": " << r.sgemm
-        << ", \"matmul_gflops\": " << r.matmul << ", \"policy_time_vs_exact\": {";
+      f << "  {\"section\": \"" << r.section << "\", \"shape\": \"" << r.s.name << "\", \"m\": " << r.s.m
+        << ", \"n\": " << r.s.n << ", \"k\": " << r.s.k << ", \"batch\": " << r.batch << ", \"threads\": " << r.threads
+        << ", \"tpp\": " << r.tpp << ", \"peer1\": " << r.peer1 << ", \"peer2\": " << r.peer2
+        << ", \"policy_time_ratio\": {";
       for (std::size_t j = 0; j < r.policy.size(); ++j)
         f << (j ? ", " : "") << "\"" << r.policy[j].first << "\": " << r.policy[j].second;
       f << "}}" << (i + 1 < results.size() ? ",\n" : "\n");

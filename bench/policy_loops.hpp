@@ -37,4 +37,15 @@ inline void naive_products(mul_fn fn, const float* a, const float* b, float* out
   for (std::size_t i = 0; i < n; ++i) out[i] = call(a[i], b[i]);
 }
 
+// C (m, n) = A (m, k) B (k, n), row-major, one out-of-line call per product: the naive simulator's GEMM.
+inline void naive_gemm(mul_fn fn, const float* a, const float* b, float* c, long m, long n, long k) {
+  mul_fn volatile call = fn;
+  for (long i = 0; i < m; ++i)
+    for (long j = 0; j < n; ++j) {
+      float sum = 0.0f;
+      for (long q = 0; q < k; ++q) sum += call(a[i * k + q], b[q * n + j]);
+      c[i * n + j] = sum;
+    }
+}
+
 }  // namespace tpp::bench

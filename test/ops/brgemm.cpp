@@ -48,9 +48,9 @@ bool same_bits(const std::vector<T>& x, const std::vector<T>& y) {
   return true;
 }
 
-// Runs the three batch kinds and a loop of gemm_kernel calls on the same operands; checks each against the
-// reference and the kinds against each other bit for bit (and against the loop when alpha = 1, beta = 1:
-// the same additions in the same order).
+// Runs the three batch kinds (with the backend the kernel picks: LIBXSMM for exact fp32 blocks when built
+// in), tpp's own loops and a loop of gemm_kernel calls on the same operands; checks each against the
+// reference and the kinds against each other bit for bit.
 template <class P, class TA, class TB, class TC>
 void check_brgemm(gemm_size s, gemm_params p, index_t count, index_t pad, std::uint64_t seed) {
   const batch_operands<TA, TB> o(s, p, count, pad, seed);
@@ -75,11 +75,19 @@ void check_brgemm(gemm_size s, gemm_params p, index_t count, index_t pad, std::u
   CHECK(same_bits(by_address, by_offset));
   CHECK(same_bits(by_address, by_stride));
 
+  // tpp's own loops (the same as br unless br runs LIBXSMM): the same bits as a loop of gemm_kernel calls
+  // when alpha = 1, beta = 1 (the same additions in the same order).
+  const brgemm_kernel<P, TA, TB, TC> own({s.m, s.n, s.k, o.lda, o.ldb, ldc}, p, gemm_backend::tpp);
+  CHECK_FALSE(own.uses_libxsmm());
+  auto by_own = c0;
+  own.strided(o.a.data(), o.stride_a, o.b.data(), o.stride_b, by_own.data(), count);
+  if (!br.uses_libxsmm()) CHECK(same_bits(by_address, by_own));
+  CHECK(test::gemm_mismatches<P>(o.as, o.bs, p, s, c0, by_own, ldc) == 0);
   if (p.alpha == 1.0f && p.beta == 1.0f && std::is_same_v<TC, float>) {
     auto looped = c0;
     const gemm_kernel<P, TA, TB, TC> g({s.m, s.n, s.k, o.lda, o.ldb, ldc}, p);
     for (index_t i = 0; i < count; ++i) g(pa[std::size_t(i)], pb[std::size_t(i)], looped.data());
-    CHECK(same_bits(by_address, looped));
+    CHECK(same_bits(by_own, looped));
   }
 }
 

@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <limits>
+#include <random>
 
 #include <tpp/approx/registry.hpp>
 #include <tpp/ops/gemm.hpp>
@@ -169,4 +170,62 @@ TEST_CASE_TEMPLATE("gemm: fast paths equal the policy's products; out-of-range p
   auto near_max = normal_a;
   near_max[0] = 3.4e38f;
   check_outer(near_max, normal_b);
+}
+
+namespace {
+
+// uint8 x int8 -> int32 against an int64 loop: exact, so equality. Values cover both byte ranges' ends.
+void check_gemm_u8s8(index_t m, index_t n, index_t k, bool ta, bool tb, bool beta_one, index_t pad, std::uint32_t seed) {
+  std::mt19937 rng(seed);
+  const index_t ar = ta ? k : m, ac = ta ? m : k, br = tb ? n : k, bc = tb ? k : n;
+  const index_t lda = ac + pad, ldb = bc + pad, ldc = n + pad;
+  std::vector<std::uint8_t> a(std::size_t(std::max<index_t>(ar * lda, 1)));
+  std::vector<std::int8_t> b(std::size_t(std::max<index_t>(br * ldb, 1)));
+  std::vector<std::int32_t> c(std::size_t(m * ldc));
+  for (auto& x : a) x = std::uint8_t(rng() % 4 == 0 ? 255 : rng());
+  for (auto& x : b) x = std::int8_t(rng() % 4 == 0 ? -128 : int(rng() % 256) - 128);
+  for (auto& x : c) x = std::int32_t(rng() % 2001) - 1000;
+  const auto c0 = c;
+  const mat<const std::uint8_t> A{a.data(), ar, ac, lda};
+  const mat<const std::int8_t> B{b.data(), br, bc, ldb};
+  gemm(A, B, mat<std::int32_t>{c.data(), m, n, ldc}, {1.0f, beta_one ? 1.0f : 0.0f, ta, tb});
+  std::size_t bad = 0;
+  for (index_t i = 0; i < m; ++i)
+    for (index_t j = 0; j < ldc; ++j) {
+      std::int64_t want = c0[std::size_t(i * ldc + j)];  // padding untouched
+      if (j < n) {
+        want = beta_one ? want : 0;
+        for (index_t q = 0; q < k; ++q)
+          want += std::int64_t(ta ? A(q, i) : A(i, q)) * std::int64_t(tb ? B(j, q) : B(q, j));
+      }
+      if (c[std::size_t(i * ldc + j)] != want && bad++ < 3)
+        MESSAGE("u8s8 m=", m, " n=", n, " k=", k, " (", i, ",", j, ") got ", c[std::size_t(i * ldc + j)], " want ", want);
+    }
+  CHECK(bad == 0);
+}
+
+}  // namespace
+
+TEST_CASE("gemm: uint8 x int8 -> int32 is exact: edges, K tails, transposes, beta 1, K across slices, threaded") {
+  std::uint32_t seed = 77;
+  const test::gemm_size sizes[] = {{1, 1, 1}, {3, 5, 2}, {14, 32, 4}, {15, 33, 7}, {29, 47, 61}, {2, 100, 1029}};
+  for (const auto s : sizes)
+    for (int t = 0; t < 8; ++t) check_gemm_u8s8(s.m, s.n, s.k, t & 1, t & 2, t & 4, t % 3, seed++);
+  check_gemm_u8s8(300, 280, 200, false, false, false, 0, seed++);
+  check_gemm_u8s8(5, 7, 0, false, false, true, 1, seed++);
+  check_gemm_u8s8(5, 7, 0, false, false, false, 1, seed++);
+  std::vector<std::uint8_t> a(4);
+  std::vector<std::int8_t> b(4);
+  std::vector<std::int32_t> c(4);
+  auto arg = [&](gemm_params p) {
+    try {
+      gemm(view(a.data(), 2, 2), view(b.data(), 2, 2), view(c.data(), 2, 2), p);
+    } catch (const tpp::error& e) {
+      return e.argument();
+    }
+    return std::string("(no error)");
+  };
+  CHECK(arg({2.0f}) == "alpha");
+  CHECK(arg({1.0f, 0.5f}) == "beta");
+  CHECK(arg({1.0f, 1.0f}) == "(no error)");
 }

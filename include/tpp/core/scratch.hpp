@@ -4,6 +4,7 @@
 // distinct slots for buffers that live at the same time; the contents do not survive another call with
 // the same slot on the same thread.
 //   slot 0: reduce's partial sums; 1, 2, 3: gemm's packed A, packed B and fp32 C workspace
+//   slot 8: backend/libxsmm's packed bf16 operands
 
 #include <cstddef>
 #include <cstdlib>

@@ -4,8 +4,10 @@
 // on fp32 slivers; the drivers in gemm.hpp pick the path and run the cache-blocked loops.
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <type_traits>
 
 #include "../../approx/bf16.hpp"
@@ -15,6 +17,7 @@
 #include "../../approx/policy.hpp"
 #include "../../core/bf16.hpp"
 #include "../../core/mat.hpp"
+#include "../../arch/dot.hpp"
 #include "../../core/simd.hpp"
 #include "../epilogue.hpp"
 
@@ -287,25 +290,91 @@ void gemm_pack_b(const mat<const T>& b, bool trans, index_t p0, index_t kc, inde
   gemm_pack<NR>(b, !trans, j0, nc, p0, kc, out, g, r);
 }
 
+// bf16 x bf16 with approx::exact where the compiler targets AVX512_BF16: both operands are packed as
+// K-pairs, two bf16 in one 32-bit word (the earlier k in the low half, a zero past K), stored in the fp32
+// buffers as bit patterns; the micro-kernel then runs unchanged over kc / 2 pair-steps, each one
+// vdpbf16ps (two products and two adds per lane). The instruction rounds after each add and flushes
+// denormals: within the fp32 accumulation bound, but not IEEE FMA bit for bit (documented in gemm.hpp).
+template <class P, class TA, class TB>
+inline constexpr bool gemm_bf16_pairs = arch::has_dot_bf16 && simd::enabled && std::is_same_v<P, approx::exact> &&
+                                        std::is_same_v<TA, bf16> && std::is_same_v<TB, bf16>;
+
+struct bf16_pair_step {
+  template <class V>
+  static V step(V acc, V a, V b) noexcept {
+    if constexpr (arch::has_dot_bf16 && !std::is_same_v<V, float>)
+      return arch::dot_bf16_pairs(acc, a, b);
+    else
+      return acc;  // never instantiated: gemm_bf16_pairs is false without the instruction
+  }
+};
+
+// The pair-packed form of gemm_pack: sliver t holds, for each pair kp < (kc + 1) / 2, S words, word q =
+// {x(s, k0 + 2kp), x(s, k0 + 2kp + 1)} for s = s0 + t + q (lanes past sn zero, a zero high half past kc).
+// Full slivers take branch-free loops the compiler vectorises (k_major: two stored rows interleaved;
+// otherwise each pair is one 32-bit load); edge slivers and an odd kc's last pair go element by element.
+template <index_t S>
+void gemm_pack_pairs(const mat<const bf16>& x, bool k_major, index_t s0, index_t sn, index_t k0, index_t kc,
+                     float* out) noexcept {
+  const index_t kp = (kc + 1) / 2, whole = kc / 2;
+  auto at = [&](index_t s, index_t k) -> std::uint32_t {
+    if (k >= kc) return 0;
+    return k_major ? x(k0 + k, s).bits : x(s, k0 + k).bits;
+  };
+  for (index_t t = 0; t < sn; t += S) {
+    const index_t w = std::min(S, sn - t);
+    float* o = out + t * kp;
+    index_t p_done = 0;
+    if (w == S && k_major) {
+      for (index_t p = 0; p < whole; ++p) {
+        const bf16* r0 = x.row(k0 + 2 * p) + s0 + t;
+        const bf16* r1 = r0 + x.ld;
+        for (index_t q = 0; q < S; ++q)
+          o[p * S + q] = std::bit_cast<float>(std::uint32_t(r0[q].bits) | std::uint32_t(r1[q].bits) << 16);
+      }
+      p_done = whole;
+    } else if (w == S) {
+      for (index_t q = 0; q < S; ++q) {
+        const bf16* row = x.row(s0 + t + q) + k0;
+        for (index_t p = 0; p < whole; ++p) {
+          std::uint32_t word;
+          std::memcpy(&word, row + 2 * p, 4);
+          o[p * S + q] = std::bit_cast<float>(word);
+        }
+      }
+      p_done = whole;
+    }
+    for (index_t p = p_done; p < kp; ++p)
+      for (index_t q = 0; q < S; ++q) {
+        const std::uint32_t word = q < w ? at(s0 + t + q, 2 * p) | at(s0 + t + q, 2 * p + 1) << 16 : 0u;
+        o[p * S + q] = std::bit_cast<float>(word);
+      }
+  }
+}
+
 // The micro-kernel: an MR x NR tile of fp32 C (row stride ldc) = alpha * (a sliver x b sliver) + (first
 // K slice ? beta * C, never reading C when beta = 0 : C). The A sliver is packed (a[k * MR + r]) or, with
-// Direct, MR rows of an fp32 A read in place (a[r * lda + k]).
+// Direct, MR rows of an fp32 A read in place (a[r * lda + k]). The row loops are unrolled by pragma so
+// the accumulators stay in registers (GCC 12 otherwise may keep the array on the stack).
 template <class Step, index_t MR, index_t NV, bool Direct = false>
 void gemm_micro(index_t kc, const float* a, index_t lda, const float* b, float* c, index_t ldc, float alpha,
                 float beta, bool first) noexcept {
   using V = simd::lane;
   constexpr index_t W = gemm_width, NR = NV * W;
   V acc[MR][NV];
+#pragma GCC unroll 16
   for (index_t r = 0; r < MR; ++r)
     for (index_t v = 0; v < NV; ++v) acc[r][v] = V(0.0f);
   for (index_t k = 0; k < kc; ++k) {
     V bv[NV];
     for (index_t v = 0; v < NV; ++v) bv[v] = lane_load<V>(b + k * NR + v * W);
+#pragma GCC unroll 16
     for (index_t r = 0; r < MR; ++r) {
       const V av(Direct ? a[r * lda + k] : a[k * MR + r]);
       for (index_t v = 0; v < NV; ++v) acc[r][v] = Step::step(acc[r][v], av, bv[v]);
     }
   }
+#pragma GCC unroll 16
   for (index_t r = 0; r < MR; ++r)
     for (index_t v = 0; v < NV; ++v) {
       float* p = c + r * ldc + v * W;

@@ -1,0 +1,214 @@
+#pragma once
+// The exact integer GEMM of quantized inference, C (int32) = op(A) (uint8) * op(B) (int8) [+ C], the loops
+// of gemm_blocks.hpp on K-quad-packed operands: four bytes of consecutive k in one 32-bit word (the
+// earlier k in the low byte, zeros past K), so one vpdpbusd (AVX512_VNNI) adds four products per lane;
+// without it, the same quads are unpacked with shifts and multiplied in int32 lanes (AVX2, NEON, SSE2,
+// scalar). Products and sums are exact: |a b| <= 255 * 128, so K up to 65 000 cannot wrap int32 (beyond
+// that the sum wraps modulo 2^32, like vpdpbusd itself). The packed words live in the fp32 scratch
+// buffers as bit patterns.
+
+#include <algorithm>
+#include <bit>
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+
+#include "../../arch/dot.hpp"
+#include "../../core/mat.hpp"
+#include "../../core/parallel.hpp"
+#include "../../core/scratch.hpp"
+#include "../../core/simd.hpp"
+#include "gemm_blocks.hpp"
+
+namespace tpp::detail {
+
+// Block sizes: the fp32 micro-tile's shape (28 int32 accumulators on 32 registers), K slices of 1024
+// bytes (256 quad steps between C updates), an MC x KC A block of 168 KiB and a KC x NC B panel of
+// 512 KiB, both in L2.
+struct gemm_int8_blocking {
+  static constexpr index_t mr = gemm_blocking<approx::exact>::mr == 14 ? 14 : gemm_blocking<approx::exact>::mr;
+  static constexpr index_t nv = gemm_blocking<approx::exact>::nv;
+  static constexpr index_t nr = gemm_blocking<approx::exact>::nr;
+  static constexpr index_t kc = 1024;
+  static constexpr index_t mc = mr * (168 / mr);
+  static constexpr index_t nc = nr * (512 / nr);
+};
+
+// Sliver packing as in gemm_pack, K-quads: word q of quad p holds x(s, k0 + 4p + 0..3) for
+// s = s0 + t + q (zeros past kc and past sn). Full slivers and whole quads take branch-free loops the
+// compiler vectorises (k_major: four stored rows interleaved; otherwise each quad is one 32-bit load).
+template <index_t S, class T>
+void gemm_pack_quads(const mat<const T>& x, bool k_major, index_t s0, index_t sn, index_t k0, index_t kc,
+                     float* out) noexcept {
+  const index_t kq = (kc + 3) / 4, whole = kc / 4;
+  auto at = [&](index_t s, index_t k) -> std::uint32_t {
+    if (k >= kc) return 0;
+    return std::uint8_t(k_major ? x(k0 + k, s) : x(s, k0 + k));
+  };
+  for (index_t t = 0; t < sn; t += S) {
+    const index_t w = std::min(S, sn - t);
+    float* o = out + t * kq;
+    index_t p_done = 0;
+    if (w == S && k_major) {
+      for (index_t p = 0; p < whole; ++p) {
+        const T* r0 = x.row(k0 + 4 * p) + s0 + t;
+        const T *r1 = r0 + x.ld, *r2 = r1 + x.ld, *r3 = r2 + x.ld;
+        for (index_t q = 0; q < S; ++q)
+          o[p * S + q] = std::bit_cast<float>(std::uint32_t(std::uint8_t(r0[q])) | std::uint32_t(std::uint8_t(r1[q])) << 8 |
+                                              std::uint32_t(std::uint8_t(r2[q])) << 16 |
+                                              std::uint32_t(std::uint8_t(r3[q])) << 24);
+      }
+      p_done = whole;
+    } else if (w == S) {
+      for (index_t q = 0; q < S; ++q) {
+        const T* row = x.row(s0 + t + q) + k0;
+        for (index_t p = 0; p < whole; ++p) {
+          std::uint32_t word;
+          std::memcpy(&word, row + 4 * p, 4);
+          o[p * S + q] = std::bit_cast<float>(word);
+        }
+      }
+      p_done = whole;
+    }
+    for (index_t p = p_done; p < kq; ++p)
+      for (index_t q = 0; q < S; ++q) {
+        std::uint32_t word = 0;
+        if (q < w)
+          for (index_t b = 0; b < 4; ++b) word |= at(s0 + t + q, 4 * p + b) << (8 * b);
+        o[p * S + q] = std::bit_cast<float>(word);
+      }
+  }
+}
+
+// acc + the four u8 x s8 products of each lane's quads.
+template <class I>
+I quad_dot(I acc, I a, I b) noexcept {
+  if constexpr (arch::has_dot_u8s8 && !std::is_same_v<I, std::int32_t>) {
+    return arch::dot_u8s8_quads(acc, a, b);
+  } else {
+    for (int q = 0; q < 4; ++q) acc = acc + ((a >> (8 * q)) & I(0xff)) * ((b << (24 - 8 * q)) >> 24);
+    return acc;
+  }
+}
+
+// int32 lanes: a batch at the compile-time arch, or int32 with TPP_NO_SIMD; loads of packed words (kept
+// in fp32 buffers) and of C.
+using lane_s32 = std::conditional_t<simd::enabled, simd::batch<std::int32_t>, std::int32_t>;
+
+template <class I>
+I load_s32(const void* p) noexcept {
+  if constexpr (std::is_same_v<I, std::int32_t>) {
+    std::int32_t x;
+    std::memcpy(&x, p, 4);
+    return x;
+  } else {
+    return I::load_unaligned(static_cast<const std::int32_t*>(p));
+  }
+}
+
+template <class I>
+void store_s32(std::int32_t* p, I x) noexcept {
+  if constexpr (std::is_same_v<I, std::int32_t>)
+    *p = x;
+  else
+    x.store_unaligned(p);
+}
+
+// An MR x NR int32 tile of C (row stride ldc) = (accumulate ? C : 0) + a sliver x b sliver over kq quads.
+// The row loops are unrolled by pragma: GCC 12 does not unroll them early enough on its own, and then
+// keeps the accumulator array on the stack (a load and a store per vpdpbusd: half speed).
+template <index_t MR, index_t NV, class I = lane_s32>
+void gemm_micro_s32(index_t kq, const float* a, const float* b, std::int32_t* c, index_t ldc, bool accumulate) noexcept {
+  constexpr index_t W = gemm_width, NR = NV * W;
+  I acc[MR][NV];
+#pragma GCC unroll 16
+  for (index_t r = 0; r < MR; ++r)
+    for (index_t v = 0; v < NV; ++v) acc[r][v] = I(0);
+  for (index_t k = 0; k < kq; ++k) {
+    I bv[NV];
+    for (index_t v = 0; v < NV; ++v) bv[v] = load_s32<I>(b + k * NR + v * W);
+#pragma GCC unroll 16
+    for (index_t r = 0; r < MR; ++r) {
+      const I av(std::bit_cast<std::int32_t>(a[k * MR + r]));
+      for (index_t v = 0; v < NV; ++v) acc[r][v] = quad_dot(acc[r][v], av, bv[v]);
+    }
+  }
+#pragma GCC unroll 16
+  for (index_t r = 0; r < MR; ++r)
+    for (index_t v = 0; v < NV; ++v) {
+      std::int32_t* p = c + r * ldc + v * W;
+      I x = acc[r][v];
+      if (accumulate) x = x + load_s32<I>(p);
+      store_s32(p, x);
+    }
+}
+
+// C (m, n) = op(A) op(B) + (accumulate ? C : 0) on one thread.
+inline void gemm_u8s8_serial(const mat<const std::uint8_t>& a, const mat<const std::int8_t>& b,
+                             const mat<std::int32_t>& c, index_t k, bool trans_a, bool trans_b, bool accumulate) {
+  using blk = gemm_int8_blocking;
+  constexpr index_t MR = blk::mr, NR = blk::nr;
+  if (k == 0) {
+    if (!accumulate)
+      for (index_t i = 0; i < c.rows; ++i) std::fill(c.row(i), c.row(i) + c.cols, 0);
+    return;
+  }
+  float* ap = thread_scratch<1>(std::size_t(blk::mc * blk::kc / 4));
+  float* bp = thread_scratch<2>(std::size_t(blk::kc * blk::nc / 4));
+  alignas(64) std::int32_t tile[MR * NR];
+  for (index_t j0 = 0; j0 < c.cols; j0 += blk::nc) {
+    const index_t nc = std::min(blk::nc, c.cols - j0);
+    for (index_t p0 = 0; p0 < k; p0 += blk::kc) {
+      const index_t kc = std::min(blk::kc, k - p0), kq = (kc + 3) / 4;
+      const bool acc = accumulate || p0 > 0;
+      gemm_pack_quads<NR>(b, !trans_b, j0, nc, p0, kc, bp);
+      for (index_t i0 = 0; i0 < c.rows; i0 += blk::mc) {
+        const index_t mc = std::min(blk::mc, c.rows - i0);
+        gemm_pack_quads<MR>(a, trans_a, i0, mc, p0, kc, ap);
+        for (index_t jr = 0; jr < nc; jr += NR) {
+          const index_t cols = std::min(NR, nc - jr);
+          for (index_t ir = 0; ir < mc; ir += MR) {
+            const index_t rows = std::min(MR, mc - ir);
+            std::int32_t* cp = c.row(i0 + ir) + j0 + jr;
+            if (rows == MR && cols == NR) {
+              gemm_micro_s32<MR, blk::nv>(kq, ap + ir * kq, bp + jr * kq, cp, c.ld, acc);
+            } else {
+              gemm_micro_s32<MR, blk::nv>(kq, ap + ir * kq, bp + jr * kq, tile, NR, false);
+              for (index_t r = 0; r < rows; ++r)
+                for (index_t q = 0; q < cols; ++q)
+                  cp[r * c.ld + q] = (acc ? cp[r * c.ld + q] : 0) + tile[r * NR + q];
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+// Split over the OpenMP team by columns of C (or rows, when C is tall), as gemm_threaded.
+inline void gemm_u8s8_threaded(const mat<const std::uint8_t>& a, const mat<const std::int8_t>& b,
+                               const mat<std::int32_t>& c, index_t k, bool trans_a, bool trans_b, bool accumulate) {
+  constexpr index_t NR = gemm_int8_blocking::nr, MR = gemm_int8_blocking::mr;
+  const index_t m = c.rows, n = c.cols;
+  const bool by_cols = n >= m;
+  const index_t units = by_cols ? (n + NR - 1) / NR : (m + MR - 1) / MR;
+  if (double(m) * double(n) * double(k) < double(1 << 22) || units < 2 || in_parallel() || max_threads() == 1) {
+    gemm_u8s8_serial(a, b, c, k, trans_a, trans_b, accumulate);
+    return;
+  }
+  parallel_for(units, [&](index_t u0, index_t u1) {
+    if (by_cols) {
+      const index_t j0 = u0 * NR, j1 = std::min(n, u1 * NR);
+      const mat<const std::int8_t> bs = trans_b ? mat<const std::int8_t>{b.row(j0), j1 - j0, b.cols, b.ld}
+                                                : mat<const std::int8_t>{b.data + j0, b.rows, j1 - j0, b.ld};
+      gemm_u8s8_serial(a, bs, {c.data + j0, m, j1 - j0, c.ld}, k, trans_a, trans_b, accumulate);
+    } else {
+      const index_t i0 = u0 * MR, i1 = std::min(m, u1 * MR);
+      const mat<const std::uint8_t> as = trans_a ? mat<const std::uint8_t>{a.data + i0, a.rows, i1 - i0, a.ld}
+                                                 : mat<const std::uint8_t>{a.row(i0), i1 - i0, a.cols, a.ld};
+      gemm_u8s8_serial(as, b, {c.row(i0), i1 - i0, n, c.ld}, k, trans_a, trans_b, accumulate);
+    }
+  });
+}
+
+}  // namespace tpp::detail
