@@ -35,9 +35,19 @@ int main() {
     binary<binary_kind::add>(A, bias_row, O, {broadcast::none, broadcast::row}); // O = A + bias (1, 32)
     reduce(A, row_sums, reduce_op::sum, {reduce_dir::each_row});                 // (64, 1)
     gemm<approx::bf16_rz>(A, W, Y, {.alpha = 1.0f, .beta = 0.0f, .trans_b = true});
+    failures += y[7] != 4.0f;  // 32 products 0.5 x 0.25, exact in bf16
+    const float* b = bias.data();
+    std::vector<float> blocks_a(16 * 32 * 32, 0.5f), blocks_b(16 * 32 * 32, 0.25f), blocks_c(32 * 32);
+    const float *a0 = blocks_a.data(), *b0 = blocks_b.data();
+    float* c0 = blocks_c.data();
+    const mat<float> X = A;
+    gemm(X, W, Y, {}, epilogue::chain{epilogue::bias_per_col{b}, epilogue::activation<unary_kind::relu>{}});
+    const brgemm_kernel<approx::mitchell<7>> br({32, 32, 32});                   // C (32, 32) = sum A_i B_i
+    br.strided(a0, 32 * 32, b0, 32 * 32, c0, 16);                                // 16 blocks 1024 apart
+    failures += y[7] != 5.0f;            // relu(4 + 1)
+    failures += blocks_c[100] != 64.0f;  // 512 Mitchell products of powers of two (exact): 0.125 each
     failures += o[5] != 1.5f;
     failures += sums[3] != 16.0f;
-    failures += y[7] != 4.0f;  // 32 products 0.5 x 0.25, exact in bf16
   }
   std::printf("consumer: %s\n", failures ? "FAILED" : "ok");
   return failures;
