@@ -104,10 +104,10 @@ void gemm_serial_bf16_pairs(index_t count, const Ops& operands, const mat<float>
       for (index_t p0 = 0; p0 < k; p0 += blk::kc) {
         const index_t kc = std::min(blk::kc, k - p0), kp = (kc + 1) / 2;
         const gemm_out<E> out{c, p.alpha, p.beta, bi == 0 && p0 == 0, bi == count - 1 && p0 + kc == k, &ep, gi, gj};
-        gemm_pack_pairs<NR>(ops.b, !p.trans_b, j0, nc, p0, kc, bp);
+        gemm_pack_groups<NR, 2>(ops.b, !p.trans_b, j0, nc, p0, kc, bp);
         for (index_t i0 = 0; i0 < c.rows; i0 += blk::mc) {
           const index_t mc = std::min(blk::mc, c.rows - i0);
-          gemm_pack_pairs<MR>(ops.a, p.trans_a, i0, mc, p0, kc, ap);
+          gemm_pack_groups<MR, 2>(ops.a, p.trans_a, i0, mc, p0, kc, ap);
           gemm_block<bf16_pair_step, MR, blk::nv>(ap, nullptr, 0, bp, out, i0, mc, j0, nc, kp, tile);
         }
       }

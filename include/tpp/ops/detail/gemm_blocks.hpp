@@ -309,44 +309,61 @@ struct bf16_pair_step {
   }
 };
 
-// The pair-packed form of gemm_pack: sliver t holds, for each pair kp < (kc + 1) / 2, S words, word q =
-// {x(s, k0 + 2kp), x(s, k0 + 2kp + 1)} for s = s0 + t + q (lanes past sn zero, a zero high half past kc).
-// Full slivers take branch-free loops the compiler vectorises (k_major: two stored rows interleaved;
-// otherwise each pair is one 32-bit load); edge slivers and an odd kc's last pair go element by element.
-template <index_t S>
-void gemm_pack_pairs(const mat<const bf16>& x, bool k_major, index_t s0, index_t sn, index_t k0, index_t kc,
-                     float* out) noexcept {
-  const index_t kp = (kc + 1) / 2, whole = kc / 2;
+// The K-group form of gemm_pack for the dot-product instructions: G consecutive k of one element share a
+// 32-bit word, in fields of 32 / G bits, the earlier k in the lower field (G = 2: bf16 pairs for
+// vdpbf16ps; G = 4: 8-bit quads for vpdpbusd). Sliver t holds, for each group p < ceil(kc / G), S words,
+// word q = {x(s, k0 + G p + f)} for s = s0 + t + q (words past sn zero, zero fields past kc); the words
+// are stored in the fp32 buffer as bit patterns. Full slivers and whole groups take branch-free loops
+// the compiler vectorises (k_major: G stored rows interleaved; otherwise a group is one 32-bit load);
+// edge slivers and a last partial group go element by element.
+template <class T>
+std::uint32_t group_field(T v) noexcept {
+  if constexpr (std::is_same_v<T, bf16>)
+    return v.bits;
+  else
+    return std::uint8_t(v);
+}
+
+template <index_t S, index_t G, class T>
+void gemm_pack_groups(const mat<const T>& x, bool k_major, index_t s0, index_t sn, index_t k0, index_t kc,
+                      float* out) noexcept {
+  static_assert(sizeof(T) * G == 4, "tpp: a K group fills one 32-bit word");
+  constexpr int bits = 32 / G;
+  const index_t groups = (kc + G - 1) / G, whole = kc / G;
   auto at = [&](index_t s, index_t k) -> std::uint32_t {
     if (k >= kc) return 0;
-    return k_major ? x(k0 + k, s).bits : x(s, k0 + k).bits;
+    return group_field(k_major ? x(k0 + k, s) : x(s, k0 + k));
   };
   for (index_t t = 0; t < sn; t += S) {
     const index_t w = std::min(S, sn - t);
-    float* o = out + t * kp;
+    float* o = out + t * groups;
     index_t p_done = 0;
     if (w == S && k_major) {
       for (index_t p = 0; p < whole; ++p) {
-        const bf16* r0 = x.row(k0 + 2 * p) + s0 + t;
-        const bf16* r1 = r0 + x.ld;
-        for (index_t q = 0; q < S; ++q)
-          o[p * S + q] = std::bit_cast<float>(std::uint32_t(r0[q].bits) | std::uint32_t(r1[q].bits) << 16);
+        const T* r0 = x.row(k0 + G * p) + s0 + t;
+        for (index_t q = 0; q < S; ++q) {
+          std::uint32_t word = 0;
+          for (index_t f = 0; f < G; ++f) word |= group_field(r0[f * x.ld + q]) << (bits * f);
+          o[p * S + q] = std::bit_cast<float>(word);
+        }
       }
       p_done = whole;
     } else if (w == S) {
       for (index_t q = 0; q < S; ++q) {
-        const bf16* row = x.row(s0 + t + q) + k0;
+        const T* row = x.row(s0 + t + q) + k0;
         for (index_t p = 0; p < whole; ++p) {
           std::uint32_t word;
-          std::memcpy(&word, row + 2 * p, 4);
+          std::memcpy(&word, row + G * p, 4);
           o[p * S + q] = std::bit_cast<float>(word);
         }
       }
       p_done = whole;
     }
-    for (index_t p = p_done; p < kp; ++p)
+    for (index_t p = p_done; p < groups; ++p)
       for (index_t q = 0; q < S; ++q) {
-        const std::uint32_t word = q < w ? at(s0 + t + q, 2 * p) | at(s0 + t + q, 2 * p + 1) << 16 : 0u;
+        std::uint32_t word = 0;
+        if (q < w)
+          for (index_t f = 0; f < G; ++f) word |= at(s0 + t + q, G * p + f) << (bits * f);
         o[p * S + q] = std::bit_cast<float>(word);
       }
   }

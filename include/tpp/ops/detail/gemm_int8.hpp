@@ -34,52 +34,6 @@ struct gemm_int8_blocking {
   static constexpr index_t nc = nr * (512 / nr);
 };
 
-// Sliver packing as in gemm_pack, K-quads: word q of quad p holds x(s, k0 + 4p + 0..3) for
-// s = s0 + t + q (zeros past kc and past sn). Full slivers and whole quads take branch-free loops the
-// compiler vectorises (k_major: four stored rows interleaved; otherwise each quad is one 32-bit load).
-template <index_t S, class T>
-void gemm_pack_quads(const mat<const T>& x, bool k_major, index_t s0, index_t sn, index_t k0, index_t kc,
-                     float* out) noexcept {
-  const index_t kq = (kc + 3) / 4, whole = kc / 4;
-  auto at = [&](index_t s, index_t k) -> std::uint32_t {
-    if (k >= kc) return 0;
-    return std::uint8_t(k_major ? x(k0 + k, s) : x(s, k0 + k));
-  };
-  for (index_t t = 0; t < sn; t += S) {
-    const index_t w = std::min(S, sn - t);
-    float* o = out + t * kq;
-    index_t p_done = 0;
-    if (w == S && k_major) {
-      for (index_t p = 0; p < whole; ++p) {
-        const T* r0 = x.row(k0 + 4 * p) + s0 + t;
-        const T *r1 = r0 + x.ld, *r2 = r1 + x.ld, *r3 = r2 + x.ld;
-        for (index_t q = 0; q < S; ++q)
-          o[p * S + q] = std::bit_cast<float>(std::uint32_t(std::uint8_t(r0[q])) | std::uint32_t(std::uint8_t(r1[q])) << 8 |
-                                              std::uint32_t(std::uint8_t(r2[q])) << 16 |
-                                              std::uint32_t(std::uint8_t(r3[q])) << 24);
-      }
-      p_done = whole;
-    } else if (w == S) {
-      for (index_t q = 0; q < S; ++q) {
-        const T* row = x.row(s0 + t + q) + k0;
-        for (index_t p = 0; p < whole; ++p) {
-          std::uint32_t word;
-          std::memcpy(&word, row + 4 * p, 4);
-          o[p * S + q] = std::bit_cast<float>(word);
-        }
-      }
-      p_done = whole;
-    }
-    for (index_t p = p_done; p < kq; ++p)
-      for (index_t q = 0; q < S; ++q) {
-        std::uint32_t word = 0;
-        if (q < w)
-          for (index_t b = 0; b < 4; ++b) word |= at(s0 + t + q, 4 * p + b) << (8 * b);
-        o[p * S + q] = std::bit_cast<float>(word);
-      }
-  }
-}
-
 // acc + the four u8 x s8 products of each lane's quads.
 template <class I>
 I quad_dot(I acc, I a, I b) noexcept {
@@ -161,10 +115,10 @@ inline void gemm_u8s8_serial(const mat<const std::uint8_t>& a, const mat<const s
     for (index_t p0 = 0; p0 < k; p0 += blk::kc) {
       const index_t kc = std::min(blk::kc, k - p0), kq = (kc + 3) / 4;
       const bool acc = accumulate || p0 > 0;
-      gemm_pack_quads<NR>(b, !trans_b, j0, nc, p0, kc, bp);
+      gemm_pack_groups<NR, 4>(b, !trans_b, j0, nc, p0, kc, bp);
       for (index_t i0 = 0; i0 < c.rows; i0 += blk::mc) {
         const index_t mc = std::min(blk::mc, c.rows - i0);
-        gemm_pack_quads<MR>(a, trans_a, i0, mc, p0, kc, ap);
+        gemm_pack_groups<MR, 4>(a, trans_a, i0, mc, p0, kc, ap);
         for (index_t jr = 0; jr < nc; jr += NR) {
           const index_t cols = std::min(NR, nc - jr);
           for (index_t ir = 0; ir < mc; ir += MR) {
