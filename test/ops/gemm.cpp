@@ -74,7 +74,8 @@ TEST_CASE("gemm: large enough to run threaded, rows not a multiple of the block"
 }
 
 TEST_CASE("gemm: across cache-block boundaries (K > KC, M > MC, N > NC), every transpose, beta") {
-  // KC = 256, MC ~ 168, NC = 512 (gemm_blocking): several K slices accumulate into C, edge tiles included.
+  // KC = 256, MC ~ 168, NC = 512 (gemm_blocking; KC = 16 for the lut<, 4> table path): several K slices
+  // accumulate into C, edge tiles included.
   std::uint64_t seed = 500;
   for (int t = 0; t < 4; ++t) {
     gemm_params p{1.25f, t == 2 ? -0.5f : 0.0f, bool(t & 1), bool(t & 2)};
@@ -84,6 +85,7 @@ TEST_CASE("gemm: across cache-block boundaries (K > KC, M > MC, N > NC), every t
     check_gemm<approx::mitchell<7>, float, float, float>({20, 600, 300}, p, 0, seed++);
     check_gemm<approx::exact, bf16, bf16, bf16>({170, 33, 520}, p, 2, seed++);
     check_gemm<approx::drum<6>, float, float, float>({23, 40, 530}, p, 0, seed++);
+    check_gemm<approx::lut<approx::exact_model, 4>, float, float, float>({31, 70, 300}, p, 1, seed++);
   }
 }
 
@@ -125,7 +127,8 @@ TEST_CASE("gemm: bad arguments throw tpp::error naming the argument") {
 
 TEST_CASE_TEMPLATE("gemm: fast paths equal the policy's products; out-of-range panels take the careful path", P,
                    approx::drum<6>, approx::drum<12>, approx::bf16_rz, approx::bf16_rne, approx::mitchell<7>,
-                   approx::mitchell<23>, approx::mitchell<3>) {
+                   approx::mitchell<23>, approx::mitchell<3>, approx::lut<approx::mitchell_model, 7>,
+                   approx::lut<approx::exact_model, 4>, approx::lut<approx::exact_model, 8>) {
   // K = 1: every C element is 0 + P::mul(a_i, b_j), so it must equal the policy's product (+-0 alike).
   auto check_outer = [](const std::vector<float>& a, const std::vector<float>& b) {
     std::vector<float> c(a.size() * b.size());

@@ -3,7 +3,8 @@
 // and slot (thread_local, so each OpenMP thread of a caller's parallel region gets its own). Ops use
 // distinct slots for buffers that live at the same time; the contents do not survive another call with
 // the same slot on the same thread.
-//   slot 0: reduce's partial sums; 1, 2, 3: gemm's packed A, packed B and fp32 C workspace
+//   slot 0: reduce's partial sums; 1, 2, 3: gemm's packed A, packed B and fp32 C workspace; 4, 6: gemm's
+//   unmodified B and A for a policy's careful path; 5: the product tables of lut<> GEMMs
 //   slot 8: backend/libxsmm's packed bf16 operands
 
 #include <cstddef>

@@ -23,8 +23,9 @@
 // policy kind and register file (gemm_blocking). With approx::exact the micro-kernel uses FMA (the
 // product is not rounded before the add, as in every BLAS). Policies that only transform operands take a
 // fast path with that work done while packing (gemm_fast: drum<K <= 12> is then one FMA per product,
-// bf16_rz / bf16_rne a multiply, a rounding and an add), bit for bit the policy's products, whenever the
-// block's exponent ranges keep every product normal; any other policy, or block, runs the careful step
+// bf16_rz / bf16_rne a multiply, a rounding and an add; lut<Model, M> one FMA with a product table built per
+// B sliver, detail/gemm_lut.hpp), bit for bit the policy's products, whenever the block's exponent
+// ranges keep every product normal; any other policy, or block, runs the careful step
 // acc += Policy::mul(a, b) with the policy's bit-identical SIMD mul. With TPP_NO_SIMD the same loops run on scalars. A bf16 C is
 // accumulated in an fp32 workspace and rounded once. Large problems are split over the OpenMP team by
 // columns (or rows, when C is tall), each thread packing its own panels; none when called from inside a
@@ -61,14 +62,10 @@
 #include "../backend/libxsmm.hpp"
 #include "detail/gemm_blocks.hpp"
 #include "detail/gemm_int8.hpp"
+#include "detail/gemm_lut.hpp"
 #include "epilogue.hpp"
 
 namespace tpp {
-
-struct gemm_params {
-  float alpha = 1.0f, beta = 0.0f;
-  bool trans_a = false, trans_b = false;
-};
 
 namespace detail {
 
@@ -125,6 +122,10 @@ void gemm_serial(index_t count, const Ops& operands, const mat<float>& c, index_
   const index_t m = c.rows, n = c.cols;
   if (k == 0 || count == 0) {
     gemm_scale_only(c, p.beta, ep, gi, gj);
+    return;
+  }
+  if constexpr (gemm_lut<P>::available) {
+    gemm_serial_lut<P, TA, TB>(count, operands, c, k, p, ep, gi, gj);
     return;
   }
   float* ap = thread_scratch<1>(std::size_t(blk::mc * blk::kc));

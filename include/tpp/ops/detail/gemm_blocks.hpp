@@ -23,6 +23,12 @@
 
 namespace tpp {
 
+// C = alpha op(A) op(B) + beta C (ops/gemm.hpp): the parameters every GEMM entry point takes.
+struct gemm_params {
+  float alpha = 1.0f, beta = 0.0f;
+  bool trans_a = false, trans_b = false;
+};
+
 namespace detail {
 
 template <class T>
@@ -146,14 +152,12 @@ struct gemm_fast<approx::bf16_rne> : gemm_fast_bf16<true> {};
 struct panel_range {
   int emin = 255, emax = 0;
   bool special = false, zeros = false;  // zeros: a zero (or flushed denormal) among the panel's values
-  void add(float v) noexcept {
+  void add(float v) noexcept {  // branch-free: packing loops stay straight-line
     const int e = int((approx::detail::bits(v) >> 23) & 0xffu);
-    if (e == 255) special = true;
-    if (e == 0) zeros = true;
-    if (e != 0 && e != 255) {
-      emin = std::min(emin, e);
-      emax = std::max(emax, e);
-    }
+    special = special | (e == 255);
+    zeros = zeros | (e == 0);
+    emin = std::min(emin, e == 0 ? 255 : e);
+    emax = std::max(emax, e == 255 ? 0 : e);
   }
   bool empty() const noexcept { return emax == 0; }
 };
@@ -369,6 +373,24 @@ void gemm_pack_groups(const mat<const T>& x, bool k_major, index_t s0, index_t s
   }
 }
 
+// An MR x NR tile of fp32 C (row stride ldc) = alpha acc + (first K slice ? beta C, never reading C when
+// beta = 0 : C): the end of every fp32 micro-kernel.
+template <index_t MR, index_t NV, class V>
+void gemm_store_tile(const V (&acc)[MR][NV], float* c, index_t ldc, float alpha, float beta, bool first) noexcept {
+  constexpr index_t W = gemm_width;
+#pragma GCC unroll 16
+  for (index_t r = 0; r < MR; ++r)
+    for (index_t v = 0; v < NV; ++v) {
+      float* p = c + r * ldc + v * W;
+      V x = acc[r][v] * V(alpha);
+      if (!first)
+        x = x + lane_load<V>(p);
+      else if (beta != 0.0f)
+        x = lane_fma(V(beta), lane_load<V>(p), x);
+      lane_store(p, x);
+    }
+}
+
 // The micro-kernel: an MR x NR tile of fp32 C (row stride ldc) = alpha * (a sliver x b sliver) + (first
 // K slice ? beta * C, never reading C when beta = 0 : C). The A sliver is packed (a[k * MR + r]) or, with
 // Direct, MR rows of an fp32 A read in place (a[r * lda + k]). The row loops are unrolled by pragma so
@@ -391,17 +413,7 @@ void gemm_micro(index_t kc, const float* a, index_t lda, const float* b, float* 
       for (index_t v = 0; v < NV; ++v) acc[r][v] = Step::step(acc[r][v], av, bv[v]);
     }
   }
-#pragma GCC unroll 16
-  for (index_t r = 0; r < MR; ++r)
-    for (index_t v = 0; v < NV; ++v) {
-      float* p = c + r * ldc + v * W;
-      V x = acc[r][v] * V(alpha);
-      if (!first)
-        x = x + lane_load<V>(p);
-      else if (beta != 0.0f)
-        x = lane_fma(V(beta), lane_load<V>(p), x);
-      lane_store(p, x);
-    }
+  gemm_store_tile<MR, NV>(acc, c, ldc, alpha, beta, first);
 }
 
 // Where a block's results go: fp32 C, alpha and beta, whether this is the first K slice (beta applies; C
@@ -416,33 +428,22 @@ struct gemm_out {
   index_t gi, gj;
 };
 
-// The micro-kernel over one (mc, kc) A block and packed (kc, nc) B panel, C tile by C tile; edge tiles
-// go through a local tile and only their valid part is written. A is packed at ap, or, when a_direct is
-// set, read in place (rows lda apart) for full MR-row slivers, with only the edge sliver packed at ap.
-template <class Step, index_t MR, index_t NV, class E>
-void gemm_block(const float* ap, const float* a_direct, index_t lda, const float* bp, const gemm_out<E>& o,
-                index_t i0, index_t mc, index_t j0, index_t nc, index_t kc, float* tile) {
-  constexpr index_t NR = NV * gemm_width;
+// The tiles of one (mc, nc) block of C: micro(ir, jr, rows, out, ldo, alpha, beta, first) computes the
+// MR x NR tile at block offset (ir, jr) (rows of it valid) into out; full tiles go straight to C, edge
+// tiles through a local tile of which only the valid part is written. Then the epilogue, after the last
+// K slice, on each finished tile while it is in L1.
+template <index_t MR, index_t NR, class E, class Micro>
+void gemm_tiles(const gemm_out<E>& o, index_t i0, index_t mc, index_t j0, index_t nc, float* tile, const Micro& micro) {
   const mat<float>& c = o.c;
-  auto micro = [&](const float* as_packed, const float* as_direct, const float* bs, float* out, index_t ldo,
-                   float alpha, float beta, bool fst) {
-    if (as_direct != nullptr)
-      gemm_micro<Step, MR, NV, true>(kc, as_direct, lda, bs, out, ldo, alpha, beta, fst);
-    else
-      gemm_micro<Step, MR, NV>(kc, as_packed, 0, bs, out, ldo, alpha, beta, fst);
-  };
   for (index_t jr = 0; jr < nc; jr += NR) {
-    const float* bs = bp + jr * kc;
     const index_t cols = std::min(NR, nc - jr);
     for (index_t ir = 0; ir < mc; ir += MR) {
       const index_t rows = std::min(MR, mc - ir);
-      const float* as = ap + ir * kc;
-      const float* ad = a_direct != nullptr && rows == MR ? a_direct + ir * lda : nullptr;
       float* cp = c.row(i0 + ir) + j0 + jr;
       if (rows == MR && cols == NR) {
-        micro(as, ad, bs, cp, c.ld, o.alpha, o.beta, o.first);
+        micro(ir, jr, rows, cp, c.ld, o.alpha, o.beta, o.first);
       } else {
-        micro(as, ad, bs, tile, NR, 1.0f, 0.0f, true);
+        micro(ir, jr, rows, tile, NR, 1.0f, 0.0f, true);
         for (index_t r = 0; r < rows; ++r)
           for (index_t q = 0; q < cols; ++q) {
             float& out = cp[r * c.ld + q];
@@ -455,6 +456,24 @@ void gemm_block(const float* ap, const float* a_direct, index_t lda, const float
           for (index_t r = 0; r < rows; ++r) (*o.ep)(o.gi + i0 + ir + r, o.gj + j0 + jr, cp + r * c.ld, cols);
     }
   }
+}
+
+// The micro-kernel over one (mc, kc) A block and packed (kc, nc) B panel. A is packed at ap, or, when
+// a_direct is set, read in place (rows lda apart) for full MR-row slivers, with only the edge sliver
+// packed at ap.
+template <class Step, index_t MR, index_t NV, class E>
+void gemm_block(const float* ap, const float* a_direct, index_t lda, const float* bp, const gemm_out<E>& o,
+                index_t i0, index_t mc, index_t j0, index_t nc, index_t kc, float* tile) {
+  gemm_tiles<MR, NV * gemm_width>(o, i0, mc, j0, nc, tile,
+                                  [&](index_t ir, index_t jr, index_t rows, float* out, index_t ldo, float alpha,
+                                      float beta, bool first) {
+                                    const float* bs = bp + jr * kc;
+                                    if (a_direct != nullptr && rows == MR)
+                                      gemm_micro<Step, MR, NV, true>(kc, a_direct + ir * lda, lda, bs, out, ldo,
+                                                                     alpha, beta, first);
+                                    else
+                                      gemm_micro<Step, MR, NV>(kc, ap + ir * kc, 0, bs, out, ldo, alpha, beta, first);
+                                  });
 }
 
 }  // namespace detail
