@@ -127,7 +127,8 @@ TEST_CASE("gemm: bad arguments throw tpp::error naming the argument") {
 
 TEST_CASE_TEMPLATE("gemm: fast paths equal the policy's products; out-of-range panels take the careful path", P,
                    approx::drum<6>, approx::drum<12>, approx::bf16_rz, approx::bf16_rne, approx::mitchell<7>,
-                   approx::mitchell<23>, approx::mitchell<3>, approx::lut<approx::mitchell_model, 7>,
+                   approx::mitchell<23>, approx::mitchell<3>, approx::mbm<7>, approx::mbm<23>,
+                   approx::mbm<2>, approx::lut<approx::mitchell_model, 7>,
                    approx::lut<approx::exact_model, 4>, approx::lut<approx::exact_model, 8>) {
   // K = 1: every C element is 0 + P::mul(a_i, b_j), so it must equal the policy's product (+-0 alike).
   auto check_outer = [](const std::vector<float>& a, const std::vector<float>& b) {

@@ -13,6 +13,7 @@
 #include "../../approx/bf16.hpp"
 #include "../../approx/drum.hpp"
 #include "../../approx/exact.hpp"
+#include "../../approx/mbm.hpp"
 #include "../../approx/mitchell.hpp"
 #include "../../approx/policy.hpp"
 #include "../../core/bf16.hpp"
@@ -35,6 +36,31 @@ template <class T>
 concept gemm_element = std::is_same_v<std::remove_const_t<T>, float> || std::is_same_v<std::remove_const_t<T>, bf16>;
 
 inline constexpr index_t gemm_width = simd::enabled ? simd::width<> : 1;
+
+// Lane helpers, templated on the lane type V (simd::lane) so the branch not taken is never instantiated.
+template <class V>
+V lane_load(const float* p) noexcept {
+  if constexpr (std::is_same_v<V, float>)
+    return *p;
+  else
+    return V::load_unaligned(p);
+}
+
+template <class V>
+void lane_store(float* p, V v) noexcept {
+  if constexpr (std::is_same_v<V, float>)
+    *p = v;
+  else
+    v.store_unaligned(p);
+}
+
+template <class V>
+V lane_fma(V a, V b, V c) noexcept {
+  if constexpr (std::is_same_v<V, float>)
+    return std::fma(a, b, c);
+  else
+    return xsimd::fma(a, b, c);
+}
 
 // ---- fast paths: policies whose product is f(g(a) * g(b)), with g applied while packing (O(n^2)) -------
 //
@@ -69,6 +95,7 @@ struct gemm_fast<approx::drum<K>> {
   static constexpr bool available = true;
   static constexpr int temporaries = 0;  // the step is one FMA
   static constexpr int carry = 1;        // a product of two significands in [1, 2) is below 4
+  static constexpr int low_margin = 0;   // products_in_range: exponents below the product's that must be normal
   static constexpr std::uint32_t a_offset = 0;
   static float pack(float x) noexcept {
     return pack_operand(x, [](float v) {
@@ -77,14 +104,96 @@ struct gemm_fast<approx::drum<K>> {
     });
   }
   template <class V>
-  static V step(V acc, V a, V b) noexcept;  // defined below, after lane_fma
+  static V step(V acc, V a, V b) noexcept {
+    return lane_fma(a, b, acc);
+  }
 };
+
+// The operands of a step: the packed values as loaded, or, for a step with prepare_a / prepare_b, what
+// it derives from each once per load (per broadcast A value, per B vector) rather than once per product.
+template <class Step, class V>
+auto step_a_operand(V x) noexcept {
+  if constexpr (requires { Step::prepare_a(x); })
+    return Step::prepare_a(x);
+  else
+    return x;
+}
+template <class Step, class V>
+auto step_b_operand(V x) noexcept {
+  if constexpr (requires { Step::prepare_b(x); })
+    return Step::prepare_b(x);
+  else
+    return x;
+}
+
+// The log-multiplier step shared by mitchell and mbm: acc + Product::value(a, b) of packed operands,
+// where the packed patterns' integer sum is Mitchell's product; lanes that a zero operand touches (the
+// A marker a_zero, or a B pattern +-0) add nothing when the block holds zeros (a_zeros, b_zeros).
+// Product::bits(x) gives an operand's packed pattern.
+template <class Product, std::uint32_t a_zero, bool a_zeros, bool b_zeros>
+struct log_step {
+  template <class V>
+  static auto prepare_a(V x) noexcept {
+    return step_a_operand<Product>(x);
+  }
+  template <class V>
+  static auto prepare_b(V x) noexcept {
+    return step_b_operand<Product>(x);
+  }
+  template <class V, class O>
+  static V step(V acc, const O& a, const O& b) noexcept {
+    if constexpr (std::is_same_v<V, float>) {
+      const std::uint32_t ua = approx::detail::bits(Product::bits(a)), ub = approx::detail::bits(Product::bits(b));
+      const bool dead = (a_zeros && ua == a_zero) || (b_zeros && (ub & approx::detail::abs_mask) == 0);
+      return dead ? acc : acc + Product::value(a, b);
+    } else {
+      using A = typename V::arch_type;
+      using I = xsimd::batch<std::int32_t, A>;
+      const V sum = acc + Product::value(a, b);
+      if constexpr (!a_zeros && !b_zeros) {
+        return sum;
+      } else {
+        const I ua = xsimd::bitwise_cast<I>(Product::bits(a));
+        const I abs_b = xsimd::bitwise_cast<I>(Product::bits(b)) & I(std::int32_t(approx::detail::abs_mask));
+        if constexpr (a_zeros && b_zeros)
+          return xsimd::select(xsimd::bool_cast((ua != I(std::int32_t(a_zero))) && (abs_b != I(0))), sum, acc);
+        else if constexpr (a_zeros)
+          return xsimd::select(xsimd::bool_cast(ua != I(std::int32_t(a_zero))), sum, acc);
+        else
+          return xsimd::select(xsimd::bool_cast(abs_b != I(0)), sum, acc);
+      }
+    }
+  }
+};
+
+// The integer sum of two packed patterns as a float (lane for lane).
+template <class V>
+V add_patterns(V a, V b) noexcept {
+  if constexpr (std::is_same_v<V, float>) {
+    return approx::detail::from_bits(approx::detail::bits(a) + approx::detail::bits(b));
+  } else {
+    using I = xsimd::batch<std::int32_t, typename V::arch_type>;
+    return xsimd::bitwise_cast<V>(xsimd::bitwise_cast<I>(a) + xsimd::bitwise_cast<I>(b));
+  }
+}
+
+// x & mask (+ add) on the bit patterns of every lane.
+template <class V>
+V mask_pattern(V x, std::uint32_t mask, std::uint32_t add = 0) noexcept {
+  if constexpr (std::is_same_v<V, float>) {
+    return approx::detail::from_bits((approx::detail::bits(x) & mask) + add);
+  } else {
+    using I = xsimd::batch<std::int32_t, typename V::arch_type>;
+    return xsimd::bitwise_cast<V>((xsimd::bitwise_cast<I>(x) & I(std::int32_t(mask))) + I(std::int32_t(add)));
+  }
+}
 
 template <int M>
 struct gemm_fast<approx::mitchell<M>> {
   static constexpr bool available = true;
   static constexpr int temporaries = 2;
   static constexpr int carry = 1;
+  static constexpr int low_margin = 0;
   static constexpr std::uint32_t a_offset = approx::detail::one_bits;
   static constexpr std::uint32_t a_zero = 0u - a_offset;  // a packed zero: no normal operand maps here
   static float pack(float x) noexcept {
@@ -93,36 +202,67 @@ struct gemm_fast<approx::mitchell<M>> {
       return approx::detail::from_bits(approx::detail::bits(v) & approx::detail::keep_mask<M>);
     });
   }
-  // The step for blocks whose A (a_zeros) or B (b_zeros) values include zeros: lanes a zero touches add
-  // nothing. Without zeros it is one integer add and one fp32 add per product.
-  static constexpr bool zero_specialised = true;
-  template <bool a_zeros, bool b_zeros>
-  struct zero_step {
+  struct product {
     template <class V>
-    static V step(V acc, V a, V b) noexcept {
-      if constexpr (std::is_same_v<V, float>) {
-        const std::uint32_t ua = approx::detail::bits(a), ub = approx::detail::bits(b);
-        const bool dead = (a_zeros && ua == a_zero) || (b_zeros && (ub & approx::detail::abs_mask) == 0);
-        return dead ? acc : acc + approx::detail::from_bits(ua + ub);
-      } else {
-        using A = typename V::arch_type;
-        using I = xsimd::batch<std::int32_t, A>;
-        const I ua = xsimd::bitwise_cast<I>(a), ub = xsimd::bitwise_cast<I>(b);
-        const V sum = acc + xsimd::bitwise_cast<V>(ua + ub);
-        if constexpr (!a_zeros && !b_zeros) {
-          return sum;
-        } else {
-          const I abs_b = ub & I(std::int32_t(approx::detail::abs_mask));
-          if constexpr (a_zeros && b_zeros)
-            return xsimd::select(xsimd::bool_cast((ua != I(std::int32_t(a_zero))) && (abs_b != I(0))), sum, acc);
-          else if constexpr (a_zeros)
-            return xsimd::select(xsimd::bool_cast(ua != I(std::int32_t(a_zero))), sum, acc);
-          else
-            return xsimd::select(xsimd::bool_cast(abs_b != I(0)), sum, acc);
-        }
-      }
+    static V bits(V x) noexcept {
+      return x;
+    }
+    template <class V>
+    static V value(V a, V b) noexcept {
+      return add_patterns(a, b);
     }
   };
+  // Without zeros in the block the step is one integer add and one fp32 add per product.
+  static constexpr bool zero_specialised = true;
+  template <bool a_zeros, bool b_zeros>
+  using zero_step = log_step<product, a_zero, a_zeros, b_zeros>;
+};
+
+// mbm<M>: Mitchell's packed sum P plus the correction c 2^(Ea + Eb), c = 0.078125 = 1.25 2^-4, added as
+// fma(c 2^Ea, 2^Eb, P): both factors are powers of two (times 1.25) taken from the packed patterns' sign
+// and exponent fields once per loaded operand, so their product is exact and the fma rounds P + c 2^(Ea+Eb)
+// once, which is 2^(Ea+Eb) (mitchell_core + c) rounded: mbm::mul bit for bit while the correction is
+// normal (low_margin: Ea + Eb >= -122) and the result below the range top (carry 2: r < 4.08).
+template <class V>
+struct mbm_operand {
+  V packed, scale;
+};
+
+template <int M>
+struct gemm_fast<approx::mbm<M>> {
+  using mitchell = gemm_fast<approx::mitchell<M>>;
+  static constexpr bool available = true;
+  static constexpr int temporaries = 4;
+  static constexpr int carry = 2;
+  static constexpr int low_margin = 4;
+  static constexpr std::uint32_t a_offset = mitchell::a_offset;
+  static constexpr std::uint32_t a_zero = mitchell::a_zero;
+  static float pack(float x) noexcept { return mitchell::pack(x); }
+  static constexpr std::uint32_t sign_exp = 0xff800000u;
+  struct product {
+    // A's packed pattern has 127 taken off its exponent field (a_offset): its sign and exponent fields
+    // plus 123 in the exponent and 0.25 in the mantissa are c 2^Ea = 1.25 2^(Ea - 4) (normal: low_margin
+    // also asks Ea >= -122). B's sign and exponent fields are 2^Eb.
+    template <class V>
+    static mbm_operand<V> prepare_a(V x) noexcept {
+      return {x, mask_pattern(x, sign_exp, (123u << 23) | (1u << 21))};
+    }
+    template <class V>
+    static mbm_operand<V> prepare_b(V x) noexcept {
+      return {x, mask_pattern(x, sign_exp)};
+    }
+    template <class V>
+    static V bits(const mbm_operand<V>& x) noexcept {
+      return x.packed;
+    }
+    template <class V>
+    static V value(const mbm_operand<V>& a, const mbm_operand<V>& b) noexcept {
+      return lane_fma(a.scale, b.scale, add_patterns(a.packed, b.packed));
+    }
+  };
+  static constexpr bool zero_specialised = true;
+  template <bool a_zeros, bool b_zeros>
+  using zero_step = log_step<product, a_zero, a_zeros, b_zeros>;
 };
 
 template <bool nearest_even>
@@ -130,6 +270,7 @@ struct gemm_fast_bf16 {
   static constexpr bool available = true;
   static constexpr int temporaries = 2;
   static constexpr int carry = 2;  // rounding the product may carry it into the next binade
+  static constexpr int low_margin = 0;
   static constexpr std::uint32_t a_offset = 0;
   static float pack(float x) noexcept {
     return pack_operand(x, [](float v) { return approx::detail::bf16_multiplier<nearest_even>::round(v); });
@@ -167,13 +308,14 @@ template <class F>
 bool products_in_range(const panel_range& a, const panel_range& b) noexcept {
   if (a.special || b.special) return false;
   if (a.empty() || b.empty()) return true;
-  return a.emin + b.emin - 127 >= 1 && a.emax + b.emax - 127 + F::carry <= 254;
+  constexpr int low = F::low_margin;  // mbm: its correction term, 2^-4 below the product, must be normal too
+  return a.emin - low >= 1 && a.emin + b.emin - 127 - low >= 1 && a.emax + b.emax - 127 + F::carry <= 254;
 }
 
 // Block sizes. The micro-tile is MR rows x NV vectors (NR = NV lanes-wide columns): 14 x 2 zmm = 28
 // accumulators for FMA on a 32-register file (AVX-512, AArch64), 6 x 2 on 16 registers (AVX2, SSE2);
-// policies need registers for their step's temporaries: 12 x 2 (4 x 2) for the bf16 fast path, 4 x 2 for
-// a generic SIMD mul. KC x NR of B stays in L1,
+// policies need registers for their step's temporaries: 12 x 2 (4 x 2) for the bf16 and mitchell fast paths,
+// 10 x 2 (3 x 2) for mbm's (its operands carry a scale each), 4 x 2 for a generic SIMD mul. KC x NR of B stays in L1,
 // MC x KC of A in L2, and KC x NC of B (512 KiB) in L2 as well: with A read in place or cheaply packed,
 // a B panel that fits L2 pays more than fewer A repacks (2048^3: 0.84x -> 0.92x oneDNN with NC 3072 -> 512).
 template <class P>
@@ -191,39 +333,17 @@ struct gemm_blocking {
     else
       return 8;  // a generic SIMD mul
   }();
-  static constexpr index_t mr = !simd::enabled ? 4 : temporaries == 0 ? (registers == 32 ? 14 : 6)
-                                                    : temporaries <= 2 ? (registers == 32 ? 12 : 4) : 4;
+  static constexpr index_t mr = !simd::enabled      ? 4
+                                : temporaries == 0 ? (registers == 32 ? 14 : 6)
+                                : temporaries <= 2 ? (registers == 32 ? 12 : 4)
+                                : temporaries <= 4 ? (registers == 32 ? 10 : 3)
+                                                   : 4;
   static constexpr index_t nv = !simd::enabled ? 4 : 2;
   static constexpr index_t nr = nv * gemm_width;
   static constexpr index_t kc = 256;
   static constexpr index_t mc = mr * (168 / mr);
   static constexpr index_t nc = nr * (512 / nr);
 };
-
-// Lane helpers, templated on the lane type V (simd::lane) so the branch not taken is never instantiated.
-template <class V>
-V lane_load(const float* p) noexcept {
-  if constexpr (std::is_same_v<V, float>)
-    return *p;
-  else
-    return V::load_unaligned(p);
-}
-
-template <class V>
-void lane_store(float* p, V v) noexcept {
-  if constexpr (std::is_same_v<V, float>)
-    *p = v;
-  else
-    v.store_unaligned(p);
-}
-
-template <class V>
-V lane_fma(V a, V b, V c) noexcept {
-  if constexpr (std::is_same_v<V, float>)
-    return std::fma(a, b, c);
-  else
-    return xsimd::fma(a, b, c);
-}
 
 // The generic step: FMA for exact, acc + Policy::mul(a, b) otherwise.
 template <class P>
@@ -236,13 +356,6 @@ struct policy_step {
       return acc + P::mul(a, b);
   }
 };
-
-template <int K>
-  requires(K <= 12)
-template <class V>
-V gemm_fast<approx::drum<K>>::step(V acc, V a, V b) noexcept {
-  return lane_fma(a, b, acc);
-}
 
 // Packs S-wide slivers: for sliver indices [s0, s0 + sn) (rows i of op(A), or columns j of op(B)) and K
 // [k0, k0 + kc), sliver t holds, for each k, S values, the ones past sn zero. The element for (s, k) is
@@ -405,11 +518,11 @@ void gemm_micro(index_t kc, const float* a, index_t lda, const float* b, float* 
   for (index_t r = 0; r < MR; ++r)
     for (index_t v = 0; v < NV; ++v) acc[r][v] = V(0.0f);
   for (index_t k = 0; k < kc; ++k) {
-    V bv[NV];
-    for (index_t v = 0; v < NV; ++v) bv[v] = lane_load<V>(b + k * NR + v * W);
+    decltype(step_b_operand<Step>(V())) bv[NV];
+    for (index_t v = 0; v < NV; ++v) bv[v] = step_b_operand<Step>(lane_load<V>(b + k * NR + v * W));
 #pragma GCC unroll 16
     for (index_t r = 0; r < MR; ++r) {
-      const V av(Direct ? a[r * lda + k] : a[k * MR + r]);
+      const auto av = step_a_operand<Step>(V(Direct ? a[r * lda + k] : a[k * MR + r]));
       for (index_t v = 0; v < NV; ++v) acc[r][v] = Step::step(acc[r][v], av, bv[v]);
     }
   }
