@@ -236,6 +236,13 @@ int main(int argc, char** argv) {
       const auto t = interleaved({[&] { tpp::gemm(A, B, C); }, std::ref(mm)}, reps_for(ops));
       results.push_back({"u8s8", s, threads, 1, ops / t[0] * 1e-9, ops / t[1] * 1e-9, 0.0, peak_int8 * threads, {}});
       print_row(results.back());
+      if (policies && threads == thread_counts.front() && ops <= 2.2e9) {  // an 8-bit approximate multiplier
+        using P8 = tpp::approx::approx8<tpp::approx::mitchell8u>;
+        const tpp::mat<const std::uint8_t> Bu{reinterpret_cast<const std::uint8_t*>(b.data()), s.k, s.n, s.n};
+        const auto tp = interleaved({[&] { tpp::gemm(A, B, C); }, [&] { tpp::gemm<P8>(A, Bu, C); }}, 3);
+        results.back().policy.emplace_back(P8::name(), tp[1] / tp[0]);
+        std::printf("%-16s policy time / exact tpp u8s8: %s %.1f\n", "", P8::name().c_str(), tp[1] / tp[0]);
+      }
     }
   }
 
@@ -284,6 +291,18 @@ int main(int argc, char** argv) {
       result r{"naive", s, 1, 1, 0, 0, 0, 0, {{P::name(), t[1] / t[0]}}};
       results.push_back(r);
     });
+    {  // approx8: the naive loop reads the model's table once per product
+      using P8 = tpp::approx::approx8<tpp::approx::mitchell8u>;
+      auto a8 = random_vector<std::uint8_t>(std::size_t(s.m * s.k), 52), b8 = random_vector<std::uint8_t>(std::size_t(s.k * s.n), 53);
+      std::vector<std::int32_t> c8(std::size_t(s.m * s.n));
+      const tpp::mat<const std::uint8_t> A8{a8.data(), s.m, s.k, s.k}, B8{b8.data(), s.k, s.n, s.n};
+      const auto t = interleaved(
+          {[&] { tpp::gemm<P8>(A8, B8, tpp::mat<std::int32_t>{c8.data(), s.m, s.n, s.n}); },
+           [&] { tpp::bench::naive_gemm_int8<P8>(a8.data(), b8.data(), c8.data(), s.m, s.n, s.k); }},
+          3);
+      std::printf(" %s %.0fx", P8::name().c_str(), t[1] / t[0]);
+      results.push_back(result{"naive", s, 1, 1, 0, 0, 0, 0, {{P8::name(), t[1] / t[0]}}});
+    }
     std::printf("\n");
   }
 

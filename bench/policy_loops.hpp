@@ -7,6 +7,7 @@
 //                    simulator that calls a C model per product works (ApproxTrain's CPU path)
 
 #include <cstddef>
+#include <cstdint>
 
 #include <tpp/core/simd.hpp>
 
@@ -45,6 +46,22 @@ inline void naive_gemm(mul_fn fn, const float* a, const float* b, float* c, long
       float sum = 0.0f;
       for (long q = 0; q < k; ++q) sum += call(a[i * k + q], b[q * n + j]);
       c[i * n + j] = sum;
+    }
+}
+
+// The same for an 8-bit multiplier (approx8<Model>): C (m, n) int32, one out-of-line table read per product.
+template <class P>
+[[gnu::noinline]] std::int32_t out_of_line_mul8(typename P::operand_type a, typename P::operand_type b) noexcept {
+  return P::mul(a, b);
+}
+template <class P>
+void naive_gemm_int8(const typename P::operand_type* a, const typename P::operand_type* b, std::int32_t* c, long m,
+                     long n, long k) {
+  for (long i = 0; i < m; ++i)
+    for (long j = 0; j < n; ++j) {
+      std::int32_t acc = 0;
+      for (long q = 0; q < k; ++q) acc += out_of_line_mul8<P>(a[i * k + q], b[q * n + j]);
+      c[i * n + j] = acc;
     }
 }
 

@@ -178,34 +178,46 @@ TEST_CASE_TEMPLATE("gemm: fast paths equal the policy's products; out-of-range p
 
 namespace {
 
-// uint8 x int8 -> int32 against an int64 loop: exact, so equality. Values cover both byte ranges' ends.
-void check_gemm_u8s8(index_t m, index_t n, index_t k, bool ta, bool tb, bool beta_one, index_t pad, std::uint32_t seed) {
+// An integer GEMM against an int64 loop over product(a, b): exact, so equality. Values cover both byte
+// ranges' ends. run(A, B, C, params) calls the GEMM under test.
+template <class TA, class TB, class Product, class Run>
+void check_gemm_s32(index_t m, index_t n, index_t k, bool ta, bool tb, bool beta_one, index_t pad, std::uint32_t seed,
+                    const Product& product, const Run& run) {
   std::mt19937 rng(seed);
   const index_t ar = ta ? k : m, ac = ta ? m : k, br = tb ? n : k, bc = tb ? k : n;
   const index_t lda = ac + pad, ldb = bc + pad, ldc = n + pad;
-  std::vector<std::uint8_t> a(std::size_t(std::max<index_t>(ar * lda, 1)));
-  std::vector<std::int8_t> b(std::size_t(std::max<index_t>(br * ldb, 1)));
+  std::vector<TA> a(std::size_t(std::max<index_t>(ar * lda, 1)));
+  std::vector<TB> b(std::size_t(std::max<index_t>(br * ldb, 1)));
   std::vector<std::int32_t> c(std::size_t(m * ldc));
-  for (auto& x : a) x = std::uint8_t(rng() % 4 == 0 ? 255 : rng());
-  for (auto& x : b) x = std::int8_t(rng() % 4 == 0 ? -128 : int(rng() % 256) - 128);
+  auto byte = [&](auto x) {  // the type's extreme values one time in four
+    using T = decltype(x);
+    return rng() % 4 == 0 ? (rng() % 2 ? std::numeric_limits<T>::min() : std::numeric_limits<T>::max()) : T(rng());
+  };
+  for (auto& x : a) x = byte(TA());
+  for (auto& x : b) x = byte(TB());
   for (auto& x : c) x = std::int32_t(rng() % 2001) - 1000;
   const auto c0 = c;
-  const mat<const std::uint8_t> A{a.data(), ar, ac, lda};
-  const mat<const std::int8_t> B{b.data(), br, bc, ldb};
-  gemm(A, B, mat<std::int32_t>{c.data(), m, n, ldc}, {1.0f, beta_one ? 1.0f : 0.0f, ta, tb});
+  const mat<const TA> A{a.data(), ar, ac, lda};
+  const mat<const TB> B{b.data(), br, bc, ldb};
+  run(A, B, mat<std::int32_t>{c.data(), m, n, ldc}, gemm_params{1.0f, beta_one ? 1.0f : 0.0f, ta, tb});
   std::size_t bad = 0;
   for (index_t i = 0; i < m; ++i)
     for (index_t j = 0; j < ldc; ++j) {
       std::int64_t want = c0[std::size_t(i * ldc + j)];  // padding untouched
       if (j < n) {
         want = beta_one ? want : 0;
-        for (index_t q = 0; q < k; ++q)
-          want += std::int64_t(ta ? A(q, i) : A(i, q)) * std::int64_t(tb ? B(j, q) : B(q, j));
+        for (index_t q = 0; q < k; ++q) want += std::int64_t(product(ta ? A(q, i) : A(i, q), tb ? B(j, q) : B(q, j)));
       }
       if (c[std::size_t(i * ldc + j)] != want && bad++ < 3)
-        MESSAGE("u8s8 m=", m, " n=", n, " k=", k, " (", i, ",", j, ") got ", c[std::size_t(i * ldc + j)], " want ", want);
+        MESSAGE("m=", m, " n=", n, " k=", k, " (", i, ",", j, ") got ", c[std::size_t(i * ldc + j)], " want ", want);
     }
   CHECK(bad == 0);
+}
+
+void check_gemm_u8s8(index_t m, index_t n, index_t k, bool ta, bool tb, bool beta_one, index_t pad, std::uint32_t seed) {
+  check_gemm_s32<std::uint8_t, std::int8_t>(
+      m, n, k, ta, tb, beta_one, pad, seed, [](std::uint8_t x, std::int8_t y) { return int(x) * int(y); },
+      [](auto A, auto B, mat<std::int32_t> C, gemm_params p) { gemm(A, B, C, p); });
 }
 
 }  // namespace
@@ -232,4 +244,25 @@ TEST_CASE("gemm: uint8 x int8 -> int32 is exact: edges, K tails, transposes, bet
   CHECK(arg({2.0f}) == "alpha");
   CHECK(arg({1.0f, 0.5f}) == "beta");
   CHECK(arg({1.0f, 1.0f}) == "(no error)");
+}
+
+TEST_CASE_TEMPLATE("gemm: approx8<Model> equals the int64 sum of the model's products: edges, transposes, beta 1, "
+                   "K across slices, threaded",
+                   P, approx::approx8<approx::mitchell8u>, approx::approx8<approx::exact8s>,
+                   approx::approx8<approx::exact8u>) {
+  using T = typename P::operand_type;
+  const auto product = [](T x, T y) { return std::int64_t(P::mul(x, y)); };
+  const auto run = [](auto A, auto B, mat<std::int32_t> C, gemm_params p) { gemm<P>(A, B, C, p); };
+  std::uint32_t seed = 300;
+  const test::gemm_size sizes[] = {{1, 1, 1}, {3, 5, 2}, {14, 32, 8}, {15, 33, 9}, {29, 47, 61}, {2, 100, 300}};
+  for (const auto s : sizes)
+    for (int t = 0; t < 8; ++t) check_gemm_s32<T, T>(s.m, s.n, s.k, t & 1, t & 2, t & 4, t % 3, seed++, product, run);
+  check_gemm_s32<T, T>(300, 280, 70, true, false, false, 0, seed++, product, run);
+  check_gemm_s32<T, T>(5, 7, 0, false, false, true, 1, seed++, product, run);
+  // Mutable views convert; bad arguments name the argument.
+  std::vector<T> a(4), b(4);
+  std::vector<std::int32_t> c(4);
+  CHECK_NOTHROW(gemm<P>(view(a.data(), 2, 2), view(b.data(), 2, 2), view(c.data(), 2, 2)));
+  CHECK_THROWS_AS(gemm<P>(view(a.data(), 2, 2), view(b.data(), 2, 2), view(c.data(), 2, 2), {1.0f, 0.5f}), tpp::error);
+  CHECK_THROWS_AS(gemm<P>(view(a.data(), 2, 2), view(b.data(), 1, 2), view(c.data(), 2, 2)), tpp::error);
 }

@@ -59,6 +59,11 @@ struct approx8 {
   static std::string name() { return tpp::detail::concat("approx8<", detail::model_name<Model>(), ">"); }
 };
 
+template <class P>
+inline constexpr bool is_approx8 = false;
+template <class Model>
+inline constexpr bool is_approx8<approx8<Model>> = true;
+
 // Exact 8-bit products (references).
 struct exact8u {
   static std::uint16_t mul(std::uint8_t a, std::uint8_t b) noexcept { return std::uint16_t(unsigned(a) * unsigned(b)); }

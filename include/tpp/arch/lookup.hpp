@@ -36,6 +36,7 @@ class row_lookup {
       if constexpr (N < 16)
         t_[0] = _mm512_maskz_loadu_ps(__mmask16((1u << N) - 1u), row);
       else
+#pragma GCC unroll 16
         for (int r = 0; r < regs; ++r) t_[r] = _mm512_loadu_ps(row + 16 * r);
     }
 #endif
@@ -49,11 +50,14 @@ class row_lookup {
         return _mm512_permutexvar_ps(idx, t_[0]);
       } else {
         __m512 part[regs / 2];
+#pragma GCC unroll 8
         for (int p = 0; p < regs / 2; ++p) part[p] = _mm512_permutex2var_ps(t_[2 * p], idx, t_[2 * p + 1]);
         // combine pairs by index bit 5, then 6, then 7
         int n = regs / 2;
+#pragma GCC unroll 3
         for (int bit = 5; n > 1; ++bit, n /= 2) {
           const __mmask16 hi = _mm512_test_epi32_mask(idx, _mm512_set1_epi32(1 << bit));
+#pragma GCC unroll 4
           for (int p = 0; p < n / 2; ++p) part[p] = _mm512_mask_blend_ps(hi, part[2 * p], part[2 * p + 1]);
         }
         return part[0];

@@ -48,6 +48,7 @@
 #include <string>
 #include <type_traits>
 
+#include "../approx/approx8.hpp"
 #include "../approx/bf16.hpp"
 #include "../approx/drum.hpp"
 #include "../approx/exact.hpp"
@@ -60,6 +61,7 @@
 #include "../core/scratch.hpp"
 #include "../core/simd.hpp"
 #include "../backend/libxsmm.hpp"
+#include "detail/gemm_approx8.hpp"
 #include "detail/gemm_blocks.hpp"
 #include "detail/gemm_int8.hpp"
 #include "detail/gemm_lut.hpp"
@@ -335,22 +337,55 @@ void gemm(mat<TA> A, mat<TB> B, mat<TC> C, gemm_params p = {}, const Epilogue& e
                                                                      mat<const std::remove_const_t<TB>>(B), C, p, ep);
 }
 
+namespace detail {
+
+// The checks of the integer GEMMs: valid views that chain, alpha 1, beta 0 or 1, C apart from A and B.
+template <class TA, class TB>
+void check_int_gemm(std::string_view op, const mat<TA>& A, const mat<TB>& B, const mat<std::int32_t>& C,
+                    const gemm_params& p) {
+  check_mat(A, op, "A");
+  check_mat(B, op, "B");
+  check_mat(C, op, "C");
+  check_gemm_shapes(op, A, B, C, p);
+  if (p.alpha != 1.0f) throw error(op, "alpha", concat("(", std::to_string(p.alpha), ") must be 1 for an integer GEMM"));
+  if (p.beta != 0.0f && p.beta != 1.0f)
+    throw error(op, "beta", concat("(", std::to_string(p.beta), ") must be 0 or 1 for an integer GEMM"));
+  if (views_overlap(C, A)) throw error(op, "C", "overlaps A");
+  if (views_overlap(C, B)) throw error(op, "C", "overlaps B");
+}
+
+}  // namespace detail
+
 // Exact integer GEMM for quantized inference: C (int32) = op(A) (uint8) op(B) (int8) [+ C]: alpha must be 1
 // and beta 0 or 1 (no rounding anywhere; vpdpbusd where the compiler targets AVX512_VNNI, int32 lanes
 // otherwise; detail/gemm_int8.hpp). OpenMP-parallel when large.
 inline void gemm(mat<const std::uint8_t> A, mat<const std::int8_t> B, mat<std::int32_t> C, gemm_params p = {}) {
-  constexpr std::string_view op = "gemm";
-  detail::check_mat(A, op, "A");
-  detail::check_mat(B, op, "B");
-  detail::check_mat(C, op, "C");
-  detail::check_gemm_shapes(op, A, B, C, p);
-  if (p.alpha != 1.0f) throw error(op, "alpha", detail::concat("(", std::to_string(p.alpha), ") must be 1 for an integer GEMM"));
-  if (p.beta != 0.0f && p.beta != 1.0f)
-    throw error(op, "beta", detail::concat("(", std::to_string(p.beta), ") must be 0 or 1 for an integer GEMM"));
-  if (detail::views_overlap(C, A)) throw error(op, "C", "overlaps A");
-  if (detail::views_overlap(C, B)) throw error(op, "C", "overlaps B");
+  detail::check_int_gemm("gemm", A, B, C, p);
   if (C.empty()) return;
   detail::gemm_u8s8_threaded(A, B, C, p.trans_a ? A.rows : A.cols, p.trans_a, p.trans_b, p.beta == 1.0f);
+}
+
+// Approximate integer GEMM with an 8-bit multiplier (approx::approx8<Model>, e.g. an EvoApproxLib circuit):
+// C (int32) = sum_k Model::mul(op(A)(i, k), op(B)(k, j)) [+ C], both operands uint8 or both int8 as the
+// model takes them; alpha must be 1 and beta 0 or 1; sums are exact (modulo 2^32). Per-sliver product
+// tables make the inner step one load and one add per 16 products (detail/gemm_approx8.hpp).
+// OpenMP-parallel when large.
+template <class Policy, class TA, class TB>
+  requires approx::is_approx8<Policy> && std::same_as<std::remove_const_t<TA>, typename Policy::operand_type> &&
+           std::same_as<std::remove_const_t<TB>, typename Policy::operand_type>
+void gemm(mat<TA> A, mat<TB> B, mat<std::int32_t> C, gemm_params p = {}) {
+  using T = typename Policy::operand_type;
+  const mat<const T> a(A);
+  const mat<const T> b(B);
+  detail::check_int_gemm("gemm", a, b, C, p);
+  if (C.empty()) return;
+  const index_t k = p.trans_a ? a.rows : a.cols;
+  using blk = detail::gemm_approx8_blocking;
+  detail::gemm_s32_threaded<blk::mr, blk::nr>(a, b, C, k, p.trans_a, p.trans_b,
+                                              [&](const auto& as, const auto& bs, const mat<std::int32_t>& cs) {
+                                                detail::gemm_approx8_serial<Policy>(as, bs, cs, k, p.trans_a,
+                                                                                    p.trans_b, p.beta == 1.0f);
+                                              });
 }
 
 // The sizes of a GEMM for a kernel object: op(A) (m, k), op(B) (k, n), C (m, n); leading dimensions of

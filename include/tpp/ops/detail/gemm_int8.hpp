@@ -68,6 +68,50 @@ void store_s32(std::int32_t* p, I x) noexcept {
     x.store_unaligned(p);
 }
 
+// An MR x NR int32 tile of C (row stride ldc) = (accumulate ? C : 0) + acc: the end of the integer
+// micro-kernels.
+template <index_t MR, index_t NV, class I>
+void store_s32_tile(const I (&acc)[MR][NV], std::int32_t* c, index_t ldc, bool accumulate) noexcept {
+  constexpr index_t W = gemm_width;
+#pragma GCC unroll 16
+  for (index_t r = 0; r < MR; ++r)
+    for (index_t v = 0; v < NV; ++v) {
+      std::int32_t* p = c + r * ldc + v * W;
+      I x = acc[r][v];
+      if (accumulate) x = x + load_s32<I>(p);
+      store_s32(p, x);
+    }
+}
+
+// The int32 tiles of one (mc, nc) block of C: micro(ir, jr, out, ldo, accumulate) computes the MR x NR
+// tile at block offset (ir, jr) into out; full tiles go straight to C, edge tiles through a local tile of
+// which only the valid part is added or written.
+template <index_t MR, index_t NR, class Micro>
+void gemm_tiles_s32(const mat<std::int32_t>& c, index_t i0, index_t mc, index_t j0, index_t nc, bool accumulate,
+                    std::int32_t* tile, const Micro& micro) {
+  for (index_t jr = 0; jr < nc; jr += NR) {
+    const index_t cols = std::min(NR, nc - jr);
+    for (index_t ir = 0; ir < mc; ir += MR) {
+      const index_t rows = std::min(MR, mc - ir);
+      std::int32_t* cp = c.row(i0 + ir) + j0 + jr;
+      if (rows == MR && cols == NR) {
+        micro(ir, jr, cp, c.ld, accumulate);
+      } else {
+        micro(ir, jr, tile, NR, false);
+        for (index_t r = 0; r < rows; ++r)
+          for (index_t q = 0; q < cols; ++q)
+            cp[r * c.ld + q] = (accumulate ? cp[r * c.ld + q] : 0) + tile[r * NR + q];
+      }
+    }
+  }
+}
+
+// C = 0 unless accumulating: the result of an empty sum.
+inline void gemm_s32_empty(const mat<std::int32_t>& c, bool accumulate) {
+  if (!accumulate)
+    for (index_t i = 0; i < c.rows; ++i) std::fill(c.row(i), c.row(i) + c.cols, 0);
+}
+
 // An MR x NR int32 tile of C (row stride ldc) = (accumulate ? C : 0) + a sliver x b sliver over kq quads.
 // The row loops are unrolled by pragma: GCC 12 does not unroll them early enough on its own, and then
 // keeps the accumulator array on the stack (a load and a store per vpdpbusd: half speed).
@@ -87,14 +131,7 @@ void gemm_micro_s32(index_t kq, const float* a, const float* b, std::int32_t* c,
       for (index_t v = 0; v < NV; ++v) acc[r][v] = quad_dot(acc[r][v], av, bv[v]);
     }
   }
-#pragma GCC unroll 16
-  for (index_t r = 0; r < MR; ++r)
-    for (index_t v = 0; v < NV; ++v) {
-      std::int32_t* p = c + r * ldc + v * W;
-      I x = acc[r][v];
-      if (accumulate) x = x + load_s32<I>(p);
-      store_s32(p, x);
-    }
+  store_s32_tile<MR, NV>(acc, c, ldc, accumulate);
 }
 
 // C (m, n) = op(A) op(B) + (accumulate ? C : 0) on one thread.
@@ -103,8 +140,7 @@ inline void gemm_u8s8_serial(const mat<const std::uint8_t>& a, const mat<const s
   using blk = gemm_int8_blocking;
   constexpr index_t MR = blk::mr, NR = blk::nr;
   if (k == 0) {
-    if (!accumulate)
-      for (index_t i = 0; i < c.rows; ++i) std::fill(c.row(i), c.row(i) + c.cols, 0);
+    gemm_s32_empty(c, accumulate);
     return;
   }
   float* ap = thread_scratch<1>(std::size_t(blk::mc * blk::kc / 4));
@@ -119,50 +155,48 @@ inline void gemm_u8s8_serial(const mat<const std::uint8_t>& a, const mat<const s
       for (index_t i0 = 0; i0 < c.rows; i0 += blk::mc) {
         const index_t mc = std::min(blk::mc, c.rows - i0);
         gemm_pack_groups<MR, 4>(a, trans_a, i0, mc, p0, kc, ap);
-        for (index_t jr = 0; jr < nc; jr += NR) {
-          const index_t cols = std::min(NR, nc - jr);
-          for (index_t ir = 0; ir < mc; ir += MR) {
-            const index_t rows = std::min(MR, mc - ir);
-            std::int32_t* cp = c.row(i0 + ir) + j0 + jr;
-            if (rows == MR && cols == NR) {
-              gemm_micro_s32<MR, blk::nv>(kq, ap + ir * kq, bp + jr * kq, cp, c.ld, acc);
-            } else {
-              gemm_micro_s32<MR, blk::nv>(kq, ap + ir * kq, bp + jr * kq, tile, NR, false);
-              for (index_t r = 0; r < rows; ++r)
-                for (index_t q = 0; q < cols; ++q)
-                  cp[r * c.ld + q] = (acc ? cp[r * c.ld + q] : 0) + tile[r * NR + q];
-            }
-          }
-        }
+        gemm_tiles_s32<MR, NR>(c, i0, mc, j0, nc, acc, tile,
+                               [&](index_t ir, index_t jr, std::int32_t* out, index_t ldo, bool accumulate_tile) {
+                                 gemm_micro_s32<MR, blk::nv>(kq, ap + ir * kq, bp + jr * kq, out, ldo, accumulate_tile);
+                               });
       }
     }
   }
 }
 
-// Split over the OpenMP team by columns of C (or rows, when C is tall), as gemm_threaded.
-inline void gemm_u8s8_threaded(const mat<const std::uint8_t>& a, const mat<const std::int8_t>& b,
-                               const mat<std::int32_t>& c, index_t k, bool trans_a, bool trans_b, bool accumulate) {
-  constexpr index_t NR = gemm_int8_blocking::nr, MR = gemm_int8_blocking::mr;
+// An integer GEMM split over the OpenMP team by columns of C (or rows, when C is tall), MR / NR units,
+// each part serial(a part, b part, c part) on sub-views; serial when small or already in a parallel region.
+template <index_t MR, index_t NR, class TA, class TB, class Serial>
+void gemm_s32_threaded(const mat<const TA>& a, const mat<const TB>& b, const mat<std::int32_t>& c, index_t k,
+                       bool trans_a, bool trans_b, const Serial& serial) {
   const index_t m = c.rows, n = c.cols;
   const bool by_cols = n >= m;
   const index_t units = by_cols ? (n + NR - 1) / NR : (m + MR - 1) / MR;
   if (double(m) * double(n) * double(k) < double(1 << 22) || units < 2 || in_parallel() || max_threads() == 1) {
-    gemm_u8s8_serial(a, b, c, k, trans_a, trans_b, accumulate);
+    serial(a, b, c);
     return;
   }
   parallel_for(units, [&](index_t u0, index_t u1) {
     if (by_cols) {
       const index_t j0 = u0 * NR, j1 = std::min(n, u1 * NR);
-      const mat<const std::int8_t> bs = trans_b ? mat<const std::int8_t>{b.row(j0), j1 - j0, b.cols, b.ld}
-                                                : mat<const std::int8_t>{b.data + j0, b.rows, j1 - j0, b.ld};
-      gemm_u8s8_serial(a, bs, {c.data + j0, m, j1 - j0, c.ld}, k, trans_a, trans_b, accumulate);
+      const mat<const TB> bs = trans_b ? mat<const TB>{b.row(j0), j1 - j0, b.cols, b.ld}
+                                       : mat<const TB>{b.data + j0, b.rows, j1 - j0, b.ld};
+      serial(a, bs, mat<std::int32_t>{c.data + j0, m, j1 - j0, c.ld});
     } else {
       const index_t i0 = u0 * MR, i1 = std::min(m, u1 * MR);
-      const mat<const std::uint8_t> as = trans_a ? mat<const std::uint8_t>{a.data + i0, a.rows, i1 - i0, a.ld}
-                                                 : mat<const std::uint8_t>{a.row(i0), i1 - i0, a.cols, a.ld};
-      gemm_u8s8_serial(as, b, {c.row(i0), i1 - i0, n, c.ld}, k, trans_a, trans_b, accumulate);
+      const mat<const TA> as = trans_a ? mat<const TA>{a.data + i0, a.rows, i1 - i0, a.ld}
+                                       : mat<const TA>{a.row(i0), i1 - i0, a.cols, a.ld};
+      serial(as, b, mat<std::int32_t>{c.row(i0), i1 - i0, n, c.ld});
     }
   });
+}
+
+inline void gemm_u8s8_threaded(const mat<const std::uint8_t>& a, const mat<const std::int8_t>& b,
+                               const mat<std::int32_t>& c, index_t k, bool trans_a, bool trans_b, bool accumulate) {
+  gemm_s32_threaded<gemm_int8_blocking::mr, gemm_int8_blocking::nr>(
+      a, b, c, k, trans_a, trans_b, [&](const auto& as, const auto& bs, const mat<std::int32_t>& cs) {
+        gemm_u8s8_serial(as, bs, cs, k, trans_a, trans_b, accumulate);
+      });
 }
 
 }  // namespace tpp::detail
