@@ -293,12 +293,14 @@ struct gemm_fast<approx::bf16_rne> : gemm_fast_bf16<true> {};
 struct panel_range {
   int emin = 255, emax = 0;
   bool special = false, zeros = false;  // zeros: a zero (or flushed denormal) among the panel's values
-  void add(float v) noexcept {  // branch-free: packing loops stay straight-line
+  void add(float v) noexcept {
     const int e = int((approx::detail::bits(v) >> 23) & 0xffu);
-    special = special | (e == 255);
-    zeros = zeros | (e == 0);
-    emin = std::min(emin, e == 0 ? 255 : e);
-    emax = std::max(emax, e == 255 ? 0 : e);
+    if (e == 255) special = true;
+    if (e == 0) zeros = true;
+    if (e != 0 && e != 255) {
+      emin = std::min(emin, e);
+      emax = std::max(emax, e);
+    }
   }
   bool empty() const noexcept { return emax == 0; }
 };
