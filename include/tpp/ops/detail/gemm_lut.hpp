@@ -51,6 +51,7 @@ struct gemm_lut<approx::lut<Model, M>> {
   static constexpr int rows = 1 << M;  // table side
   static constexpr int shift = 23 - M;
   static constexpr int carry = 2;  // T < 4.5: a product's exponent is at most Ea + Eb + 2
+  static constexpr int low_margin = 0;
   using policy = approx::lut<Model, M>;
 
   static const float* table() noexcept { return policy::table(); }
@@ -64,13 +65,12 @@ struct gemm_lut<approx::lut<Model, M>> {
   static constexpr index_t nc = nr * (512 / nr);
 };
 
-// The fast path applies to a block pair: every product +-T 2^(Ea + Eb) (T in [1, 4.5)) and every Q entry
-// +-T 2^Eb is normal, and no operand is NaN or Inf.
+// The fast path applies to a block pair: every product +-T 2^(Ea + Eb) (T in [1, 4.5)) is normal and no
+// operand is NaN or Inf (products_in_range, as for the packing fast paths), and every Q entry +-T 2^Eb
+// is below the range top as well.
 template <class L>
 bool lut_in_range(const panel_range& a, const panel_range& b) noexcept {
-  if (a.special || b.special) return false;
-  if (a.empty() || b.empty()) return true;
-  return a.emin + b.emin - 127 >= 1 && a.emax + b.emax - 127 + L::carry <= 254 && b.emax + L::carry <= 254;
+  return products_in_range<L>(a, b) && (a.empty() || b.empty() || b.emax + L::carry <= 254);
 }
 
 // One operand in the table path's form: its top M mantissa bits (the table index, times `times`) and
