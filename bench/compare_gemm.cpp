@@ -32,6 +32,7 @@
 
 #include "peak.hpp"
 #include "policy_loops.hpp"
+#include "timing.hpp"
 
 namespace {
 
@@ -48,27 +49,7 @@ const shape full_shapes[] = {
 };
 const shape quick_shapes[] = {{"square", 128, 128, 128}, {"square", 512, 512, 512}, {"resnet50 conv4", 784, 128, 1152}};
 
-double seconds(const std::function<void()>& f) {
-  const auto t0 = std::chrono::steady_clock::now();
-  f();
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
-// Times the callables interleaved: reps rounds of (each once), after a warm-up round; returns medians.
-std::vector<double> interleaved(const std::vector<std::function<void()>>& fs, int reps) {
-  for (auto& f : fs) f();
-  std::vector<std::vector<double>> t(fs.size());
-  for (int r = 0; r < reps; ++r)
-    for (std::size_t i = 0; i < fs.size(); ++i) t[i].push_back(seconds(fs[i]));
-  std::vector<double> out;
-  for (auto& v : t) out.push_back(median(v));
-  return out;
-}
+using tpp::bench::interleaved;
 
 struct result {
   std::string section;

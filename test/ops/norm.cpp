@@ -1,0 +1,606 @@
+// Tests of ops/norm.hpp: batchnorm (moments and range, both axes, relu), layernorm, groupnorm, RMSNorm,
+// forward and backward, against double-precision references and central finite differences.
+//
+// Tolerances, derived from the documented arithmetic (u = 2^-24, e = max(P::max_rel_error, u)):
+//   sums: fp32 within a block (at most D = max(1024 / (2 W), 128) + 8 roundings per term, W the lane
+//         count), double across blocks: |error| <= D u Σ|t|.
+//   rstd = 1 / sqrt(var + eps) in fp32: 3 roundings; s = gamma rstd one more; x - mean one.
+//   forward  |y - ref| <= (e + 6u) |x - mean| |s| + u |y|                       (+ u_bf16 |y| for bf16 y)
+//   stats    |mean - ref| <= (D + 4) u mean|x - mean| + 2u |mean|;  |var - ref| <= (e + (D + 8) u) var
+//   backward dx: (3e + (D + 8) u) |gamma rstd| (|dy| + Σ|dy| / n + |xh| Σ|dy xh| / n) + u |dx|
+//            dgamma: (2e + (D + 8) u) Σ|dy xh|;  dbeta: D u Σ|dy|
+// with the forward's statistics given (the reference uses tpp's mean / var, so each op's error is its own).
+// Against finite differences of a double pipeline that recomputes the statistics, the tolerance doubles
+// (tpp's statistics carry their own error) plus the differences' own error.
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <limits>
+#include <span>
+#include <vector>
+
+#include <tpp/approx/registry.hpp>
+#include <tpp/ops/norm.hpp>
+
+#include "support.hpp"
+
+namespace {
+
+using tpp::bf16;
+using tpp::index_t;
+using tpp::mat;
+using tpp::test::u_bf16;
+using tpp::test::u_fp32;
+
+constexpr index_t lane_count = tpp::simd::enabled ? tpp::simd::width<> : 1;
+constexpr double D = double(std::max<index_t>(1024 / (2 * lane_count), 128) + 8);
+
+template <class P>
+double eps_of() {
+  return std::max(double(P::max_rel_error), u_fp32);
+}
+
+// A (rows, cols) buffer with ld = cols + pad, padding filled with a sentinel that must survive.
+template <class T>
+struct buffer {
+  index_t rows, cols, ld;
+  std::vector<T> v;
+  buffer(index_t r, index_t c, index_t pad = 0) : rows(r), cols(c), ld(c + pad), v(static_cast<std::size_t>(std::max<index_t>(r * (c + pad), 1)), tpp::from_float<T>(-777.0f)) {}
+  mat<T> m() { return {v.data(), rows, cols, ld}; }
+  mat<const T> cm() const { return {v.data(), rows, cols, ld}; }
+  double at(index_t i, index_t j) const {
+    if constexpr (std::is_same_v<T, double>)
+      return v[static_cast<std::size_t>(i * ld + j)];  // (the finite differences' perturbed inputs)
+    else
+      return double(tpp::to_float(v[static_cast<std::size_t>(i * ld + j)]));
+  }
+  void set(index_t i, index_t j, float x) { v[static_cast<std::size_t>(i * ld + j)] = tpp::from_float<T>(x); }
+  bool padding_intact() const {
+    for (index_t i = 0; i < rows; ++i)
+      for (index_t j = cols; j < ld; ++j)
+        if (tpp::to_float(v[static_cast<std::size_t>(i * ld + j)]) != tpp::to_float(tpp::from_float<T>(-777.0f))) return false;
+    return true;
+  }
+};
+
+template <class T>
+buffer<T> random_buffer(index_t r, index_t c, index_t pad, float lo, float hi, std::uint64_t seed) {
+  buffer<T> b(r, c, pad);
+  const auto u = tpp::test::uniform(static_cast<std::size_t>(r * c), lo, hi, seed);
+  for (index_t i = 0; i < r; ++i)
+    for (index_t j = 0; j < c; ++j) b.set(i, j, u[static_cast<std::size_t>(i * c + j)]);
+  return b;
+}
+
+std::vector<float> random_vec(index_t n, float lo, float hi, std::uint64_t seed) {
+  return tpp::test::uniform(static_cast<std::size_t>(n), lo, hi, seed);
+}
+
+// ---- batchnorm references ------------------------------------------------------------------------
+
+// Element k of channel c.
+struct channels_of {
+  bool by_cols;
+  index_t C, n;
+  template <class B>
+  double operator()(const B& b, index_t c, index_t k) const {
+    return by_cols ? b.at(k, c) : b.at(c, k);
+  }
+};
+
+struct bn_ref_stats {
+  std::vector<double> mean, var;
+  std::vector<index_t> amax, amin;
+};
+
+template <class B>
+bn_ref_stats bn_stats_ref(const B& x, channels_of ch, bool range) {
+  bn_ref_stats s;
+  for (index_t c = 0; c < ch.C; ++c) {
+    double m = 0;
+    for (index_t k = 0; k < ch.n; ++k) m += ch(x, c, k);
+    m /= double(ch.n);
+    double v = 0, mx = -1e300, mn = 1e300;
+    index_t amx = 0, amn = 0;
+    for (index_t k = 0; k < ch.n; ++k) {
+      const double d = ch(x, c, k) - m;
+      v += d * d;
+      if (ch(x, c, k) > mx) mx = ch(x, c, k), amx = k;
+      if (ch(x, c, k) < mn) mn = ch(x, c, k), amn = k;
+    }
+    v /= double(ch.n);
+    if (range) {
+      const double sd = tpp::range_scale(ch.n) * (mx - mn);
+      v = sd * sd;
+    }
+    s.mean.push_back(m), s.var.push_back(v), s.amax.push_back(amx), s.amin.push_back(amn);
+  }
+  return s;
+}
+
+// The double pipeline for finite differences: L = Σ w y(x), statistics recomputed from x.
+template <class B>
+double bn_loss(const B& x, channels_of ch, const tpp::batchnorm_params& p, const std::vector<float>& g,
+               const std::vector<float>& b, const B& w) {
+  const auto s = bn_stats_ref(x, ch, p.estimator == tpp::variance_estimator::range);
+  double L = 0;
+  for (index_t c = 0; c < ch.C; ++c) {
+    const double r = 1.0 / std::sqrt(s.var[static_cast<std::size_t>(c)] + double(p.eps));
+    for (index_t k = 0; k < ch.n; ++k) {
+      double y = (ch(x, c, k) - s.mean[static_cast<std::size_t>(c)]) * r * g[static_cast<std::size_t>(c)] + b[static_cast<std::size_t>(c)];
+      if (p.relu) y = std::max(y, 0.0);
+      L += ch(w, c, k) * y;
+    }
+  }
+  return L;
+}
+
+// One batchnorm configuration: stats, forward, backward vs the references; finite differences when fd.
+template <class P, class TX = float, class TY = float>
+void check_batchnorm(index_t rows, index_t cols, index_t pad, tpp::batchnorm_params p, std::uint64_t seed, bool fd,
+                     float offset = 0.5f) {
+  const bool by_cols = p.axis == tpp::channel_axis::cols;
+  const bool range = p.estimator == tpp::variance_estimator::range;
+  const channels_of ch{by_cols, by_cols ? cols : rows, by_cols ? rows : cols};
+  const index_t C = ch.C, n = ch.n;
+  CAPTURE(rows); CAPTURE(cols); CAPTURE(by_cols); CAPTURE(range); CAPTURE(p.relu); CAPTURE(offset);
+  auto x = random_buffer<TX>(rows, cols, pad, offset - 2.0f, offset + 2.0f, seed);
+  auto dy = random_buffer<TX>(rows, cols, pad, -1.0f, 1.0f, seed + 1);
+  const auto gamma = random_vec(C, 0.5f, 2.0f, seed + 2), beta = random_vec(C, -0.5f, 0.5f, seed + 3);
+  const tpp::batchnorm_kernel<P> k(rows, cols, p);
+  std::vector<float> mean(static_cast<std::size_t>(C)), var(static_cast<std::size_t>(C));
+  k.stats(x.cm(), mean, var);
+  const double e = eps_of<P>(), u = u_fp32;
+
+  // statistics
+  const auto rs = bn_stats_ref(x, ch, range);
+  for (index_t c = 0; c < C; ++c) {
+    double mad = 0;
+    for (index_t k2 = 0; k2 < n; ++k2) mad += std::fabs(ch(x, c, k2) - rs.mean[static_cast<std::size_t>(c)]);
+    mad /= double(n);
+    CHECK(std::fabs(mean[static_cast<std::size_t>(c)] - rs.mean[static_cast<std::size_t>(c)]) <= (D + 4) * u * mad + 2 * u * std::fabs(rs.mean[static_cast<std::size_t>(c)]));
+    const double vt = range ? 4 * u * rs.var[static_cast<std::size_t>(c)] : (e + (D + 8) * u) * rs.var[static_cast<std::size_t>(c)] + 1e-30;
+    CHECK(std::fabs(var[static_cast<std::size_t>(c)] - rs.var[static_cast<std::size_t>(c)]) <= vt);
+  }
+
+  // forward, with tpp's statistics
+  buffer<TY> y(rows, cols, pad);
+  k.forward(x.cm(), mean, var, gamma, beta, y.m());
+  CHECK(y.padding_intact());
+  const double uy = std::is_same_v<TY, bf16> ? u_bf16 : u_fp32;
+  std::vector<double> rstd(static_cast<std::size_t>(C));
+  for (index_t c = 0; c < C; ++c) rstd[static_cast<std::size_t>(c)] = 1.0 / std::sqrt(double(var[static_cast<std::size_t>(c)]) + double(p.eps));
+  for (index_t c = 0; c < C; ++c)
+    for (index_t k2 = 0; k2 < n; ++k2) {
+      const double d = ch(x, c, k2) - mean[static_cast<std::size_t>(c)], s = gamma[static_cast<std::size_t>(c)] * rstd[static_cast<std::size_t>(c)];
+      double ref = d * s + beta[static_cast<std::size_t>(c)];
+      if (p.relu) ref = std::max(ref, 0.0);
+      const double got = ch(y, c, k2);
+      CHECK(std::fabs(got - ref) <= (e + 6 * u) * std::fabs(d * s) + (u + uy) * std::fabs(ref) + 1e-30);
+    }
+
+  // backward, with tpp's statistics; relu masks where tpp's own forward value is <= 0
+  buffer<float> dx(rows, cols, pad);
+  std::vector<float> dgamma(static_cast<std::size_t>(C), 0.25f), dbeta(static_cast<std::size_t>(C), -0.5f);
+  k.backward(dy.cm(), x.cm(), mean, var, gamma, beta, dx.m(), dgamma, dbeta);
+  CHECK(dx.padding_intact());
+  const double acc = p.accumulate ? 1.0 : 0.0;
+  for (index_t c = 0; c < C; ++c) {
+    const std::size_t cu = static_cast<std::size_t>(c);
+    const double r = rstd[cu], gs = gamma[cu] * r;
+    double db = 0, dg = 0, adb = 0, adg = 0;
+    const auto g_at = [&](index_t k2) { return (p.relu && !(ch(y, c, k2) > 0)) ? 0.0 : ch(dy, c, k2); };
+    const auto xh_at = [&](index_t k2) { return (ch(x, c, k2) - mean[cu]) * r; };
+    for (index_t k2 = 0; k2 < n; ++k2) {
+      db += g_at(k2), dg += g_at(k2) * xh_at(k2);
+      adb += std::fabs(g_at(k2)), adg += std::fabs(g_at(k2) * xh_at(k2));
+    }
+    CHECK(std::fabs(dbeta[cu] - (db + acc * -0.5)) <= D * u * adb + u * 0.5 * acc + 1e-30);
+    CHECK(std::fabs(dgamma[cu] - (dg + acc * 0.25)) <= (2 * e + (D + 8) * u) * adg + u * 0.25 * acc + 1e-30);
+    double mx = -1e300, mn = 1e300;
+    for (index_t k2 = 0; k2 < n; ++k2) mx = std::max(mx, ch(x, c, k2)), mn = std::min(mn, ch(x, c, k2));
+    const double rsc = tpp::range_scale(n);
+    const double t = gamma[cu] * rsc * rsc * (mx - mn) * r * r * dg;
+    const double t_tol = std::fabs(gamma[cu] * rsc * rsc * (mx - mn) * r * r) * (2 * e + (D + 8) * u) * adg;
+    for (index_t k2 = 0; k2 < n; ++k2) {
+      double ref, mag;
+      if (range) {
+        ref = gs * (g_at(k2) - db / double(n));
+        mag = std::fabs(gs) * (std::fabs(g_at(k2)) + adb / double(n));
+        if (k2 == rs.amax[cu] && rs.amax[cu] != rs.amin[cu]) ref -= t;
+        if (k2 == rs.amin[cu] && rs.amax[cu] != rs.amin[cu]) ref += t;
+      } else {
+        ref = gs * (g_at(k2) - db / double(n) - xh_at(k2) * dg / double(n));
+        mag = std::fabs(gs) * (std::fabs(g_at(k2)) + adb / double(n) + std::fabs(xh_at(k2)) * adg / double(n));
+      }
+      const double tol = (3 * e + (D + 8) * u) * mag + u * std::fabs(ref) + (range ? t_tol + u * std::fabs(t) : 0.0) + 1e-30;
+      CHECK(std::fabs(ch(dx, c, k2) - ref) <= tol);
+    }
+  }
+
+  if (!fd) return;
+  // finite differences of the double pipeline (exact statistics), for every element
+  buffer<double> w(rows, cols);
+  const auto wv = random_vec(rows * cols, -1.0f, 1.0f, seed + 4);
+  for (index_t i = 0; i < rows; ++i)
+    for (index_t j = 0; j < cols; ++j) w.v[static_cast<std::size_t>(i * cols + j)] = wv[static_cast<std::size_t>(i * cols + j)];
+  buffer<double> xd(rows, cols);
+  for (index_t i = 0; i < rows; ++i)
+    for (index_t j = 0; j < cols; ++j) xd.v[static_cast<std::size_t>(i * cols + j)] = x.at(i, j);
+  buffer<float> dyw(rows, cols, pad);
+  for (index_t i = 0; i < rows; ++i)
+    for (index_t j = 0; j < cols; ++j) dyw.set(i, j, float(w.at(i, j)));
+  buffer<float> dxw(rows, cols, pad);
+  std::vector<float> dgw(static_cast<std::size_t>(C)), dbw(static_cast<std::size_t>(C));
+  tpp::batchnorm_params pf = p;
+  pf.accumulate = false;
+  const tpp::batchnorm_kernel<P> kf(rows, cols, pf);
+  std::vector<float> xf(static_cast<std::size_t>(rows * cols));
+  for (index_t i = 0; i < rows; ++i)
+    for (index_t j = 0; j < cols; ++j) xf[static_cast<std::size_t>(i * cols + j)] = float(xd.at(i, j));
+  // w is exactly representable as float, so dy = w is exact and the backward gives dL/dx
+  kf.backward(dyw.cm(), mat<const float>{xf.data(), rows, cols, cols}, mean, var, gamma, beta, dxw.m(), dgw, dbw);
+  for (index_t i = 0; i < rows; ++i)
+    for (index_t j = 0; j < cols; ++j) {
+      const double x0 = xd.at(i, j), h = 1e-4 * std::max(1.0, std::fabs(x0));
+      xd.v[static_cast<std::size_t>(i * cols + j)] = x0 + h;
+      const double lp = bn_loss(xd, ch, pf, gamma, beta, w);
+      xd.v[static_cast<std::size_t>(i * cols + j)] = x0 - h;
+      const double lm = bn_loss(xd, ch, pf, gamma, beta, w);
+      xd.v[static_cast<std::size_t>(i * cols + j)] = x0;
+      const double fdv = (lp - lm) / (2 * h);
+      // scale of the gradient's terms: |gamma rstd| (|w| + Σ|w| / n (1 + |xh|)) for the element's channel
+      const index_t c = by_cols ? j : i;
+      const double gs = std::fabs(gamma[static_cast<std::size_t>(c)] * rstd[static_cast<std::size_t>(c)]);
+      const double tol = 2 * (3 * e + (D + 8) * u) * gs * 8.0 + 1e-6 * gs * 8.0;
+      CAPTURE(i); CAPTURE(j);
+      CHECK(std::fabs(dxw.at(i, j) - fdv) <= tol);
+    }
+}
+
+// ---- layernorm / groupnorm / RMSNorm references --------------------------------------------------
+
+struct gn_shape {
+  index_t rows, C, S, G;
+  index_t cols() const { return C * S; }
+};
+
+// Double forward of one (row, group) segment: returns mean and rstd from exact statistics.
+template <class B>
+std::pair<double, double> gn_stats_ref(const B& x, const gn_shape& s, index_t i, index_t g, bool centered, double eps) {
+  const index_t len = s.C / s.G * s.S, j0 = g * len;
+  double m = 0;
+  if (centered) {
+    for (index_t j = 0; j < len; ++j) m += x.at(i, j0 + j);
+    m /= double(len);
+  }
+  double v = 0;
+  for (index_t j = 0; j < len; ++j) v += (x.at(i, j0 + j) - m) * (x.at(i, j0 + j) - m);
+  v /= double(len);
+  return {m, 1.0 / std::sqrt(v + eps)};
+}
+
+template <class B>
+double gn_loss(const B& x, const gn_shape& s, bool centered, double eps, const std::vector<float>& gamma,
+               const std::vector<float>& beta, const B& w) {
+  double L = 0;
+  const index_t len = s.C / s.G * s.S;
+  for (index_t i = 0; i < s.rows; ++i)
+    for (index_t g = 0; g < s.G; ++g) {
+      const auto [m, r] = gn_stats_ref(x, s, i, g, centered, eps);
+      for (index_t j = g * len; j < (g + 1) * len; ++j) {
+        const index_t c = j / s.S;
+        L += w.at(i, j) * ((x.at(i, j) - m) * r * gamma[static_cast<std::size_t>(c)] + (centered ? beta[static_cast<std::size_t>(c)] : 0.0));
+      }
+    }
+  return L;
+}
+
+// One groupnorm (Centered) or RMSNorm (!Centered, G = S = 1) configuration.
+template <class P, bool Centered, class TX = float, class TY = float>
+void check_groupnorm(gn_shape s, index_t pad, std::uint64_t seed, bool fd, float offset = 0.5f, bool accumulate = false) {
+  CAPTURE(s.rows); CAPTURE(s.C); CAPTURE(s.S); CAPTURE(s.G); CAPTURE(Centered); CAPTURE(offset);
+  const index_t cols = s.cols(), len = s.C / s.G * s.S;
+  const tpp::norm_params p{1e-5f, accumulate};
+  auto x = random_buffer<TX>(s.rows, cols, pad, offset - 2.0f, offset + 2.0f, seed);
+  auto dy = random_buffer<TX>(s.rows, cols, pad, -1.0f, 1.0f, seed + 1);
+  const auto gamma = random_vec(s.C, 0.5f, 2.0f, seed + 2), beta = random_vec(s.C, -0.5f, 0.5f, seed + 3);
+  const double e = eps_of<P>(), u = u_fp32, uy = std::is_same_v<TY, bf16> ? u_bf16 : u_fp32;
+  buffer<TY> y(s.rows, cols, pad);
+  buffer<float> dx(s.rows, cols, pad);
+  std::vector<float> mean(static_cast<std::size_t>(s.rows * s.G)), rstd(static_cast<std::size_t>(s.rows * s.G));
+  std::vector<float> dgamma(static_cast<std::size_t>(s.C), 0.25f), dbeta(static_cast<std::size_t>(s.C), -0.5f);
+  if constexpr (Centered) {
+    const tpp::groupnorm_kernel<P> k(s.rows, s.C, s.S, s.G, p);
+    k.forward(x.cm(), gamma, beta, y.m(), mean, rstd);
+    k.backward(dy.cm(), x.cm(), mean, rstd, gamma, dx.m(), dgamma, dbeta);
+  } else {
+    const tpp::rmsnorm_kernel<P> k(s.rows, cols, p);
+    k.forward(x.cm(), gamma, y.m(), rstd);
+    k.backward(dy.cm(), x.cm(), rstd, gamma, dx.m(), dgamma);
+  }
+  CHECK(y.padding_intact());
+  CHECK(dx.padding_intact());
+  std::vector<double> dg(static_cast<std::size_t>(s.C)), db(static_cast<std::size_t>(s.C)), adg(static_cast<std::size_t>(s.C)), adb(static_cast<std::size_t>(s.C));
+  for (index_t i = 0; i < s.rows; ++i)
+    for (index_t g = 0; g < s.G; ++g) {
+      const std::size_t q = static_cast<std::size_t>(i * s.G + g);
+      // statistics: mean as for batchnorm; rstd from the variance's bound through 1/sqrt (half of it) + 3u
+      const auto [mr, rr] = gn_stats_ref(x, s, i, g, Centered, 1e-5);
+      double mad = 0;
+      for (index_t j = g * len; j < (g + 1) * len; ++j) mad += std::fabs(x.at(i, j) - mr);
+      mad /= double(len);
+      if (Centered) CHECK(std::fabs(mean[q] - mr) <= (D + 4) * u * mad + 2 * u * std::fabs(mr));
+      CHECK(std::fabs(rstd[q] - rr) <= (0.5 * (e + (D + 8) * u) + 4 * u) * rr);
+      const double m = Centered ? double(mean[q]) : 0.0, r = rstd[q];
+      double sg = 0, sgx = 0, asg = 0, asgx = 0;
+      for (index_t j = g * len; j < (g + 1) * len; ++j) {
+        const index_t c = j / s.S;
+        const double gv = dy.at(i, j) * gamma[static_cast<std::size_t>(c)], xh = (x.at(i, j) - m) * r;
+        sg += gv, sgx += gv * xh, asg += std::fabs(gv), asgx += std::fabs(gv * xh);
+        dg[static_cast<std::size_t>(c)] += dy.at(i, j) * xh, adg[static_cast<std::size_t>(c)] += std::fabs(dy.at(i, j) * xh);
+        db[static_cast<std::size_t>(c)] += dy.at(i, j), adb[static_cast<std::size_t>(c)] += std::fabs(dy.at(i, j));
+      }
+      for (index_t j = g * len; j < (g + 1) * len; ++j) {
+        const index_t c = j / s.S;
+        const double d = x.at(i, j) - m, sc = gamma[static_cast<std::size_t>(c)] * r;
+        const double yref = d * sc + (Centered ? beta[static_cast<std::size_t>(c)] : 0.0);
+        CHECK(std::fabs(y.at(i, j) - yref) <= (e + 6 * u) * std::fabs(d * sc) + (u + uy) * std::fabs(yref) + 1e-30);
+        const double gv = dy.at(i, j) * gamma[static_cast<std::size_t>(c)], xh = d * r, nn = double(len);
+        const double ref = r * (gv - (Centered ? sg / nn : 0.0) - xh * sgx / nn);
+        const double mag = r * (std::fabs(gv) + asg / nn + std::fabs(xh) * asgx / nn);
+        CHECK(std::fabs(dx.at(i, j) - ref) <= (4 * e + (D + 8) * u) * mag + u * std::fabs(ref) + 1e-30);
+      }
+    }
+  const double acc = accumulate ? 1.0 : 0.0;
+  for (index_t c = 0; c < s.C; ++c) {
+    const std::size_t cu = static_cast<std::size_t>(c);
+    // fp32 column sums over up to 64 rows (S = 1) or per-row segment sums (S > 1), then double
+    CHECK(std::fabs(dgamma[cu] - (dg[cu] + 0.25 * acc)) <= (2 * e + (D + 72) * u) * adg[cu] + u * 0.25 * acc + 1e-30);
+    if (Centered) CHECK(std::fabs(dbeta[cu] - (db[cu] - 0.5 * acc)) <= (D + 64) * u * adb[cu] + u * 0.5 * acc + 1e-30);
+  }
+
+  if (!fd) return;
+  buffer<double> w(s.rows, cols), xd(s.rows, cols);
+  const auto wv = random_vec(s.rows * cols, -1.0f, 1.0f, seed + 4);
+  buffer<float> wf(s.rows, cols), dxw(s.rows, cols);
+  for (index_t i = 0; i < s.rows; ++i)
+    for (index_t j = 0; j < cols; ++j) {
+      w.v[static_cast<std::size_t>(i * cols + j)] = wv[static_cast<std::size_t>(i * cols + j)];
+      wf.set(i, j, wv[static_cast<std::size_t>(i * cols + j)]);
+      xd.v[static_cast<std::size_t>(i * cols + j)] = x.at(i, j);
+    }
+  std::vector<float> dg2(static_cast<std::size_t>(s.C)), db2(static_cast<std::size_t>(s.C)), xf(static_cast<std::size_t>(s.rows * cols));
+  for (index_t i = 0; i < s.rows * cols; ++i) xf[static_cast<std::size_t>(i)] = float(xd.v[static_cast<std::size_t>(i)]);
+  const mat<const float> xm{xf.data(), s.rows, cols, cols};
+  if constexpr (Centered)
+    tpp::groupnorm_kernel<P>(s.rows, s.C, s.S, s.G).backward(wf.cm(), xm, mean, rstd, gamma, dxw.m(), dg2, db2);
+  else
+    tpp::rmsnorm_kernel<P>(s.rows, cols).backward(wf.cm(), xm, rstd, gamma, dxw.m(), dg2);
+  for (index_t i = 0; i < s.rows; ++i)
+    for (index_t j = 0; j < cols; ++j) {
+      const double x0 = xd.at(i, j), h = 1e-4 * std::max(1.0, std::fabs(x0));
+      xd.v[static_cast<std::size_t>(i * cols + j)] = x0 + h;
+      const double lp = gn_loss(xd, s, Centered, 1e-5, gamma, beta, w);
+      xd.v[static_cast<std::size_t>(i * cols + j)] = x0 - h;
+      const double lm = gn_loss(xd, s, Centered, 1e-5, gamma, beta, w);
+      xd.v[static_cast<std::size_t>(i * cols + j)] = x0;
+      const double r = rstd[static_cast<std::size_t>(i * s.G + j / len)], scale = r * 2.0 * 4.0;  // |gamma| <= 2, terms <= 4
+      CAPTURE(i); CAPTURE(j);
+      CHECK(std::fabs(dxw.at(i, j) - (lp - lm) / (2 * h)) <= 2 * (4 * e + (D + 8) * u) * scale + 1e-6 * scale);
+    }
+}
+
+}  // namespace
+
+// ---- batchnorm ----
+
+TEST_CASE("batchnorm: statistics, forward and backward vs double, channels as columns and rows, edge shapes") {
+  using tpp::batchnorm_params;
+  using tpp::channel_axis;
+  using tpp::variance_estimator;
+  std::uint64_t seed = 100;
+  for (const auto axis : {channel_axis::cols, channel_axis::rows})
+    for (const auto est : {variance_estimator::moments, variance_estimator::range})
+      for (const bool relu : {false, true}) {
+        const batchnorm_params p{1e-5f, axis, est, relu, false};
+        // (samples, channels) as (rows, cols) for cols; transposed for rows
+        for (const auto& [n, C] : {std::pair<index_t, index_t>{1, 1}, {2, 3}, {7, 17}, {130, 37}, {257, 64}, {1100, 5}}) {
+          const index_t rows = axis == channel_axis::cols ? n : C, cols = axis == channel_axis::cols ? C : n;
+          check_batchnorm<tpp::approx::exact>(rows, cols, 3, p, seed++, false);
+        }
+      }
+}
+
+TEST_CASE("batchnorm: backward agrees with central finite differences of the double pipeline") {
+  using tpp::channel_axis;
+  using tpp::variance_estimator;
+  std::uint64_t seed = 200;
+  for (const auto axis : {channel_axis::cols, channel_axis::rows})
+    for (const auto est : {variance_estimator::moments, variance_estimator::range})
+      for (const bool relu : {false, true}) {
+        const index_t rows = axis == channel_axis::cols ? 19 : 3, cols = axis == channel_axis::cols ? 3 : 19;
+        check_batchnorm<tpp::approx::exact>(rows, cols, 0, {1e-5f, axis, est, relu, false}, seed++, true);
+      }
+}
+
+TEST_CASE("batchnorm: bf16 in and out, accumulate, in-place forward") {
+  using tpp::channel_axis;
+  check_batchnorm<tpp::approx::exact, bf16, bf16>(70, 33, 2, {1e-5f, channel_axis::cols}, 300, false);
+  check_batchnorm<tpp::approx::exact, bf16, float>(9, 70, 0, {1e-5f, channel_axis::rows}, 301, false);
+  check_batchnorm<tpp::approx::exact>(40, 20, 1, {1e-3f, channel_axis::cols, tpp::variance_estimator::moments, false, true}, 302, false);
+  // in place: y is the very same view as x
+  auto x = random_buffer<float>(50, 24, 1, -1.0f, 3.0f, 303);
+  auto ref = x;
+  std::vector<float> m(24), v(24), g(24, 1.5f), b(24, 0.5f);
+  const tpp::batchnorm_kernel<> k(50, 24);
+  k.stats(x.cm(), m, v);
+  buffer<float> y(50, 24, 1);
+  k.forward(ref.cm(), m, v, g, b, y.m());
+  k.forward(x.cm(), m, v, g, b, x.m());
+  CHECK(x.v == y.v);
+}
+
+TEST_CASE("batchnorm: statistics stay accurate when the mean is far larger than the spread") {
+  // x = 1e4 + U(-1, 1): E[x^2] - E[x]^2 in fp32 would lose every digit of var = 1/3.
+  for (const auto axis : {tpp::channel_axis::cols, tpp::channel_axis::rows})
+    check_batchnorm<tpp::approx::exact>(axis == tpp::channel_axis::cols ? 3000 : 4,
+                                        axis == tpp::channel_axis::cols ? 4 : 3000, 0, {1e-5f, axis}, 400, false, 1e4f);
+}
+
+TEST_CASE("batchnorm: statistics are exact-grade even when a block's fp32 mean is far off") {
+  // x = 2^24 + 2 ((i + c) mod 4): a block's fp32 sum (up to 2^31, ulp 256) misses by far more than the
+  // spread, so only the corrected two-pass update (block mean mb + Σ(x - mb) / nb) gets var = 5 right.
+  for (const auto axis : {tpp::channel_axis::cols, tpp::channel_axis::rows}) {
+    const bool bc = axis == tpp::channel_axis::cols;
+    const index_t n = 1000, C = 3;
+    std::vector<float> x(static_cast<std::size_t>(n * C));
+    for (index_t k = 0; k < n; ++k)
+      for (index_t c = 0; c < C; ++c) x[static_cast<std::size_t>(bc ? k * C + c : c * n + k)] = 16777216.0f + 2.0f * float((k + c) % 4);
+    std::vector<float> m(C), v(C);
+    tpp::batchnorm_stats(mat<const float>{x.data(), bc ? n : C, bc ? C : n, bc ? C : n}, m, v, {1e-5f, axis});
+    for (index_t c = 0; c < C; ++c) {
+      double mr = 0, vr = 0;
+      for (index_t k = 0; k < n; ++k) mr += 16777216.0 + 2.0 * double((k + c) % 4);
+      mr /= double(n);
+      for (index_t k = 0; k < n; ++k) vr += std::pow(16777216.0 + 2.0 * double((k + c) % 4) - mr, 2);
+      vr /= double(n);
+      CHECK(std::fabs(v[static_cast<std::size_t>(c)] - vr) <= 8 * u_fp32 * vr);
+      CHECK(std::fabs(m[static_cast<std::size_t>(c)] - mr) <= 2 * u_fp32 * mr);
+    }
+  }
+}
+
+TEST_CASE_TEMPLATE_DEFINE("batchnorm: every policy, both axes and estimators, vs double with P's bound", P, bn_policies) {
+  std::uint64_t seed = 500;
+  for (const auto axis : {tpp::channel_axis::cols, tpp::channel_axis::rows})
+    for (const auto est : {tpp::variance_estimator::moments, tpp::variance_estimator::range})
+      check_batchnorm<P>(axis == tpp::channel_axis::cols ? 150 : 21, axis == tpp::channel_axis::cols ? 21 : 150, 1,
+                         {1e-5f, axis, est, true, false}, seed++, false);
+}
+TEST_CASE_TEMPLATE_APPLY(bn_policies, tpp::approx::float_policy_tuple);
+
+TEST_CASE("batchnorm: range estimate is range_scale(n) (max - min), squared") {
+  CHECK(tpp::range_scale(1) == 0.0);
+  CHECK(tpp::range_scale(1000) == doctest::Approx(1.0 / (2.0 * std::sqrt(2.0 * std::log(1000.0)))));
+  // channel values 0, 1, ..., 99: range 99
+  std::vector<float> x(100);
+  for (int i = 0; i < 100; ++i) x[static_cast<std::size_t>(i)] = float((i * 37) % 100);
+  std::vector<float> m(1), v(1);
+  tpp::batchnorm_stats(mat<const float>{x.data(), 100, 1, 1}, m, v, {1e-5f, tpp::channel_axis::cols, tpp::variance_estimator::range});
+  const double sd = tpp::range_scale(100) * 99.0;
+  CHECK(v[0] == doctest::Approx(sd * sd).epsilon(4 * u_fp32));
+  CHECK(m[0] == doctest::Approx(49.5).epsilon(4 * u_fp32));
+}
+
+TEST_CASE("batchnorm: NaN and Inf stay in their channel") {
+  for (const auto axis : {tpp::channel_axis::cols, tpp::channel_axis::rows}) {
+    const index_t n = 40, C = 5;
+    const bool bc = axis == tpp::channel_axis::cols;
+    auto x = random_buffer<float>(bc ? n : C, bc ? C : n, 0, -1.0f, 1.0f, 600);
+    const auto at = [&](index_t c, index_t k) -> float& { return x.v[static_cast<std::size_t>(bc ? k * C + c : c * n + k)]; };
+    at(1, 7) = std::numeric_limits<float>::quiet_NaN();
+    at(3, 0) = std::numeric_limits<float>::infinity();
+    std::vector<float> m(C), v(C), g(C, 1.0f), b(C, 0.0f), dg(C), db(C);
+    const tpp::batchnorm_kernel<> k(x.rows, x.cols, {1e-5f, axis});
+    k.stats(x.cm(), m, v);
+    buffer<float> y(x.rows, x.cols), dx(x.rows, x.cols);
+    k.forward(x.cm(), m, v, g, b, y.m());
+    k.backward(x.cm(), x.cm(), m, v, g, b, dx.m(), dg, db);
+    for (index_t c = 0; c < C; ++c) {
+      const bool bad = c == 1 || c == 3;
+      CHECK(std::isnan(v[static_cast<std::size_t>(c)]) == bad);
+      CHECK(std::isnan(dg[static_cast<std::size_t>(c)]) == bad);
+      for (index_t k2 = 0; k2 < n; ++k2) {
+        const float yv = bc ? float(y.at(k2, c)) : float(y.at(c, k2));
+        const float dv = bc ? float(dx.at(k2, c)) : float(dx.at(c, k2));
+        CHECK(std::isnan(yv) == bad);
+        CHECK(std::isnan(dv) == bad);
+      }
+    }
+  }
+}
+
+// ---- layernorm, groupnorm, RMSNorm ----
+
+TEST_CASE("layernorm, groupnorm, rmsnorm: forward and backward vs double, edge shapes") {
+  std::uint64_t seed = 700;
+  // layernorm = groupnorm with G = S = 1
+  for (const index_t cols : {1, 2, 7, 16, 17, 33, 768, 1500})
+    check_groupnorm<tpp::approx::exact, true>({5, cols, 1, 1}, 3, seed++, false);
+  for (const gn_shape s : {gn_shape{3, 6, 5, 3}, {2, 8, 49, 4}, {4, 32, 17, 32}, {2, 12, 1, 4}, {1, 4, 300, 1}})
+    check_groupnorm<tpp::approx::exact, true>(s, 2, seed++, false);
+  for (const index_t cols : {1, 5, 16, 100, 1100}) check_groupnorm<tpp::approx::exact, false>({6, cols, 1, 1}, 1, seed++, false);
+  // bf16, accumulate, a large mean
+  check_groupnorm<tpp::approx::exact, true, bf16, bf16>({7, 40, 1, 1}, 1, seed++, false);
+  check_groupnorm<tpp::approx::exact, true, bf16, float>({3, 8, 9, 2}, 0, seed++, false, 0.5f, true);
+  check_groupnorm<tpp::approx::exact, false>({130, 24, 1, 1}, 0, seed++, false, 0.5f, true);  // > 64 rows: flushes
+  check_groupnorm<tpp::approx::exact, true>({3, 2000, 1, 1}, 0, seed++, false, 1e4f);
+}
+
+TEST_CASE("layernorm, groupnorm, rmsnorm: backward agrees with central finite differences") {
+  check_groupnorm<tpp::approx::exact, true>({3, 11, 1, 1}, 0, 800, true);
+  check_groupnorm<tpp::approx::exact, true>({2, 6, 4, 3}, 0, 801, true);
+  check_groupnorm<tpp::approx::exact, false>({3, 13, 1, 1}, 0, 802, true);
+}
+
+TEST_CASE_TEMPLATE_DEFINE("layernorm, groupnorm, rmsnorm: every policy vs double with P's bound", P, ln_policies) {
+  check_groupnorm<P, true>({9, 70, 1, 1}, 1, 900, false);
+  check_groupnorm<P, true>({3, 8, 25, 4}, 1, 901, false);
+  check_groupnorm<P, false>({9, 70, 1, 1}, 1, 902, false);
+}
+TEST_CASE_TEMPLATE_APPLY(ln_policies, tpp::approx::float_policy_tuple);
+
+TEST_CASE("layernorm: the kernel and the one-off calls agree") {
+  auto x = random_buffer<float>(6, 20, 0, -1.0f, 1.0f, 950);
+  const auto g = random_vec(20, 0.5f, 1.5f, 951), b = random_vec(20, -1.0f, 1.0f, 952);
+  buffer<float> y1(6, 20), y2(6, 20);
+  std::vector<float> m1(6), r1(6), m2(6), r2(6);
+  tpp::layernorm_kernel<>(6, 20).forward(x.cm(), g, b, y1.m(), m1, r1);
+  tpp::layernorm_forward(x.cm(), g, b, y2.m(), m2, r2);
+  CHECK(y1.v == y2.v);
+  tpp::groupnorm_forward(x.cm(), 20, 1, g, b, y2.m(), m2, r2);
+  CHECK(y1.v == y2.v);
+  CHECK(m1 == m2);
+}
+
+TEST_CASE("norm: bad arguments throw tpp::error naming op and argument") {
+  using tpp::error;
+  std::vector<float> x(64), y(64), v4(4), v3(3), v16(16);
+  const mat<const float> X{x.data(), 16, 4, 4};
+  const mat<float> Y{y.data(), 16, 4, 4};
+  const auto throws_naming = [](const std::function<void()>& f, const char* arg) {
+    try {
+      f();
+      FAIL("no tpp::error for " << arg);
+    } catch (const error& e) {
+      CHECK(e.argument() == arg);
+    }
+  };
+  throws_naming([] { tpp::batchnorm_kernel<>(-1, 4); }, "rows");
+  throws_naming([] { tpp::batchnorm_kernel<>(4, 4, {-1.0f}); }, "eps");
+  throws_naming([] { tpp::batchnorm_kernel<>(4, 4, {std::numeric_limits<float>::quiet_NaN()}); }, "eps");
+  const tpp::batchnorm_kernel<> k(16, 4);
+  throws_naming([&] { k.stats(X, v3, v4); }, "mean");
+  throws_naming([&] { k.stats(X, v4, v16); }, "var");
+  throws_naming([&] { k.stats(mat<const float>{x.data(), 4, 16, 16}, v4, v4); }, "x");
+  throws_naming([&] { k.stats(mat<const float>{x.data(), 16, 4, 3}, v4, v4); }, "x.ld");
+  throws_naming([&] { k.stats(mat<const float>{nullptr, 16, 4, 4}, v4, v4); }, "x.data");
+  throws_naming([&] { k.forward(X, v4, v4, v4, v3, Y); }, "beta");
+  throws_naming([&] { k.forward(X, v4, v4, v4, v4, mat<float>{x.data() + 1, 16, 4, 4}); }, "x");  // overlap
+  throws_naming([&] { k.backward(X, X, v4, v4, v4, v4, Y, v3, v4); }, "dgamma");
+  throws_naming([&] { k.backward(X, X, v4, v4, v4, v4, Y, v4, std::span<float>{}); }, "dbeta");
+  throws_naming([] { tpp::groupnorm_kernel<>(2, 6, 3, 4); }, "groups");
+  throws_naming([] { tpp::groupnorm_kernel<>(2, 6, 3, 0); }, "groups");
+  throws_naming([] { tpp::groupnorm_kernel<>(2, 6, -3, 1); }, "spatial");
+  throws_naming([] { tpp::groupnorm_kernel<>(2, index_t(1) << 40, index_t(1) << 40, 1); }, "channels * spatial");
+  const tpp::layernorm_kernel<> ln(16, 4);
+  std::vector<float> m16(16), r16(16);
+  throws_naming([&] { ln.forward(X, v4, v4, Y, m16, v4); }, "rstd");
+  throws_naming([&] { ln.forward(X, v3, v4, Y, m16, r16); }, "gamma");
+  throws_naming([&] { ln.backward(X, X, m16, r16, v4, mat<float>{y.data(), 15, 4, 4}, v4, v4); }, "dx");
+  const tpp::rmsnorm_kernel<> rn(16, 4);
+  throws_naming([&] { rn.forward(X, v4, Y, v4); }, "rstd");
+  throws_naming([&] { rn.backward(X, X, r16, v4, Y, v3); }, "dgamma");
+}
