@@ -10,6 +10,7 @@
 #include "core/types.hpp"
 #include "ops/binary.hpp"
 #include "ops/gemm.hpp"
+#include "ops/norm.hpp"
 #include "ops/reduce.hpp"
 #include "ops/ternary.hpp"
 #include "ops/transform.hpp"
