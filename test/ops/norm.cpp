@@ -494,6 +494,31 @@ TEST_CASE("batchnorm: range estimate is range_scale(n) (max - min), squared") {
   CHECK(m[0] == doctest::Approx(49.5).epsilon(4 * u_fp32));
 }
 
+TEST_CASE("batchnorm: the range backward corrects the first maximum and the first minimum (ties)") {
+  // channel 0 1 2 3 4 5 6 7: values with the max 3 at samples 1 and 2, the min 0 at 3 and 4
+  const std::vector<float> xv = {1, 3, 3, 0, 0, 2, 1.5f, 0.5f}, dyv = {0.3f, -0.2f, 0.7f, 0.1f, -0.9f, 0.4f, 0.25f, -0.5f};
+  const index_t n = 8;
+  for (const auto axis : {tpp::channel_axis::cols, tpp::channel_axis::rows}) {
+    const bool bc = axis == tpp::channel_axis::cols;
+    const tpp::batchnorm_params p{1e-5f, axis, tpp::variance_estimator::range};
+    const mat<const float> X{xv.data(), bc ? n : 1, bc ? 1 : n, bc ? 1 : n}, DY{dyv.data(), X.rows, X.cols, X.ld};
+    std::vector<float> m(1), v(1), g{1.25f}, b{0.0f}, dg(1), db(1), dx(static_cast<std::size_t>(n));
+    tpp::batchnorm_stats(X, m, v, p);
+    tpp::batchnorm_backward(DY, X, m, v, g, b, mat<float>{dx.data(), X.rows, X.cols, X.ld}, dg, db, p);
+    const double r = 1.0 / std::sqrt(double(v[0]) + 1e-5), rsc = tpp::range_scale(n);
+    double sdb = 0, sdg = 0;
+    for (index_t k = 0; k < n; ++k) sdb += dyv[static_cast<std::size_t>(k)], sdg += dyv[static_cast<std::size_t>(k)] * (xv[static_cast<std::size_t>(k)] - m[0]) * r;
+    const double t = 1.25 * rsc * rsc * 3.0 * r * r * sdg;
+    for (index_t k = 0; k < n; ++k) {
+      double ref = 1.25 * r * (dyv[static_cast<std::size_t>(k)] - sdb / double(n));
+      if (k == 1) ref -= t;
+      if (k == 3) ref += t;
+      CAPTURE(k);
+      CHECK(dx[static_cast<std::size_t>(k)] == doctest::Approx(ref).epsilon(1e-5));
+    }
+  }
+}
+
 TEST_CASE("batchnorm: NaN and Inf stay in their channel") {
   for (const auto axis : {tpp::channel_axis::cols, tpp::channel_axis::rows}) {
     const index_t n = 40, C = 5;

@@ -6,6 +6,7 @@
 //   slot 0: reduce's partial sums; 1, 2, 3: gemm's packed A, packed B and fp32 C workspace; 4, 6: gemm's
 //   unmodified B and A for a policy's careful path; 5: the product tables of lut<> GEMMs
 //   slot 8: backend/libxsmm's packed bf16 operands
+//   slots 9-13: norm.hpp's per-channel statistics, scales and sums, and column max / min rows
 
 #include <cstddef>
 #include <cstdlib>

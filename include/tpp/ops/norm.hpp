@@ -207,6 +207,72 @@ struct extremes {
   index_t arg_max = 0, arg_min = 0;
 };
 
+// Extremes with first occurrences, vectorised: a vector max / min over a stretch (NaN ignored: a NaN
+// never compares greater), and only where that beats the running value a scalar scan for its first index
+// (rare after the first stretches, for data in any order but sorted).
+inline V vmax_nan_ignored(V x, V m) noexcept { return lanes::select(x > m, x, m); }
+inline V vmin_nan_ignored(V x, V m) noexcept { return lanes::select(x < m, x, m); }
+
+// e updated with x[0, n) (contiguous) at indices base + j.
+template <class T>
+void seq_extremes(const T* x, index_t n, index_t base, extremes& e) {
+  constexpr float inf = std::numeric_limits<float>::infinity();
+  V mx(-inf), mn(inf);
+  for_lanes(n, [&](index_t j, index_t m) {
+    const V v = load(x + j, m);
+    const auto k = tail_mask(m);
+    mx = vmax_nan_ignored(lanes::select(k, v, V(-inf)), mx);
+    mn = vmin_nan_ignored(lanes::select(k, v, V(inf)), mn);
+  });
+  alignas(64) float a[W], b[W];
+  store(a, mx, W), store(b, mn, W);
+  float hx = -inf, hn = inf;
+  for (index_t k = 0; k < W; ++k) hx = std::max(hx, a[k]), hn = std::min(hn, b[k]);
+  if (hx > e.max) {
+    index_t j = 0;
+    while (to_float(x[j]) != hx) ++j;
+    e.max = hx, e.arg_max = base + j;
+  }
+  if (hn < e.min) {
+    index_t j = 0;
+    while (to_float(x[j]) != hn) ++j;
+    e.min = hn, e.arg_min = base + j;
+  }
+}
+
+// ex[c] updated for columns [c0, c1) of x with rows [r0, r1) (row index = sample index). The block's
+// column max / min go row by row into fp32 rows in scratch (a walk down a column strip would thrash the
+// L1 at power-of-two lds).
+template <class T>
+void col_extremes(mat<const T> x, index_t r0, index_t r1, index_t c0, index_t c1, extremes* ex) {
+  constexpr float inf = std::numeric_limits<float>::infinity();
+  const index_t w = c1 - c0;
+  float* mx = tpp::thread_scratch<13>(std::size_t(2 * w));
+  float* mn = mx + w;
+  std::fill_n(mx, w, -inf), std::fill_n(mn, w, inf);
+  for (index_t i = r0; i < r1; ++i) {
+    const T* row = x.row(i) + c0;
+    for_lanes(w, [&](index_t j, index_t m) {
+      const V v = load(row + j, m);
+      store(mx + j, vmax_nan_ignored(v, load(mx + j, m)), m);
+      store(mn + j, vmin_nan_ignored(v, load(mn + j, m)), m);
+    });
+  }
+  for (index_t k = 0; k < w; ++k) {
+    extremes& e = ex[c0 + k];
+    if (mx[k] > e.max) {
+      index_t i = r0;
+      while (to_float(x(i, c0 + k)) != mx[k]) ++i;
+      e.max = mx[k], e.arg_max = i;
+    }
+    if (mn[k] < e.min) {
+      index_t i = r0;
+      while (to_float(x(i, c0 + k)) != mn[k]) ++i;
+      e.min = mn[k], e.arg_min = i;
+    }
+  }
+}
+
 // Moments of the n contiguous values at x (and, when ex is non-null, their extremes).
 template <class Policy, class T>
 moments row_moments(const T* x, index_t n, extremes* ex = nullptr) {
@@ -221,12 +287,7 @@ moments row_moments(const T* x, index_t n, extremes* ex = nullptr) {
       return std::array<V, 2>{d, Policy::mul(d, d)};
     });
     s.merge(double(len), double(mb), t[0], t[1]);
-    if (ex != nullptr)
-      for (index_t j = 0; j < len; ++j) {  // (range only) scalar: first occurrences, in order
-        const float v = to_float(p[j]);
-        if (v > ex->max) ex->max = v, ex->arg_max = b + j;
-        if (v < ex->min) ex->min = v, ex->arg_min = b + j;
-      }
+    if (ex != nullptr) seq_extremes(p, len, b, *ex);
   }
   return s;
 }
@@ -310,16 +371,7 @@ void col_moments(mat<const T> x, double* mean, double* m2, extremes* ex) {
       m2[c] += (double(sq[c]) - e * e * inv) + d * d * g;
       mean[c] += d * w;
     }
-    if (ex != nullptr)
-      for (index_t i = r0; i < r1; ++i) {  // (range only) first occurrences, rows in order
-        const T* row = x.row(i);
-        for (index_t c = 0; c < C; ++c) {
-          const float v = to_float(row[c]);
-          extremes& e = ex[c];
-          if (v > e.max) e.max = v, e.arg_max = i;
-          if (v < e.min) e.min = v, e.arg_min = i;
-        }
-      }
+    if (ex != nullptr) col_extremes(x, r0, r1, 0, C, ex);
     n = tot;
   }
 }
@@ -564,13 +616,8 @@ class batchnorm_kernel {
         const auto t = row_sums<2>(n, [&](index_t j, index_t m) { return term(load(g + j, m), load(xr + j, m), mu, r, sv, bv); });
         acc[c] = t[0], acc[C + c] = t[1];
         if (ex != nullptr) {
-          extremes e;
-          for (index_t j = 0; j < n; ++j) {
-            const float v = to_float(xr[j]);
-            if (v > e.max) e.max = v, e.arg_max = j;
-            if (v < e.min) e.min = v, e.arg_min = j;
-          }
-          ex[c] = e;
+          ex[c] = extremes{};
+          for (index_t b = 0; b < n; b += row_block) seq_extremes(xr + b, std::min(row_block, n - b), b, ex[c]);
         }
       }
       return;
@@ -605,16 +652,7 @@ class batchnorm_kernel {
         alignas(64) float t0[CW], t1[CW];
         for (index_t v = 0; v < col_vecs; ++v) store(t0 + v * W, v < nv ? a0[v] : V(0.0f), W), store(t1 + v * W, v < nv ? a1[v] : V(0.0f), W);
         for (index_t k = 0; k < cw; ++k) acc[c0 + k] += double(t0[k]), acc[C + c0 + k] += double(t1[k]);
-        if (ex != nullptr)
-          for (index_t i = 0; i < rb; ++i) {
-            const TX* xr = x.row(r0 + i) + c0;
-            for (index_t k = 0; k < cw; ++k) {
-              const float v = to_float(xr[k]);
-              extremes& e = ex[c0 + k];
-              if (v > e.max) e.max = v, e.arg_max = r0 + i;
-              if (v < e.min) e.min = v, e.arg_min = r0 + i;
-            }
-          }
+        if (ex != nullptr) col_extremes(x, r0, r0 + rb, c0, c0 + cw, ex);
       }
     }
   }
