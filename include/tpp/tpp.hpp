@@ -11,6 +11,7 @@
 #include "ops/binary.hpp"
 #include "ops/gemm.hpp"
 #include "ops/norm.hpp"
+#include "ops/quantize.hpp"
 #include "ops/reduce.hpp"
 #include "ops/ternary.hpp"
 #include "ops/transform.hpp"
