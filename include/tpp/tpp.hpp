@@ -13,6 +13,7 @@
 #include "ops/norm.hpp"
 #include "ops/quantize.hpp"
 #include "ops/reduce.hpp"
+#include "ops/sparse.hpp"
 #include "ops/ternary.hpp"
 #include "ops/transform.hpp"
 #include "ops/unary.hpp"

@@ -7,6 +7,8 @@
 //   unmodified B and A for a policy's careful path; 5: the product tables of lut<> GEMMs
 //   slot 8: backend/libxsmm's packed bf16 operands
 //   slots 9-13: norm.hpp's per-channel statistics, scales and sums, and column max / min rows
+//   slots 14, 15: quantize.hpp's per-column scales / offsets and min / max rows; 16-18: sparse.hpp's work
+//   buffers (output tiles, zero-skipping and transposition panels)
 
 #include <cstddef>
 #include <cstdlib>
