@@ -3,8 +3,8 @@
 //   batchnorm  ResNet-50 activations (N = 8) as NHWC, i.e. tpp's channel_axis::cols over (N H W, C), vs
 //              batch_normalization with use_scale | use_shift
 //   layernorm  BERT-base (tokens, 768 / 3072) vs layer_normalization with use_scale | use_shift
-//   softmax    BERT-base attention scores (batch 8 x 12 heads x 128 queries, 128 keys) and a vocabulary
-//              row (128, 30522) vs softmax over the last axis; log-softmax on the vocabulary
+//   softmax    BERT-base attention scores (8 x 12 heads x 128 queries x 128 keys; 2 x 12 x 512 x 512) and
+//              a vocabulary (128, 30522) vs softmax_v2 (softmax_accurate / softmax_log) over the last axis
 // Per row: the minimal memory traffic's GB/s for both (forward: read x, write y; backward: read x or y and
 // dy, write dx), and speed = oneDNN time / tpp time (> 1: tpp faster). Geomean per op at the end.
 //
@@ -182,6 +182,45 @@ int main(int argc, char** argv) {
     print(rows.back());
     t = interleaved({[&] { k.backward(DY, X, mean, rstd, gamma, DX, dg, db); }, std::ref(bwd)}, reps_for(3 * bytes));
     rows.push_back({"layernorm", shape, "bwd", 3 * bytes, t[0], t[1]});
+    print(rows.back());
+  }
+
+  // ---- softmax and log-softmax over the last axis ----
+  struct sm_shape {
+    const char* name;
+    long rows, cols;
+    tpp::softmax_kind kind;
+  };
+  const std::vector<sm_shape> sm_shapes =
+      quick ? std::vector<sm_shape>{{"bert-base scores 8x12x128", 12288, 128, tpp::softmax_kind::softmax}}
+            : std::vector<sm_shape>{{"bert-base scores 8x12x128", 12288, 128, tpp::softmax_kind::softmax},
+                                    {"bert-base scores 2x12x512", 12288, 512, tpp::softmax_kind::softmax},
+                                    {"vocabulary 128x30522", 128, 30522, tpp::softmax_kind::softmax},
+                                    {"vocabulary 128x30522", 128, 30522, tpp::softmax_kind::log_softmax}};
+  for (const auto& s : sm_shapes) {
+    const long M = s.rows, N = s.cols;
+    const bool log = s.kind == tpp::softmax_kind::log_softmax;
+    auto x = random_vector(std::size_t(M * N), -8.0f, 8.0f, 9), dy = random_vector(std::size_t(M * N), -1.0f, 1.0f, 10);
+    std::vector<float> y(x.size()), dx(x.size());
+    const tpp::softmax_kernel<> k(M, N, s.kind);
+    const tpp::mat<const float> X{x.data(), M, N, N}, DY{dy.data(), M, N, N}, YC{y.data(), M, N, N};
+    const tpp::mat<float> Y{y.data(), M, N, N}, DX{dx.data(), M, N, N};
+    const dnnl::memory::desc d({M, N}, dt::f32, tag::ab);
+    const auto alg = log ? dnnl::algorithm::softmax_log : dnnl::algorithm::softmax_accurate;
+    const dnnl::softmax_v2_forward::primitive_desc fpd({dnnl::prop_kind::forward_training, alg, d, d, 1}, eng);
+    const dnnl::softmax_v2_backward::primitive_desc bpd({alg, d, d, d, 1}, eng, fpd);
+    std::vector<float> dnn_y(x.size()), dnn_dx(x.size());
+    dnnl::memory xm(d, eng, x.data()), ym(d, eng, dnn_y.data()), dym(d, eng, dy.data()), dxm(d, eng, dnn_dx.data());
+    dnn_call fwd{dnnl::softmax_v2_forward(fpd), {{DNNL_ARG_SRC, xm}, {DNNL_ARG_DST, ym}}, &strm};
+    dnn_call bwd{dnnl::softmax_v2_backward(bpd), {{DNNL_ARG_DST, ym}, {DNNL_ARG_DIFF_DST, dym}, {DNNL_ARG_DIFF_SRC, dxm}}, &strm};
+    const double bytes = double(M * N) * 4;
+    const std::string shape = std::string(s.name) + " (" + std::to_string(M) + "x" + std::to_string(N) + ")";
+    const char* op = log ? "logsoftmax" : "softmax";
+    auto t = interleaved({[&] { k.forward(X, Y); }, std::ref(fwd)}, reps_for(2 * bytes));
+    rows.push_back({op, shape, "fwd", 2 * bytes, t[0], t[1]});
+    print(rows.back());
+    t = interleaved({[&] { k.backward(DY, YC, DX); }, std::ref(bwd)}, reps_for(3 * bytes));
+    rows.push_back({op, shape, "bwd", 3 * bytes, t[0], t[1]});
     print(rows.back());
   }
 

@@ -5,6 +5,7 @@
 // the same slot on the same thread.
 //   slot 0: reduce's partial sums; 1, 2, 3: gemm's packed A, packed B and fp32 C workspace; 4, 6: gemm's
 //   unmodified B and A for a policy's careful path; 5: the product tables of lut<> GEMMs
+//   slot 7: norm.hpp softmax's fp32 rows for bf16 outputs
 //   slot 8: backend/libxsmm's packed bf16 operands
 //   slots 9-13: norm.hpp's per-channel statistics, scales and sums, and column max / min rows
 //   slots 14, 15: quantize.hpp's per-column scales / offsets and min / max rows; 16-18: sparse.hpp's work

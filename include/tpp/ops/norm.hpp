@@ -78,6 +78,7 @@
 #include "../core/mat.hpp"
 #include "../core/scratch.hpp"
 #include "detail/elementwise.hpp"
+#include "detail/norm_softmax.hpp"
 
 namespace tpp {
 
