@@ -817,11 +817,7 @@ class quantize_kernel {
   }
 
   void operator()(mat<const in_type> x, const quant_params& p, mat<TQ> q) const {
-    detail::check_mat(x, label, "x");
-    detail::check_mat(q, label, "q");
-    detail::check_shape(x, rows_, cols_, label, "x", "the kernel\'s");
-    detail::check_shape(q, rows_, cols_, label, "q", "the kernel\'s");
-    detail::check_alias(q, x, label, "q", "x");
+    detail::check_in_out(x, q, rows_, cols_, label, "x", "q");
     detail::quant::check_quant_params<TQ>(p, rows_, cols_, label);
     if (x.empty()) return;
     const auto s = detail::quant::prepare_scales(p, true);
@@ -851,11 +847,7 @@ class dequantize_kernel {
   }
 
   void operator()(mat<const TQ> q, const quant_params& p, mat<TO> y) const {
-    detail::check_mat(q, label, "q");
-    detail::check_mat(y, label, "y");
-    detail::check_shape(q, rows_, cols_, label, "q", "the kernel\'s");
-    detail::check_shape(y, rows_, cols_, label, "y", "the kernel\'s");
-    detail::check_alias(y, q, label, "y", "q");
+    detail::check_in_out(q, y, rows_, cols_, label, "q", "y");
     detail::quant::check_quant_params<TQ>(p, rows_, cols_, label);
     if (q.empty()) return;
     const auto s = detail::quant::prepare_scales(p, false);
@@ -885,11 +877,7 @@ class requantize_kernel {
   }
 
   void operator()(mat<const std::int32_t> acc, const quant_params& p, mat<TQ> q) const {
-    detail::check_mat(acc, label, "acc");
-    detail::check_mat(q, label, "q");
-    detail::check_shape(acc, rows_, cols_, label, "acc", "the kernel\'s");
-    detail::check_shape(q, rows_, cols_, label, "q", "the kernel\'s");
-    detail::check_alias(q, acc, label, "q", "acc");
+    detail::check_in_out(acc, q, rows_, cols_, label, "acc", "q");
     detail::quant::check_quant_params<TQ>(p, rows_, cols_, label);
     if (acc.empty()) return;
     const auto s = detail::quant::prepare_scales(p, false);
@@ -956,11 +944,7 @@ class fixed_quantize_kernel {
   }
 
   void operator()(mat<const in_type> x, mat<std::int16_t> q) const {
-    detail::check_mat(x, label, "x");
-    detail::check_mat(q, label, "q");
-    detail::check_shape(x, rows_, cols_, label, "x", "the kernel\'s");
-    detail::check_shape(q, rows_, cols_, label, "q", "the kernel\'s");
-    detail::check_alias(q, x, label, "q", "x");
+    detail::check_in_out(x, q, rows_, cols_, label, "x", "q");
     if (x.empty()) return;
     if (rounding_ == rounding::stochastic)
       detail::quant::fixed_rows<rounding::stochastic>(x, q, format_.fl, sr_);
@@ -992,11 +976,7 @@ class fixed_dequantize_kernel {
 
   void operator()(mat<const std::int16_t> q, mat<TO> y) const {
     using namespace detail::quant;
-    detail::check_mat(q, label, "q");
-    detail::check_mat(y, label, "y");
-    detail::check_shape(q, rows_, cols_, label, "q", "the kernel\'s");
-    detail::check_shape(y, rows_, cols_, label, "y", "the kernel\'s");
-    detail::check_alias(y, q, label, "y", "q");
+    detail::check_in_out(q, y, rows_, cols_, label, "q", "y");
     const V down(std::ldexp(1.0f, -format_.fl));
     for (index_t i = 0; i < rows_; ++i) {
       const std::int16_t* qr = q.row(i);
@@ -1044,11 +1024,7 @@ class bf16_round_kernel {
   }
 
   void operator()(mat<const float> x, mat<bf16> y) const {
-    detail::check_mat(x, label, "x");
-    detail::check_mat(y, label, "y");
-    detail::check_shape(x, rows_, cols_, label, "x", "the kernel\'s");
-    detail::check_shape(y, rows_, cols_, label, "y", "the kernel\'s");
-    detail::check_alias(y, x, label, "y", "x");
+    detail::check_in_out(x, y, rows_, cols_, label, "x", "y");
     if (x.empty()) return;
     detail::quant::bf16_rows(x, y, rounding_, sr_);
   }
@@ -1177,11 +1153,7 @@ class bfp_fake_quant_kernel {
 
   void operator()(mat<const in_type> x, mat<TO> y) const {
     using namespace detail::quant;
-    detail::check_mat(x, label, "x");
-    detail::check_mat(y, label, "y");
-    detail::check_shape(x, rows_, cols_, label, "x", "the kernel\'s");
-    detail::check_shape(y, rows_, cols_, label, "y", "the kernel\'s");
-    detail::check_alias(y, x, label, "y", "x");
+    detail::check_in_out(x, y, rows_, cols_, label, "x", "y");
     const float kmax = std::ldexp(1.0f, params_.mantissa_bits) - 1.0f;
     const bool trunc = params_.truncate;
     bfp_blocks_of(x, params_, [&](index_t i, index_t, index_t j0, index_t len, const bfp_scale& s) {
@@ -1243,11 +1215,7 @@ class pow2_quantize_kernel {
 
   void operator()(mat<const in_type> x, mat<TO> y) const {
     using namespace detail::quant;
-    detail::check_mat(x, label, "x");
-    detail::check_mat(y, label, "y");
-    detail::check_shape(x, rows_, cols_, label, "x", "the kernel\'s");
-    detail::check_shape(y, rows_, cols_, label, "y", "the kernel\'s");
-    detail::check_alias(y, x, label, "y", "x");
+    detail::check_in_out(x, y, rows_, cols_, label, "x", "y");
     const pow2_consts c = make_pow2(params_);
     for (index_t i = 0; i < rows_; ++i) {
       const in_type* xr = x.row(i);
@@ -1282,11 +1250,7 @@ class pow2_encode_kernel {
 
   void operator()(mat<const in_type> x, mat<std::int8_t> code) const {
     using namespace detail::quant;
-    detail::check_mat(x, label, "x");
-    detail::check_mat(code, label, "code");
-    detail::check_shape(x, rows_, cols_, label, "x", "the kernel\'s");
-    detail::check_shape(code, rows_, cols_, label, "code", "the kernel\'s");
-    detail::check_alias(code, x, label, "code", "x");
+    detail::check_in_out(x, code, rows_, cols_, label, "x", "code");
     const pow2_consts c = make_pow2(params_);
     for (index_t i = 0; i < rows_; ++i) {
       const in_type* xr = x.row(i);
@@ -1323,11 +1287,7 @@ class pow2_decode_kernel {
 
   void operator()(mat<const std::int8_t> code, mat<TO> y) const {
     using namespace detail::quant;
-    detail::check_mat(code, label, "code");
-    detail::check_mat(y, label, "y");
-    detail::check_shape(code, rows_, cols_, label, "code", "the kernel\'s");
-    detail::check_shape(y, rows_, cols_, label, "y", "the kernel\'s");
-    detail::check_alias(y, code, label, "y", "code");
+    detail::check_in_out(code, y, rows_, cols_, label, "code", "y");
     const float top = float(params_.kmax - params_.kmin + 1), base = float(127 + params_.kmin - 1);
     for (index_t i = 0; i < rows_; ++i) {
       const std::int8_t* cr = code.row(i);

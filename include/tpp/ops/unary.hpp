@@ -280,11 +280,7 @@ class unary_kernel {
 
   // in, out: (rows, cols)
   void operator()(mat<const in_type> in, mat<TO> out) const {
-    detail::check_mat(in, label, "in");
-    detail::check_mat(out, label, "out");
-    detail::check_shape(in, rows_, cols_, label, "in", "the kernel\'s");
-    detail::check_shape(out, rows_, cols_, label, "out", "the kernel\'s");
-    detail::check_alias(out, in, label, "out", "in");
+    detail::check_in_out(in, out, rows_, cols_, label, "in", "out");
     detail::for_each_element<simd::lane>(detail::unary_forward<K, Policy>{detail::unary_alpha<K>(params_)}, out,
                                              detail::make_operand(in, broadcast::none));
   }

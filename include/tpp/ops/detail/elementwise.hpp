@@ -366,6 +366,18 @@ constexpr op_label make_label(std::string_view family, std::string_view kind) no
   return l;
 }
 
+// The (in, out) pair of a kernel of shape (rows, cols): valid views of that shape, out the very same view as
+// in or disjoint from it.
+template <class TI, class TO>
+void check_in_out(const mat<TI>& in, const mat<TO>& out, index_t rows, index_t cols, std::string_view op,
+                  std::string_view in_name, std::string_view out_name) {
+  check_mat(in, op, in_name);
+  check_mat(out, op, out_name);
+  check_shape(in, rows, cols, op, in_name, "the kernel\'s");
+  check_shape(out, rows, cols, op, out_name, "the kernel\'s");
+  check_alias(out, in, op, out_name, in_name);
+}
+
 inline bool valid(broadcast b) noexcept {
   return b == broadcast::none || b == broadcast::row || b == broadcast::col || b == broadcast::scalar;
 }
