@@ -267,8 +267,12 @@ struct gn_shape {
 };
 
 // Double forward of one (row, group) segment: returns mean and rstd from exact statistics.
+struct seg_stats {
+  double mean, rstd;
+};
+
 template <class B>
-std::pair<double, double> gn_stats_ref(const B& x, const gn_shape& s, index_t i, index_t g, bool centered, double eps) {
+seg_stats gn_stats_ref(const B& x, const gn_shape& s, index_t i, index_t g, bool centered, double eps) {
   const index_t len = s.C / s.G * s.S, j0 = g * len;
   double m = 0;
   if (centered) {
