@@ -91,14 +91,13 @@ struct binary_op {
 template <binary_kind K, class Policy = approx::exact, class TA = float, class TB = float, class TO = float>
   requires approx::multiplier<Policy> && detail::float_element<TA> && detail::float_element<TB> &&
            detail::float_element<TO> && (!std::is_const_v<TO>)
-class binary_kernel {
+class binary_kernel : public detail::kernel_shape {
  public:
   using a_type = std::remove_const_t<TA>;
   using b_type = std::remove_const_t<TB>;
   static constexpr detail::op_label label = detail::make_label("binary", name(K));
 
-  binary_kernel(index_t rows, index_t cols, binary_params p = {}) : rows_(rows), cols_(cols), params_(p) {
-    detail::check_sizes(label, rows, cols);
+  binary_kernel(index_t rows, index_t cols, binary_params p = {}) : kernel_shape(label, rows, cols), params_(p) {
     detail::require(detail::valid(p.a), label, "a", "has an invalid broadcast value");
     detail::require(detail::valid(p.b), label, "b", "has an invalid broadcast value");
     approx::check_policy<Policy>();
@@ -123,12 +122,9 @@ class binary_kernel {
       detail::for_each_element<simd::lane>(detail::binary_op<K, Policy>{}, out, oa, ob);
   }
 
-  index_t rows() const noexcept { return rows_; }
-  index_t cols() const noexcept { return cols_; }
   const binary_params& params() const noexcept { return params_; }
 
  private:
-  index_t rows_, cols_;
   binary_params params_;
 };
 

@@ -806,13 +806,12 @@ void compute_quant_params(mat<TI> x, quant_mode mode, quant_granularity g, std::
 // q = sat(rne(P(x, 1 / s)) + z). x (rows, cols) fp32 / bf16, q (rows, cols) int8 / uint8.
 template <class Policy = approx::exact, class TI = float, class TQ = std::int8_t>
   requires approx::multiplier<Policy> && detail::float_element<TI> && detail::quant::code8<TQ>
-class quantize_kernel {
+class quantize_kernel : public detail::kernel_shape {
  public:
   using in_type = std::remove_const_t<TI>;
   static constexpr detail::op_label label = detail::make_label("quantize", "");
 
-  quantize_kernel(index_t rows, index_t cols) : rows_(rows), cols_(cols) {
-    detail::check_sizes(label, rows, cols);
+  quantize_kernel(index_t rows, index_t cols) : kernel_shape(label, rows, cols) {
     approx::check_policy<Policy>();
   }
 
@@ -826,23 +825,16 @@ class quantize_kernel {
     else
       detail::quant::scale_round<Policy, false>(x, q, s);
   }
-
-  index_t rows() const noexcept { return rows_; }
-  index_t cols() const noexcept { return cols_; }
-
- private:
-  index_t rows_, cols_;
 };
 
 // y = P(q - z, s). q (rows, cols) int8 / uint8, y fp32 / bf16.
 template <class Policy = approx::exact, class TQ = std::int8_t, class TO = float>
   requires approx::multiplier<Policy> && detail::quant::code8<TQ> && detail::float_element<TO> && (!std::is_const_v<TO>)
-class dequantize_kernel {
+class dequantize_kernel : public detail::kernel_shape {
  public:
   static constexpr detail::op_label label = detail::make_label("dequantize", "");
 
-  dequantize_kernel(index_t rows, index_t cols) : rows_(rows), cols_(cols) {
-    detail::check_sizes(label, rows, cols);
+  dequantize_kernel(index_t rows, index_t cols) : kernel_shape(label, rows, cols) {
     approx::check_policy<Policy>();
   }
 
@@ -856,23 +848,16 @@ class dequantize_kernel {
     else
       detail::quant::scale_codes<Policy, false>(q, y, s);
   }
-
-  index_t rows() const noexcept { return rows_; }
-  index_t cols() const noexcept { return cols_; }
-
- private:
-  index_t rows_, cols_;
 };
 
 // q = sat(rne(P(float(acc), s)) + z): an int32 GEMM result to int8 / uint8 (s typically s_a s_b / s_out).
 template <class Policy = approx::exact, class TQ = std::int8_t>
   requires approx::multiplier<Policy> && detail::quant::code8<TQ>
-class requantize_kernel {
+class requantize_kernel : public detail::kernel_shape {
  public:
   static constexpr detail::op_label label = detail::make_label("requantize", "");
 
-  requantize_kernel(index_t rows, index_t cols) : rows_(rows), cols_(cols) {
-    detail::check_sizes(label, rows, cols);
+  requantize_kernel(index_t rows, index_t cols) : kernel_shape(label, rows, cols) {
     approx::check_policy<Policy>();
   }
 
@@ -886,12 +871,6 @@ class requantize_kernel {
     else
       detail::quant::scale_round<Policy, false>(acc, q, s);
   }
-
-  index_t rows() const noexcept { return rows_; }
-  index_t cols() const noexcept { return cols_; }
-
- private:
-  index_t rows_, cols_;
 };
 
 template <class Policy = approx::exact, class TI, class TQ>
@@ -929,15 +908,14 @@ inline void check_fixed_format(const fixed_point_format& f, std::string_view op)
 // q = sat(round(x 2^FL)), int16 codes of <IL, FL>; rounding nearest_even or stochastic (sr's seed and offsets).
 template <class TI = float>
   requires detail::float_element<TI>
-class fixed_quantize_kernel {
+class fixed_quantize_kernel : public detail::kernel_shape {
  public:
   using in_type = std::remove_const_t<TI>;
   static constexpr detail::op_label label = detail::make_label("quantize_fixed", "");
 
   fixed_quantize_kernel(index_t rows, index_t cols, fixed_point_format f, rounding r = rounding::nearest_even,
                         stochastic_params sr = {})
-      : rows_(rows), cols_(cols), format_(f), rounding_(r), sr_(sr) {
-    detail::check_sizes(label, rows, cols);
+      : kernel_shape(label, rows, cols), format_(f), rounding_(r), sr_(sr) {
     detail::quant::check_fixed_format(f, label);
     detail::quant::check_rounding(r, label);
     detail::quant::check_stochastic(sr, label);
@@ -952,11 +930,7 @@ class fixed_quantize_kernel {
       detail::quant::fixed_rows<rounding::nearest_even>(x, q, format_.fl, sr_);
   }
 
-  index_t rows() const noexcept { return rows_; }
-  index_t cols() const noexcept { return cols_; }
-
  private:
-  index_t rows_, cols_;
   fixed_point_format format_;
   rounding rounding_;
   stochastic_params sr_;
@@ -965,12 +939,11 @@ class fixed_quantize_kernel {
 // y = q 2^-FL (exact in fp32; a bf16 y rounds to nearest even).
 template <class TO = float>
   requires detail::float_element<TO> && (!std::is_const_v<TO>)
-class fixed_dequantize_kernel {
+class fixed_dequantize_kernel : public detail::kernel_shape {
  public:
   static constexpr detail::op_label label = detail::make_label("dequantize_fixed", "");
 
-  fixed_dequantize_kernel(index_t rows, index_t cols, fixed_point_format f) : rows_(rows), cols_(cols), format_(f) {
-    detail::check_sizes(label, rows, cols);
+  fixed_dequantize_kernel(index_t rows, index_t cols, fixed_point_format f) : kernel_shape(label, rows, cols), format_(f) {
     detail::quant::check_fixed_format(f, label);
   }
 
@@ -985,11 +958,7 @@ class fixed_dequantize_kernel {
     }
   }
 
-  index_t rows() const noexcept { return rows_; }
-  index_t cols() const noexcept { return cols_; }
-
  private:
-  index_t rows_, cols_;
   fixed_point_format format_;
 };
 
@@ -1012,13 +981,12 @@ void dequantize_fixed(mat<TQ> q, mat<TO> y, fixed_point_format f) {
 // ===================================== bf16 =====================================
 
 // y = bf16(x), round to nearest even or stochastic.
-class bf16_round_kernel {
+class bf16_round_kernel : public detail::kernel_shape {
  public:
   static constexpr detail::op_label label = detail::make_label("round_to_bf16", "");
 
   bf16_round_kernel(index_t rows, index_t cols, rounding r = rounding::nearest_even, stochastic_params sr = {})
-      : rows_(rows), cols_(cols), rounding_(r), sr_(sr) {
-    detail::check_sizes(label, rows, cols);
+      : kernel_shape(label, rows, cols), rounding_(r), sr_(sr) {
     detail::quant::check_rounding(r, label);
     detail::quant::check_stochastic(sr, label);
   }
@@ -1029,11 +997,7 @@ class bf16_round_kernel {
     detail::quant::bf16_rows(x, y, rounding_, sr_);
   }
 
-  index_t rows() const noexcept { return rows_; }
-  index_t cols() const noexcept { return cols_; }
-
  private:
-  index_t rows_, cols_;
   rounding rounding_;
   stochastic_params sr_;
 };
@@ -1050,14 +1014,13 @@ void round_to_bf16(mat<TI> x, mat<bf16> y, rounding r = rounding::nearest_even, 
 // x (rows, cols) -> mantissa codes +-k (rows, cols) and shared exponents E (rows, bfp_blocks(cols, B)).
 template <class TI = float, class TM = std::int16_t>
   requires detail::float_element<TI> && (std::same_as<TM, std::int8_t> || std::same_as<TM, std::int16_t>)
-class bfp_quantize_kernel {
+class bfp_quantize_kernel : public detail::kernel_shape {
  public:
   using in_type = std::remove_const_t<TI>;
   static constexpr detail::op_label label = detail::make_label("bfp_quantize", "");
   static constexpr int max_bits = sizeof(TM) == 1 ? 7 : 15;
 
-  bfp_quantize_kernel(index_t rows, index_t cols, bfp_params p) : rows_(rows), cols_(cols), params_(p) {
-    detail::check_sizes(label, rows, cols);
+  bfp_quantize_kernel(index_t rows, index_t cols, bfp_params p) : kernel_shape(label, rows, cols), params_(p) {
     detail::quant::check_bfp_params(p, max_bits, label);
   }
 
@@ -1085,12 +1048,9 @@ class bfp_quantize_kernel {
     });
   }
 
-  index_t rows() const noexcept { return rows_; }
-  index_t cols() const noexcept { return cols_; }
   const bfp_params& params() const noexcept { return params_; }
 
  private:
-  index_t rows_, cols_;
   bfp_params params_;
 };
 
@@ -1098,13 +1058,12 @@ class bfp_quantize_kernel {
 template <class TM = std::int16_t, class TO = float>
   requires(std::same_as<TM, std::int8_t> || std::same_as<TM, std::int16_t>) && detail::float_element<TO> &&
           (!std::is_const_v<TO>)
-class bfp_dequantize_kernel {
+class bfp_dequantize_kernel : public detail::kernel_shape {
  public:
   static constexpr detail::op_label label = detail::make_label("bfp_dequantize", "");
   static constexpr int max_bits = sizeof(TM) == 1 ? 7 : 15;
 
-  bfp_dequantize_kernel(index_t rows, index_t cols, bfp_params p) : rows_(rows), cols_(cols), params_(p) {
-    detail::check_sizes(label, rows, cols);
+  bfp_dequantize_kernel(index_t rows, index_t cols, bfp_params p) : kernel_shape(label, rows, cols), params_(p) {
     detail::quant::check_bfp_params(p, max_bits, label);
   }
 
@@ -1130,24 +1089,19 @@ class bfp_dequantize_kernel {
       }
   }
 
-  index_t rows() const noexcept { return rows_; }
-  index_t cols() const noexcept { return cols_; }
-
  private:
-  index_t rows_, cols_;
   bfp_params params_;
 };
 
 // y = the BFP value of x, in one pass (non-finite x pass through). y may be the very same view as x.
 template <class TI = float, class TO = float>
   requires detail::float_element<TI> && detail::float_element<TO> && (!std::is_const_v<TO>)
-class bfp_fake_quant_kernel {
+class bfp_fake_quant_kernel : public detail::kernel_shape {
  public:
   using in_type = std::remove_const_t<TI>;
   static constexpr detail::op_label label = detail::make_label("bfp_fake_quant", "");
 
-  bfp_fake_quant_kernel(index_t rows, index_t cols, bfp_params p) : rows_(rows), cols_(cols), params_(p) {
-    detail::check_sizes(label, rows, cols);
+  bfp_fake_quant_kernel(index_t rows, index_t cols, bfp_params p) : kernel_shape(label, rows, cols), params_(p) {
     detail::quant::check_bfp_params(p, 24, label);
   }
 
@@ -1167,12 +1121,9 @@ class bfp_fake_quant_kernel {
     });
   }
 
-  index_t rows() const noexcept { return rows_; }
-  index_t cols() const noexcept { return cols_; }
   const bfp_params& params() const noexcept { return params_; }
 
  private:
-  index_t rows_, cols_;
   bfp_params params_;
 };
 
@@ -1203,13 +1154,12 @@ void bfp_fake_quant(mat<TI> x, mat<TO> y, bfp_params p) {
 // y = 0 or +-2^k (fake-quant). y may be the very same view as x.
 template <class TI = float, class TO = float>
   requires detail::float_element<TI> && detail::float_element<TO> && (!std::is_const_v<TO>)
-class pow2_quantize_kernel {
+class pow2_quantize_kernel : public detail::kernel_shape {
  public:
   using in_type = std::remove_const_t<TI>;
   static constexpr detail::op_label label = detail::make_label("pow2_quantize", "");
 
-  pow2_quantize_kernel(index_t rows, index_t cols, pow2_params p) : rows_(rows), cols_(cols), params_(p) {
-    detail::check_sizes(label, rows, cols);
+  pow2_quantize_kernel(index_t rows, index_t cols, pow2_params p) : kernel_shape(label, rows, cols), params_(p) {
     detail::quant::check_pow2_params(p, label, false);
   }
 
@@ -1227,24 +1177,19 @@ class pow2_quantize_kernel {
     }
   }
 
-  index_t rows() const noexcept { return rows_; }
-  index_t cols() const noexcept { return cols_; }
-
  private:
-  index_t rows_, cols_;
   pow2_params params_;
 };
 
 // codes c = 0 or +-(k - kmin + 1), int8.
 template <class TI = float>
   requires detail::float_element<TI>
-class pow2_encode_kernel {
+class pow2_encode_kernel : public detail::kernel_shape {
  public:
   using in_type = std::remove_const_t<TI>;
   static constexpr detail::op_label label = detail::make_label("pow2_encode", "");
 
-  pow2_encode_kernel(index_t rows, index_t cols, pow2_params p) : rows_(rows), cols_(cols), params_(p) {
-    detail::check_sizes(label, rows, cols);
+  pow2_encode_kernel(index_t rows, index_t cols, pow2_params p) : kernel_shape(label, rows, cols), params_(p) {
     detail::quant::check_pow2_params(p, label, true);
   }
 
@@ -1265,23 +1210,18 @@ class pow2_encode_kernel {
     }
   }
 
-  index_t rows() const noexcept { return rows_; }
-  index_t cols() const noexcept { return cols_; }
-
  private:
-  index_t rows_, cols_;
   pow2_params params_;
 };
 
 // y = 0 for c = 0, else sign(c) 2^(kmin - 1 + min(|c|, kmax - kmin + 1)).
 template <class TO = float>
   requires detail::float_element<TO> && (!std::is_const_v<TO>)
-class pow2_decode_kernel {
+class pow2_decode_kernel : public detail::kernel_shape {
  public:
   static constexpr detail::op_label label = detail::make_label("pow2_decode", "");
 
-  pow2_decode_kernel(index_t rows, index_t cols, pow2_params p) : rows_(rows), cols_(cols), params_(p) {
-    detail::check_sizes(label, rows, cols);
+  pow2_decode_kernel(index_t rows, index_t cols, pow2_params p) : kernel_shape(label, rows, cols), params_(p) {
     detail::quant::check_pow2_params(p, label, true);
   }
 
@@ -1301,11 +1241,7 @@ class pow2_decode_kernel {
     }
   }
 
-  index_t rows() const noexcept { return rows_; }
-  index_t cols() const noexcept { return cols_; }
-
  private:
-  index_t rows_, cols_;
   pow2_params params_;
 };
 
@@ -1336,12 +1272,12 @@ void pow2_decode(mat<TC> code, mat<TO> y, pow2_params p) {
 // bits (rows, packed_words(cols)): bit 1 where x < 0; scale: rows values mean|x| (or empty: not computed).
 template <class TI = float>
   requires detail::float_element<TI>
-class binarize_kernel {
+class binarize_kernel : public detail::kernel_shape {
  public:
   using in_type = std::remove_const_t<TI>;
   static constexpr detail::op_label label = detail::make_label("binarize", "");
 
-  binarize_kernel(index_t rows, index_t cols) : rows_(rows), cols_(cols) { detail::check_sizes(label, rows, cols); }
+  binarize_kernel(index_t rows, index_t cols) : kernel_shape(label, rows, cols) {}
 
   void operator()(mat<const in_type> x, mat<std::uint64_t> bits, std::span<float> scale = {}) const {
     using namespace detail::quant;
@@ -1363,24 +1299,17 @@ class binarize_kernel {
       if (!scale.empty()) scale[std::size_t(i)] = cols_ > 0 ? float(sum / double(cols_)) : 0.0f;
     }
   }
-
-  index_t rows() const noexcept { return rows_; }
-  index_t cols() const noexcept { return cols_; }
-
- private:
-  index_t rows_, cols_;
 };
 
 // sign, nonzero (rows, packed_words(cols)); scale: rows values (mean |x| over the nonzero t).
 template <class TI = float>
   requires detail::float_element<TI>
-class ternarize_kernel {
+class ternarize_kernel : public detail::kernel_shape {
  public:
   using in_type = std::remove_const_t<TI>;
   static constexpr detail::op_label label = detail::make_label("ternarize", "");
 
-  ternarize_kernel(index_t rows, index_t cols, ternarize_params p = {}) : rows_(rows), cols_(cols), params_(p) {
-    detail::check_sizes(label, rows, cols);
+  ternarize_kernel(index_t rows, index_t cols, ternarize_params p = {}) : kernel_shape(label, rows, cols), params_(p) {
     if (!(p.threshold >= 0.0f && p.threshold < detail::quant::inf))
       throw error(label, "threshold", detail::concat("(", std::to_string(p.threshold), ") is not finite and >= 0"));
   }
@@ -1424,12 +1353,9 @@ class ternarize_kernel {
     }
   }
 
-  index_t rows() const noexcept { return rows_; }
-  index_t cols() const noexcept { return cols_; }
   const ternarize_params& params() const noexcept { return params_; }
 
  private:
-  index_t rows_, cols_;
   ternarize_params params_;
 };
 

@@ -81,7 +81,7 @@ template <ternary_kind K, class Policy = approx::exact, class T0 = float, class 
           class TO = float>
   requires approx::multiplier<Policy> && detail::ternary_first_input<K, T0> && detail::float_element<T1> &&
            detail::float_element<T2> && detail::float_element<TO> && (!std::is_const_v<TO>)
-class ternary_kernel {
+class ternary_kernel : public detail::kernel_shape {
  public:
   using in0_type = std::remove_const_t<T0>;
   using in1_type = std::remove_const_t<T1>;
@@ -91,8 +91,7 @@ class ternary_kernel {
   static constexpr std::string_view name1 = detail::ternary_input_name(K, 1);
   static constexpr std::string_view name2 = detail::ternary_input_name(K, 2);
 
-  ternary_kernel(index_t rows, index_t cols, ternary_params p = {}) : rows_(rows), cols_(cols), params_(p) {
-    detail::check_sizes(label, rows, cols);
+  ternary_kernel(index_t rows, index_t cols, ternary_params p = {}) : kernel_shape(label, rows, cols), params_(p) {
     detail::require(detail::valid(p.in0), label, name0, "has an invalid broadcast value");
     detail::require(detail::valid(p.in1), label, name1, "has an invalid broadcast value");
     detail::require(detail::valid(p.in2), label, name2, "has an invalid broadcast value");
@@ -118,12 +117,9 @@ class ternary_kernel {
                                              detail::make_operand(in2, params_.in2));
   }
 
-  index_t rows() const noexcept { return rows_; }
-  index_t cols() const noexcept { return cols_; }
   const ternary_params& params() const noexcept { return params_; }
 
  private:
-  index_t rows_, cols_;
   ternary_params params_;
 };
 

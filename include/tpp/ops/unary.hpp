@@ -267,13 +267,12 @@ void check_unary_params(const unary_params& p, std::string_view op) {
 template <unary_kind K, class Policy = approx::exact, class TI = float, class TO = float>
   requires approx::multiplier<Policy> && detail::float_element<TI> && detail::float_element<TO> &&
            (!std::is_const_v<TO>)
-class unary_kernel {
+class unary_kernel : public detail::kernel_shape {
  public:
   using in_type = std::remove_const_t<TI>;
   static constexpr detail::op_label label = detail::make_label("unary", name(K));
 
-  unary_kernel(index_t rows, index_t cols, unary_params p = {}) : rows_(rows), cols_(cols), params_(p) {
-    detail::check_sizes(label, rows, cols);
+  unary_kernel(index_t rows, index_t cols, unary_params p = {}) : kernel_shape(label, rows, cols), params_(p) {
     detail::check_unary_params<K>(p, label);
     approx::check_policy<Policy>();
   }
@@ -285,12 +284,9 @@ class unary_kernel {
                                              detail::make_operand(in, broadcast::none));
   }
 
-  index_t rows() const noexcept { return rows_; }
-  index_t cols() const noexcept { return cols_; }
   const unary_params& params() const noexcept { return params_; }
 
  private:
-  index_t rows_, cols_;
   unary_params params_;
 };
 
@@ -298,15 +294,14 @@ class unary_kernel {
 template <unary_kind K, class Policy = approx::exact, class TG = float, class TV = float, class TD = float>
   requires approx::multiplier<Policy> && detail::float_element<TG> && detail::float_element<TV> &&
            detail::float_element<TD> && (!std::is_const_v<TD>)
-class unary_backward_kernel {
+class unary_backward_kernel : public detail::kernel_shape {
  public:
   using dy_type = std::remove_const_t<TG>;
   using v_type = std::remove_const_t<TV>;
   static constexpr detail::op_label label = detail::make_label("unary_backward", name(K));
   static constexpr std::string_view v_name = backward_uses(K) == forward_value::y ? "y" : "x";
 
-  unary_backward_kernel(index_t rows, index_t cols, unary_params p = {}) : rows_(rows), cols_(cols), params_(p) {
-    detail::check_sizes(label, rows, cols);
+  unary_backward_kernel(index_t rows, index_t cols, unary_params p = {}) : kernel_shape(label, rows, cols), params_(p) {
     detail::check_unary_params<K>(p, label);
     approx::check_policy<Policy>();
   }
@@ -326,12 +321,9 @@ class unary_backward_kernel {
         detail::make_operand(dy, broadcast::none), detail::make_operand(v, broadcast::none));
   }
 
-  index_t rows() const noexcept { return rows_; }
-  index_t cols() const noexcept { return cols_; }
   const unary_params& params() const noexcept { return params_; }
 
  private:
-  index_t rows_, cols_;
   unary_params params_;
 };
 
@@ -455,13 +447,12 @@ struct dropout_backward_op {
 template <class Policy = approx::exact, class TI = float, class TO = float>
   requires approx::multiplier<Policy> && detail::float_element<TI> && detail::float_element<TO> &&
            (!std::is_const_v<TO>)
-class dropout_kernel {
+class dropout_kernel : public detail::kernel_shape {
  public:
   using in_type = std::remove_const_t<TI>;
   static constexpr detail::op_label label = detail::make_label("dropout", "");
 
-  dropout_kernel(index_t rows, index_t cols, dropout_params p) : rows_(rows), cols_(cols), params_(p) {
-    detail::check_sizes(label, rows, cols);
+  dropout_kernel(index_t rows, index_t cols, dropout_params p) : kernel_shape(label, rows, cols), params_(p) {
     detail::check_dropout_params(p, label);
     approx::check_policy<Policy>();
   }
@@ -480,12 +471,9 @@ class dropout_kernel {
     detail::dropout_rows<simd::lane, Policy>(x, y, mask, params_);
   }
 
-  index_t rows() const noexcept { return rows_; }
-  index_t cols() const noexcept { return cols_; }
   const dropout_params& params() const noexcept { return params_; }
 
  private:
-  index_t rows_, cols_;
   dropout_params params_;
 };
 
@@ -493,13 +481,12 @@ class dropout_kernel {
 template <class Policy = approx::exact, class TG = float, class TD = float>
   requires approx::multiplier<Policy> && detail::float_element<TG> && detail::float_element<TD> &&
            (!std::is_const_v<TD>)
-class dropout_backward_kernel {
+class dropout_backward_kernel : public detail::kernel_shape {
  public:
   using dy_type = std::remove_const_t<TG>;
   static constexpr detail::op_label label = detail::make_label("dropout_backward", "");
 
-  dropout_backward_kernel(index_t rows, index_t cols, dropout_params p) : rows_(rows), cols_(cols), params_(p) {
-    detail::check_sizes(label, rows, cols);
+  dropout_backward_kernel(index_t rows, index_t cols, dropout_params p) : kernel_shape(label, rows, cols), params_(p) {
     detail::check_dropout_params(p, label);
     approx::check_policy<Policy>();
   }
@@ -518,12 +505,9 @@ class dropout_backward_kernel {
                                              detail::make_operand(mask, broadcast::none));
   }
 
-  index_t rows() const noexcept { return rows_; }
-  index_t cols() const noexcept { return cols_; }
   const dropout_params& params() const noexcept { return params_; }
 
  private:
-  index_t rows_, cols_;
   dropout_params params_;
 };
 

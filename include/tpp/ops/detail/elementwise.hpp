@@ -366,6 +366,19 @@ constexpr op_label make_label(std::string_view family, std::string_view kind) no
   return l;
 }
 
+// The (rows, cols) of a kernel object, validated when it is made (the base of the ops' kernel classes).
+class kernel_shape {
+ public:
+  index_t rows() const noexcept { return rows_; }
+  index_t cols() const noexcept { return cols_; }
+
+ protected:
+  kernel_shape(std::string_view op, index_t rows, index_t cols) : rows_(rows), cols_(cols) {
+    check_sizes(op, rows, cols);
+  }
+  index_t rows_, cols_;
+};
+
 // The (in, out) pair of a kernel of shape (rows, cols): valid views of that shape, out the very same view as
 // in or disjoint from it.
 template <class TI, class TO>
