@@ -1,7 +1,8 @@
 // tpp_compare_gemm: tpp's GEMM next to oneDNN 2.6 in one process, interleaved, per shape and thread
 // count, in four tables:
 //   fp32   tpp::gemm vs dnnl_sgemm and the matmul primitive (the faster is "oneDNN"), % of the measured
-//          fp32 peak, and for each approximate policy its time relative to exact tpp
+//          fp32 peak, LIBXSMM's BRGEMM over C's tiles (when built with it), and for each approximate policy
+//          its time relative to exact tpp
 //   bf16   bf16 x bf16 -> fp32 vs the bf16 matmul primitive, % of the measured vdpbf16ps peak
 //   u8s8   uint8 x int8 -> int32 vs the u8s8 matmul primitive, % of the measured vpdpbusd peak
 //   brgemm brgemm_kernel (stride batch, one thread) on small blocks vs oneDNN's matmul on the same
@@ -19,6 +20,7 @@
 #include <cstdio>
 #include <fstream>
 #include <functional>
+#include <optional>
 #include <random>
 #include <sstream>
 #include <string>
@@ -59,6 +61,7 @@ struct result {
   double tpp, peer1, peer2;                            // GFLOP/s (GOP/s for u8s8); peer2 0 when none
   double peak;                                         // this section's measured peak for `threads` cores
   std::vector<std::pair<std::string, double>> policy;  // time relative to exact tpp
+  double xsmm = 0;                                     // fp32: LIBXSMM's BRGEMM over C's tiles (0: none)
   double ratio() const { return tpp / std::max(peer1, peer2); }
 };
 
@@ -84,6 +87,35 @@ struct matmul_peer {
   }
 };
 
+#if defined(TPP_WITH_LIBXSMM)
+// LIBXSMM 1.17 as a GEMM, the way its users build one: C's (mb, nb) tiles in an OpenMP loop, each a
+// stride-batch BRGEMM (LIBXSMM's JIT) over K in kb slices read in place from row-major A and B (no
+// packing). Tile sizes: the largest of 64, 56, 48, 32, 16, 8 dividing m (n, k); valid() is false when none
+// does or LIBXSMM dispatches nothing.
+struct xsmm_peer {
+  long m, n, k, mb = 0, nb = 0, kb = 0;
+  const float *a, *b;
+  float* c;
+  std::optional<tpp::backend::libxsmm::brgemm<float>> kernel;
+  static long tile(long v) {
+    for (long t : {64L, 56L, 48L, 32L, 16L, 8L})
+      if (v % t == 0) return t;
+    return 0;
+  }
+  xsmm_peer(long m_, long n_, long k_, const float* a_, const float* b_, float* c_)
+      : m(m_), n(n_), k(k_), mb(tile(m_)), nb(tile(n_)), kb(tile(k_)), a(a_), b(b_), c(c_) {
+    if (mb > 0 && nb > 0 && kb > 0)
+      kernel.emplace(mb, nb, kb, k, n, n, 0.0f, tpp::backend::libxsmm::batch_kind::stride, kb, kb * n);
+  }
+  bool valid() const { return kernel && kernel->valid(); }
+  void operator()() const {
+#pragma omp parallel for collapse(2) schedule(static)
+    for (long i = 0; i < m; i += mb)
+      for (long j = 0; j < n; j += nb) (*kernel)(a + i * k, b + j, c + i * n + j, k / kb);
+  }
+};
+#endif
+
 int reps_for(double flops) { return flops > 4e9 ? 5 : flops > 2e8 ? 11 : 31; }
 
 void print_header(const char* title, const char* peer1, const char* peer2) {
@@ -92,10 +124,11 @@ void print_header(const char* title, const char* peer1, const char* peer2) {
 }
 
 void print_row(const result& r) {
-  char peer2[16] = "-";
+  char peer2[16] = "-", xsmm[32] = "";
   if (r.peer2 > 0) std::snprintf(peer2, sizeof peer2, "%8.1f", r.peer2);
-  std::printf("%-16s %5ld %5ld %5ld %3d | %8.1f %8.1f %8s | %6.2fx %5.0f%%\n", r.s.name, r.s.m, r.s.n, r.s.k,
-              r.threads, r.tpp, r.peer1, peer2, r.ratio(), r.peak > 0 ? 100.0 * r.tpp / r.peak : 0.0);
+  if (r.xsmm > 0) std::snprintf(xsmm, sizeof xsmm, " | LIBXSMM %6.1f", r.xsmm);
+  std::printf("%-16s %5ld %5ld %5ld %3d | %8.1f %8.1f %8s | %6.2fx %5.0f%%%s\n", r.s.name, r.s.m, r.s.n, r.s.k,
+              r.threads, r.tpp, r.peer1, peer2, r.ratio(), r.peak > 0 ? 100.0 * r.tpp / r.peak : 0.0, xsmm);
   std::fflush(stdout);
 }
 
@@ -168,6 +201,10 @@ int main(int argc, char** argv) {
           reps_for(flops));
       result r{"fp32", s, threads, 1, flops / t[0] * 1e-9, flops / t[1] * 1e-9, flops / t[2] * 1e-9,
                peak_fp32 * threads, {}};
+#if defined(TPP_WITH_LIBXSMM)
+      if (const xsmm_peer xs(s.m, s.n, s.k, a.data(), b.data(), c.data()); xs.valid())
+        r.xsmm = flops / interleaved({[&] { tpp::gemm(A, B, C); }, std::cref(xs)}, reps_for(flops))[1] * 1e-9;
+#endif
       print_row(r);
       if (policies && threads == thread_counts.front() && flops <= 2.2e9) {
         std::printf("%-16s policy time / exact tpp:", "");
@@ -309,7 +346,7 @@ int main(int argc, char** argv) {
       const auto& r = results[i];
       f << "  {\"section\": \"" << r.section << "\", \"shape\": \"" << r.s.name << "\", \"m\": " << r.s.m
         << ", \"n\": " << r.s.n << ", \"k\": " << r.s.k << ", \"batch\": " << r.batch << ", \"threads\": " << r.threads
-        << ", \"tpp\": " << r.tpp << ", \"peer1\": " << r.peer1 << ", \"peer2\": " << r.peer2
+        << ", \"tpp\": " << r.tpp << ", \"peer1\": " << r.peer1 << ", \"peer2\": " << r.peer2 << ", \"xsmm\": " << r.xsmm
         << ", \"policy_time_ratio\": {";
       for (std::size_t j = 0; j < r.policy.size(); ++j)
         f << (j ? ", " : "") << "\"" << r.policy[j].first << "\": " << r.policy[j].second;
