@@ -9,6 +9,7 @@
 #include "core/simd.hpp"
 #include "core/types.hpp"
 #include "ops/binary.hpp"
+#include "ops/compress.hpp"
 #include "ops/gemm.hpp"
 #include "ops/norm.hpp"
 #include "ops/quantize.hpp"

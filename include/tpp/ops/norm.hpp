@@ -390,6 +390,12 @@ struct normalize {
   }
 };
 
+// A view of const elements (the kernels take views of const or mutable elements alike).
+template <class T>
+mat<const std::remove_const_t<T>> cview(mat<T> m) noexcept {
+  return {m.data, m.rows, m.cols, m.ld};
+}
+
 // Checks shared by the kernels.
 template <class S>
 void check_span(S s, std::size_t size, std::string_view op, std::string_view name) {
@@ -442,7 +448,8 @@ class batchnorm_kernel {
 
   // mean, var: (channels) — the batch statistics (biased variance, or the range estimate).
   template <class TX>
-  void stats(mat<const TX> x, std::span<float> mean, std::span<float> var) const {
+  void stats(mat<TX> x_arg, std::span<float> mean, std::span<float> var) const {
+    const auto x = detail::norm_impl::cview(x_arg);
     using namespace detail::norm_impl;
     check_view(x, rows_, cols_, label, "x");
     check_span(mean, std::size_t(channels()), label, "mean");
@@ -475,8 +482,9 @@ class batchnorm_kernel {
   // y = P(x - mean, gamma rstd) + beta [relu]; gamma, beta: (channels).
   template <class TX, class TY>
     requires(!std::is_const_v<TY>)
-  void forward(mat<const TX> x, std::span<const float> mean, std::span<const float> var,
+  void forward(mat<TX> x_arg, std::span<const float> mean, std::span<const float> var,
                std::span<const float> gamma, std::span<const float> beta, mat<TY> y) const {
+    const auto x = detail::norm_impl::cview(x_arg);
     using namespace detail::norm_impl;
     check_view(x, rows_, cols_, label, "x");
     check_view(y, rows_, cols_, label, "y");
@@ -498,9 +506,11 @@ class batchnorm_kernel {
   // dx, dgamma, dbeta from dy and the forward's x, mean, var, gamma (and beta, read only with relu).
   template <class TG, class TX, class TD>
     requires(!std::is_const_v<TD>)
-  void backward(mat<const TG> dy, mat<const TX> x, std::span<const float> mean, std::span<const float> var,
+  void backward(mat<TG> dy_arg, mat<TX> x_arg, std::span<const float> mean, std::span<const float> var,
                 std::span<const float> gamma, std::span<const float> beta, mat<TD> dx, std::span<float> dgamma,
                 std::span<float> dbeta) const {
+    const auto dy = detail::norm_impl::cview(dy_arg);
+    const auto x = detail::norm_impl::cview(x_arg);
     using namespace detail::norm_impl;
     check_view(dy, rows_, cols_, label, "dy");
     check_view(x, rows_, cols_, label, "x");
@@ -842,8 +852,9 @@ class groupnorm_kernel {
 
   template <class TX, class TY>
     requires(!std::is_const_v<TY>)
-  void forward(mat<const TX> x, std::span<const float> gamma, std::span<const float> beta, mat<TY> y,
+  void forward(mat<TX> x_arg, std::span<const float> gamma, std::span<const float> beta, mat<TY> y,
                std::span<float> mean, std::span<float> rstd) const {
+    const auto x = detail::norm_impl::cview(x_arg);
     using detail::norm_impl::check_span;
     check_span(gamma, std::size_t(C_), label, "gamma");
     check_span(beta, std::size_t(C_), label, "beta");
@@ -853,8 +864,10 @@ class groupnorm_kernel {
   }
   template <class TG, class TX, class TD>
     requires(!std::is_const_v<TD>)
-  void backward(mat<const TG> dy, mat<const TX> x, std::span<const float> mean, std::span<const float> rstd,
+  void backward(mat<TG> dy_arg, mat<TX> x_arg, std::span<const float> mean, std::span<const float> rstd,
                 std::span<const float> gamma, mat<TD> dx, std::span<float> dgamma, std::span<float> dbeta) const {
+    const auto dy = detail::norm_impl::cview(dy_arg);
+    const auto x = detail::norm_impl::cview(x_arg);
     using detail::norm_impl::check_span;
     check_span(mean, std::size_t(rows_ * G_), label, "mean");
     check_span(rstd, std::size_t(rows_ * G_), label, "rstd");
@@ -887,7 +900,8 @@ class rmsnorm_kernel {
 
   template <class TX, class TY>
     requires(!std::is_const_v<TY>)
-  void forward(mat<const TX> x, std::span<const float> gamma, mat<TY> y, std::span<float> rstd) const {
+  void forward(mat<TX> x_arg, std::span<const float> gamma, mat<TY> y, std::span<float> rstd) const {
+    const auto x = detail::norm_impl::cview(x_arg);
     using detail::norm_impl::check_span;
     check_span(gamma, std::size_t(cols_), label, "gamma");
     check_span(rstd, std::size_t(rows_), label, "rstd");
@@ -895,8 +909,10 @@ class rmsnorm_kernel {
   }
   template <class TG, class TX, class TD>
     requires(!std::is_const_v<TD>)
-  void backward(mat<const TG> dy, mat<const TX> x, std::span<const float> rstd, std::span<const float> gamma,
+  void backward(mat<TG> dy_arg, mat<TX> x_arg, std::span<const float> rstd, std::span<const float> gamma,
                 mat<TD> dx, std::span<float> dgamma) const {
+    const auto dy = detail::norm_impl::cview(dy_arg);
+    const auto x = detail::norm_impl::cview(x_arg);
     using detail::norm_impl::check_span;
     check_span(rstd, std::size_t(rows_), label, "rstd");
     check_span(gamma, std::size_t(cols_), label, "gamma");
