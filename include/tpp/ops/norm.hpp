@@ -112,11 +112,7 @@ inline constexpr index_t row_block = 1024;  // elements of a row summed in fp32 
 inline constexpr index_t col_rows = 128;    // most rows of a column block (batchnorm backward)
 inline constexpr index_t col_vecs = 2;      // vectors of columns per column block
 
-inline float hsum(float v) noexcept { return v; }
-template <class A>
-float hsum(xsimd::batch<float, A> v) noexcept {
-  return xsimd::hadd(v);
-}
+using lanes::hsum;
 
 inline bool lane_mask(index_t) noexcept { return true; }
 template <class A>
@@ -467,14 +463,14 @@ class batchnorm_kernel {
       col_moments<Policy>(x, acc, acc + C, ex);
       for (index_t c = 0; c < C; ++c) {
         mean[c] = float(acc[c]);
-        var[c] = range ? range_var(ex[c], rs, acc[c]) : float(std::max(acc[C + c] / double(n), 0.0));
+        var[c] = range ? range_var(ex[c], rs) : float(std::max(acc[C + c] / double(n), 0.0));
       }
     } else {
       for (index_t c = 0; c < C; ++c) {
         extremes e;
         const moments m = row_moments<Policy>(x.row(c), n, range ? &e : nullptr);
         mean[c] = float(m.mean);
-        var[c] = range ? range_var(e, rs, m.mean) : float(m.var());
+        var[c] = range ? range_var(e, rs) : float(m.var());
       }
     }
   }
@@ -486,11 +482,10 @@ class batchnorm_kernel {
                std::span<const float> gamma, std::span<const float> beta, mat<TY> y) const {
     const auto x = detail::norm_impl::cview(x_arg);
     using namespace detail::norm_impl;
-    check_view(x, rows_, cols_, label, "x");
-    check_view(y, rows_, cols_, label, "y");
-    detail::check_alias(y, x, label, "y", "x");
+    detail::check_in_out(x, y, rows_, cols_, label, "x", "y");
     const index_t C = channels();
-    check_channel_spans(mean, var, gamma, beta);
+    check_channel_spans(mean, var, gamma);
+    check_span(beta, std::size_t(C), label, "beta");
     float* s = tpp::thread_scratch<9>(std::size_t(C));
     for (index_t c = 0; c < C; ++c) s[c] = gamma[c] * rstd_of(var[c], p_.eps);
     const broadcast b = by_cols() ? broadcast::row : broadcast::col;
@@ -512,16 +507,14 @@ class batchnorm_kernel {
     const auto dy = detail::norm_impl::cview(dy_arg);
     const auto x = detail::norm_impl::cview(x_arg);
     using namespace detail::norm_impl;
-    check_view(dy, rows_, cols_, label, "dy");
+    detail::check_in_out(dy, dx, rows_, cols_, label, "dy", "dx");
     check_view(x, rows_, cols_, label, "x");
-    check_view(dx, rows_, cols_, label, "dx");
-    detail::check_alias(dx, dy, label, "dx", "dy");
     detail::check_alias(dx, x, label, "dx", "x");
     const index_t C = channels(), n = samples();
-    check_channel_spans(mean, var, gamma, p_.relu ? beta : gamma);
+    check_channel_spans(mean, var, gamma);
+    if (p_.relu) check_span(beta, std::size_t(C), label, "beta");  // (read only with relu)
     check_span(dgamma, std::size_t(C), label, "dgamma");
     check_span(dbeta, std::size_t(C), label, "dbeta");
-    if (p_.relu) check_span(beta, std::size_t(C), label, "beta");
     const bool range = p_.estimator == variance_estimator::range;
     // Per channel: rstd, s = gamma rstd, and after pass 1: dbeta / n, dgamma / n.
     double* acc = scratch_doubles(2 * C);  // dbeta, dgamma sums
@@ -594,19 +587,17 @@ class batchnorm_kernel {
     constexpr std::size_t per = (sizeof(detail::norm_impl::extremes) + sizeof(float) - 1) / sizeof(float);
     return reinterpret_cast<detail::norm_impl::extremes*>(tpp::thread_scratch<11>(std::size_t(n) * per));
   }
-  static float range_var(const detail::norm_impl::extremes& e, double rs, double) noexcept {
+  static float range_var(const detail::norm_impl::extremes& e, double rs) noexcept {
     if (!(e.max >= e.min)) return 0.0f;  // no finite comparison happened (all NaN): NaN comes from the mean
     const double sd = rs * (double(e.max) - double(e.min));
     return float(sd * sd);
   }
-  void check_channel_spans(std::span<const float> mean, std::span<const float> var, std::span<const float> gamma,
-                           std::span<const float> beta) const {
+  void check_channel_spans(std::span<const float> mean, std::span<const float> var, std::span<const float> gamma) const {
     using detail::norm_impl::check_span;
     const std::size_t C = std::size_t(channels());
     check_span(mean, C, label, "mean");
     check_span(var, C, label, "var");
     check_span(gamma, C, label, "gamma");
-    check_span(beta, C, label, "beta");
   }
 
   // Pass 1 of the backward: acc[c] = Σ dy', acc[C + c] = Σ P(dy', xh); the extremes for range.
@@ -697,9 +688,7 @@ class segment_norm {
 
   template <class TX, class TY>
   void forward(mat<const TX> x, const float* gamma, const float* beta, mat<TY> y, float* mean, float* rstd) const {
-    check_view(x, rows_, cols_, op_, "x");
-    check_view(y, rows_, cols_, op_, "y");
-    check_alias(y, x, op_, "y", "x");
+    check_in_out(x, y, rows_, cols_, op_, "x", "y");
     const index_t cpg = C_ / G_, len = cpg * S_;
     for (index_t i = 0; i < rows_; ++i)
       for (index_t g = 0; g < G_; ++g) {
@@ -738,10 +727,8 @@ class segment_norm {
   template <class TG, class TX, class TD>
   void backward(mat<const TG> dy, mat<const TX> x, const float* mean, const float* rstd, const float* gamma,
                 mat<TD> dx, std::span<float> dgamma, std::span<float> dbeta) const {
-    check_view(dy, rows_, cols_, op_, "dy");
+    check_in_out(dy, dx, rows_, cols_, op_, "dy", "dx");
     check_view(x, rows_, cols_, op_, "x");
-    check_view(dx, rows_, cols_, op_, "dx");
-    check_alias(dx, dy, op_, "dx", "dy");
     check_alias(dx, x, op_, "dx", "x");
     const index_t cpg = C_ / G_, len = cpg * S_;
     double* acc = reinterpret_cast<double*>(tpp::thread_scratch<9>(std::size_t(4 * C_) + 16));  // dgamma, dbeta
@@ -780,9 +767,7 @@ class segment_norm {
             sg += t[0], sgx += t[1], acc[c0 + c] += t[2], acc[C_ + c0 + c] += t[3];
           }
         }
-        const float n = float(len);
         const V a(Centered ? float(sg / double(len)) : 0.0f), b(float(sgx / double(len)));
-        (void)n;
         if (S_ == 1) {
           float* cg = col + c0;
           float* cb = col + C_ + c0;

@@ -255,11 +255,7 @@ template <class A>
 float hmin(xsimd::batch<float, A> v) noexcept {
   return -hmax(-v);
 }
-inline float hsum(float v) noexcept { return v; }
-template <class A>
-float hsum(xsimd::batch<float, A> v) noexcept {
-  return xsimd::hadd(v);
-}
+using lanes::hsum;
 
 // Bit k = lane k of a mask.
 inline std::uint64_t lane_bits(bool m) noexcept { return m ? 1u : 0u; }

@@ -142,6 +142,13 @@ xsimd::batch<float, A> erfc(xsimd::batch<float, A> x) noexcept {
   return xsimd::erfc(x);
 }
 
+// The sum of a lane value's lanes (a tree over the lanes on every xsimd arch).
+inline float hsum(float v) noexcept { return v; }
+template <class A>
+float hsum(xsimd::batch<float, A> v) noexcept {
+  return xsimd::hadd(v);
+}
+
 // NaN lanes. Not a != a: xsimd 8.1's != is the ordered compare at avx and avx512f (false for NaN).
 inline bool is_nan(float x) noexcept { return std::isnan(x); }
 template <class A>

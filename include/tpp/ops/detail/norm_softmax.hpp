@@ -161,11 +161,7 @@ constexpr std::string_view backward_label(softmax_kind k) noexcept {
 
 // ---- lanes ----
 
-inline float hsum(float v) noexcept { return v; }
-template <class A>
-float hsum(xsimd::batch<float, A> v) noexcept {
-  return xsimd::hadd(v);  // a tree over the lanes on every xsimd arch
-}
+using lanes::hsum;
 
 // a > b ? a : b (x86's maxps: b when either is NaN; NEON's fmax returns the NaN). A row max is exact; its
 // NaN behaviour does not matter: a NaN x_j makes s, and so the whole row, NaN.
@@ -634,11 +630,7 @@ class softmax_kernel {
     using tx = std::remove_const_t<TX>;
     const std::string_view op = name(kind_);
     const mat<const tx> xc = x;
-    detail::check_mat(xc, op, "x");
-    detail::check_mat(y, op, "y");
-    detail::check_shape(xc, rows_, cols_, op, "x", "the kernel's");
-    detail::check_shape(y, rows_, cols_, op, "y", "the kernel's");
-    detail::check_alias(y, xc, op, "y", "x");
+    detail::check_in_out(xc, y, rows_, cols_, op, "x", "y");
     if (xc.empty()) return;
     if (kind_ == softmax_kind::softmax)
       detail::softmax_impl::softmax_rows<Policy>(xc, y);
@@ -654,13 +646,9 @@ class softmax_kernel {
     const std::string_view op = detail::softmax_impl::backward_label(kind_);
     const mat<const std::remove_const_t<TG>> g = dy;
     const mat<const std::remove_const_t<TY>> yc = y;
-    detail::check_mat(g, op, "dy");
+    detail::check_in_out(g, dx, rows_, cols_, op, "dy", "dx");
     detail::check_mat(yc, op, "y");
-    detail::check_mat(dx, op, "dx");
-    detail::check_shape(g, rows_, cols_, op, "dy", "the kernel's");
     detail::check_shape(yc, rows_, cols_, op, "y", "the kernel's");
-    detail::check_shape(dx, rows_, cols_, op, "dx", "the kernel's");
-    detail::check_alias(dx, g, op, "dx", "dy");
     detail::check_alias(dx, yc, op, "dx", "y");
     if (g.empty()) return;
     if (kind_ == softmax_kind::softmax)
