@@ -8,8 +8,8 @@
 //   slot 7: norm.hpp softmax's fp32 rows for bf16 outputs
 //   slot 8: backend/libxsmm's packed bf16 operands
 //   slots 9-13: norm.hpp's per-channel statistics, scales and sums, and column max / min rows
-//   slots 14, 15: quantize.hpp's per-column scales / offsets and min / max rows; 16-18: sparse.hpp's work
-//   buffers (output tiles, zero-skipping and transposition panels)
+//   slots 14, 15: quantize.hpp's per-column scales / offsets and min / max rows; 16-19: sparse.hpp's work
+//   buffers (output tiles, zero-skipping and transposition panels, B's copied panel)
 
 #include <cstddef>
 #include <cstdlib>

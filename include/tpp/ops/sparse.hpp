@@ -53,15 +53,19 @@
 //   in the dense operand (where a dense gemm gives NaN).
 //   Vectorisation: along the dense operand's contiguous rows, C's columns in tiles of 4 vectors (then single
 //   vectors; columns past the last full vector run the same steps on scalars), tiles outer so B's panel
-//   stays in L2. CSR, N:M and codebook: the kernel object re-lays the operand once, column-outer per block
-//   of 128 rows (each block's entries grouped by column, ascending; values decoded to fp32, so it holds
-//   about 8 bytes per entry more); per block, each B vector B(k, tile) is loaded once and
-//   t(i, tile) += P(broadcast(s), B(k, tile)) for the block's entries (i, s) in column k, t an L1-resident
-//   fp32 tile: B is read from L2 once per block instead of once per entry (an unstructured row-by-row loop
-//   is bound by that traffic; measured 1.8x vs 3x dense sgemm at 90% sparsity, 1024^3, one Zen 4 core).
+//   stays in cache. CSR, N:M and codebook: the kernel object re-lays the operand once in k-panels (S's
+//   columns cut into panels of 128, wider when S is very sparse; per panel a CSR of the row segments that
+//   fall in it; values decoded to fp32, about 8 bytes per entry more). Per chunk of 1024 rows and panel,
+//   B's block (128 rows x the tile, 32 KiB) is copied contiguous (a power-of-two ldb maps its rows to a
+//   few L1 sets) and stays in L1 while each row's segment accumulates in registers from an fp32 tile row
+//   (in L2) and goes back: t(i, tile) += P(broadcast(s), B(k, tile)). Measured 3.7x dense sgemm at 90%
+//   sparsity, 1024^3, one core, against 2.6x for an L1 output tile fed column by column and 1.2x for the
+//   same panels read from B in place.
 //   BCSR: row by row in registers, up to 4 rows of a block at once, each loaded B vector used by all of
-//   them. A W^T: A's rows are packed by panels of 8 vectors, transposed (K, panel), the same loops run with
-//   W as the sparse operand, and the results are written back transposed.
+//   them, over B's panel (all its rows x the tile) copied contiguous once per tile. A W^T: A's rows are
+//   packed by panels of 8 vectors, transposed (K, panel), the same loops run with W as the sparse operand,
+//   and the results are written back transposed. (B's copies are made only when the rows in hand have at
+//   least 8 entries per column of S on average, so the copy costs little next to the products.)
 //   skip_zero_activations (EIE): the kernel object builds the sparse operand's transposed structure (its
 //   columns) once; S B then takes each column of B as a vector x and adds, for each k with x_k != 0 (NaN
 //   counts as non-zero), P(s, x_k) into y_i for the entries (i, s) of column k of S; A W^T likewise takes
@@ -86,7 +90,7 @@
 //   sparse_dense<P>(S, B, C, p), dense_sparse<P>(A, W, C, p)   OpenMP-parallel drivers: output rows split
 //     over the team (skip_zero_activations with S B: C's columns), none inside a parallel region
 // Scratch: slot 16 (the packed A panel, the zero-skipping accumulators, packed products), 17 (the transposed
-// panel result), 18 (the column-outer tile).
+// panel result), 18 (the fp32 output tile), 19 (B's copied panel).
 //
 // Errors (tpp::error naming the op and argument): invalid views (negative sizes, ld < cols, null data with a
 // nonzero size), shapes that do not chain, C overlapping the dense operand, non-finite alpha or beta,
@@ -347,11 +351,10 @@ inline codebook_rows rows_of(const codebook_matrix& s) noexcept {
 }
 
 // Rows are handed out in units (BCSR: block rows).
-inline constexpr index_t column_block = 128;  // rows per block of the column-outer layout
 inline index_t unit_rows(const bcsr_matrix& s) noexcept { return s.block.rows; }
 template <class F>
 index_t unit_rows(const F&) noexcept {
-  return column_block;
+  return 1;
 }
 
 // ---- the step and the output ----
@@ -439,80 +442,112 @@ void bcsr_vector_tile(const bcsr_matrix& S, index_t bi0, index_t bi1, index_t rr
   }
 }
 
-// The column-outer layout of CSR, N:M and codebook operands, made once by the kernel object: the entries of
-// each block of column_block rows grouped by column, columns ascending, (row offset, value) per entry.
-struct column_blocks {
-  std::vector<index_t> blk_ptr;    // per row block: its first column group (blocks + 1)
-  std::vector<index_t> k;          // the group's column
-  std::vector<index_t> ent_ptr;    // per group: its first entry (groups + 1)
-  std::vector<std::int32_t> row;   // entry: row within the block
-  std::vector<float> val;          // entry: value
-};
-
-template <class F>
-column_blocks by_columns(const F& S) {
-  struct entry {
-    index_t k;
-    std::int32_t r;
-    float s;
-  };
-  column_blocks cb;
-  const auto rows = rows_of(S);
-  std::vector<entry> tmp;
-  cb.blk_ptr.push_back(0);
-  cb.ent_ptr.push_back(0);
-  for (index_t i0 = 0; i0 < S.rows; i0 += column_block) {
-    tmp.clear();
-    for (index_t i = i0; i < std::min(S.rows, i0 + column_block); ++i)
-      rows.row(i, [&](index_t k, float s) { tmp.push_back({k, std::int32_t(i - i0), s}); });
-    std::stable_sort(tmp.begin(), tmp.end(), [](const entry& a, const entry& b) { return a.k < b.k; });
-    for (std::size_t e = 0; e < tmp.size(); ++e) {
-      if (e == 0 || tmp[e].k != tmp[e - 1].k) {
-        if (e != 0) cb.ent_ptr.push_back(index_t(cb.row.size()));
-        cb.k.push_back(tmp[e].k);
-      }
-      cb.row.push_back(tmp[e].r);
-      cb.val.push_back(tmp[e].s);
-    }
-    if (!tmp.empty()) cb.ent_ptr.push_back(index_t(cb.row.size()));
-    cb.blk_ptr.push_back(index_t(cb.k.size()));
-  }
-  return cb;
+// B's rows [0, kn) x NV vectors (b at the first, ldb apart) to pk, contiguous (kn, NV W).
+template <index_t NV>
+void pack_rows(const float* b, index_t ldb, index_t kn, float* pk) {
+  using V = simd::batch<float>;
+  for (index_t k = 0; k < kn; ++k)
+    for (index_t v = 0; v < NV; ++v) V::load_unaligned(b + k * ldb + v * W).store_aligned(pk + (k * NV + v) * W);
 }
 
-// Rows [i0, i1) (i0 a multiple of column_block) into NV vectors of columns, column-outer: each B vector is
-// loaded once per block and added into the rows of the block that have an entry there, in an L1-resident
-// fp32 tile t (column_block, NV W). Per output element the steps are those of scalar_tile, in the same
-// (ascending k) order from +0, so the results are the same bits.
+// Whether copying B's panel pays: at least 8 entries per column of S, on average, over `rows` rows.
+inline bool pack_pays(index_t nnz, index_t rows, index_t S_rows, index_t S_cols) noexcept {
+  return double(rows) * double(nnz) >= 8.0 * double(std::max<index_t>(S_rows, 1)) * double(std::max<index_t>(S_cols, 1));
+}
+
+// The k-panel layout of CSR, N:M and codebook operands, made once by the kernel object: S's columns cut
+// into panels of `width` columns; panel p holds, row by row, the entries of each row whose column falls in
+// it (as the column within the panel, ascending), values decoded to fp32. A row's entries over the panels
+// in order are its stored entries in order, so a sum over them keeps the ascending-k order of scalar_tile.
+struct k_panels {
+  index_t rows = 0, cols = 0, width = 1, panels = 0;
+  std::vector<index_t> ptr;  // panel p, row i: entries [ptr[p (rows + 1) + i], ptr[p (rows + 1) + i + 1])
+  std::vector<index_t> k;    // entry: its column of S (row of B) minus p width
+  std::vector<float> val;    // entry: value
+};
+
+// The panel width: k_panel columns (B's block of k_panel rows x 4 vectors, 32 KiB, stays in L1 while every
+// row of a chunk runs over it), widened in steps of k_panel for very sparse operands so that a row segment
+// averages at least 2 entries (ptr's size stays below half the entry count plus a row per panel).
+inline constexpr index_t k_panel = 128, max_pack_width = 8 * k_panel;
+inline constexpr index_t max_pack_rows = 16384;  // BCSR: B rows packed at most (4 MiB at 4 vectors)
+inline constexpr index_t row_chunk = 1024;  // rows per pass over the panels: the fp32 tile is 256 KiB (L2)
+
+template <class F>
+k_panels by_panels(const F& S) {
+  k_panels kp;
+  kp.rows = S.rows;
+  kp.cols = S.cols;
+  const index_t cols = std::max<index_t>(S.cols, 1);
+  const double per_col = double(S.nnz()) / double(cols), need = 2.0 * double(std::max<index_t>(S.rows, 1));
+  const double wide = per_col > 0.0 ? std::ceil(need / per_col / double(k_panel)) * double(k_panel) : double(cols);
+  kp.width = std::max(k_panel, index_t(std::min(wide, double(cols))));
+  kp.panels = (cols + kp.width - 1) / kp.width;
+  const std::size_t stride = std::size_t(S.rows + 1);
+  kp.ptr.assign(std::size_t(kp.panels) * stride, 0);
+  const auto rows = rows_of(S);
+  for (index_t i = 0; i < S.rows; ++i)
+    rows.row(i, [&](index_t k, float) { ++kp.ptr[std::size_t(k / kp.width) * stride + std::size_t(i + 1)]; });
+  index_t run = 0;  // counts to offsets, panel-major
+  for (std::size_t p = 0; p < std::size_t(kp.panels); ++p) {
+    kp.ptr[p * stride] = run;
+    for (std::size_t i = 1; i < stride; ++i) run = kp.ptr[p * stride + i] += run;
+  }
+  kp.k.resize(std::size_t(run));
+  kp.val.resize(std::size_t(run));
+  std::vector<index_t> next(std::size_t(kp.panels));
+  for (index_t i = 0; i < S.rows; ++i) {
+    for (index_t p = 0; p < kp.panels; ++p) next[std::size_t(p)] = kp.ptr[std::size_t(p) * stride + std::size_t(i)];
+    rows.row(i, [&](index_t k, float s) {
+      const index_t p = k / kp.width;
+      const std::size_t e = std::size_t(next[std::size_t(p)]++);
+      kp.k[e] = k - p * kp.width;
+      kp.val[e] = s;
+    });
+  }
+  return kp;
+}
+
+// Rows [i0, i1) into NV vectors of columns: per chunk of row_chunk rows, panel by panel (B's block of the
+// panel's rows copied to pk, contiguous, when the chunk has at least 8 entries per column on average to pay
+// for the copy: a power-of-two ldb would map all of the block's rows to the same L1 sets), each row's segment accumulates in registers from its fp32 tile row
+// t(r, :) and goes back there. The tile starts at +0 and each output element takes the steps of
+// scalar_tile in the same (ascending k) order, so the results are the same bits.
 template <class P, bool WF, index_t NV>
-void column_tile(const column_blocks& cb, index_t i0, index_t i1, const float* b, index_t ldb, float* c,
-                 index_t ldc, const scaling& o, float* t) {
+void panel_tile(const k_panels& kp, index_t i0, index_t i1, const float* b, index_t ldb, float* c, index_t ldc,
+                const scaling& o, float* t, float* pk) {
   using V = simd::batch<float>;
-  constexpr index_t TW = NV * W, U = NV >= 4 ? 2 : 4;  // entries at once
-  for (index_t r0 = i0; r0 < i1; r0 += column_block) {
-    const index_t mb = std::min(column_block, i1 - r0), bi = r0 / column_block;
+  constexpr index_t TW = NV * W;
+  const index_t* kk = kp.k.data();
+  const float* val = kp.val.data();
+  for (index_t r0 = i0; r0 < i1; r0 += row_chunk) {
+    const index_t mb = std::min(row_chunk, i1 - r0);
+    const bool pack = kp.width <= max_pack_width && pack_pays(index_t(kp.k.size()), mb, kp.rows, kp.cols);
     std::fill_n(t, mb * TW, 0.0f);
-    for (index_t g = cb.blk_ptr[std::size_t(bi)]; g < cb.blk_ptr[std::size_t(bi + 1)]; ++g) {
-      const float* bk = b + cb.k[std::size_t(g)] * ldb;
-      V x[NV];
-      for (index_t v = 0; v < NV; ++v) x[v] = V::load_unaligned(bk + v * W);
-      index_t e = cb.ent_ptr[std::size_t(g)];
-      const index_t e1 = cb.ent_ptr[std::size_t(g + 1)];
-      for (; e + U <= e1; e += U) {  // U rows of the block (distinct: no store feeds another's load)
-        float* tr[U];
-        V sv[U], y[U][NV];
-        for (index_t u = 0; u < U; ++u) {
-          tr[u] = t + cb.row[std::size_t(e + u)] * TW;
-          sv[u] = V(cb.val[std::size_t(e + u)]);
-          for (index_t v = 0; v < NV; ++v) y[u][v] = V::load_aligned(tr[u] + v * W);
-        }
-        for (index_t u = 0; u < U; ++u)
-          for (index_t v = 0; v < NV; ++v) step<P, WF>(sv[u], x[v], y[u][v]).store_aligned(tr[u] + v * W);
+    for (index_t p = 0; p < kp.panels; ++p) {
+      const index_t k0 = p * kp.width, kn = std::min(kp.width, kp.cols - k0);
+      const float* bp = b + k0 * ldb;
+      index_t ld = ldb;
+      if (pack) {
+        pack_rows<NV>(bp, ldb, kn, pk);
+        bp = pk;
+        ld = TW;
       }
-      for (; e < e1; ++e) {
-        float* tr = t + cb.row[std::size_t(e)] * TW;
-        const V sv(cb.val[std::size_t(e)]);
-        for (index_t v = 0; v < NV; ++v) step<P, WF>(sv, x[v], V::load_aligned(tr + v * W)).store_aligned(tr + v * W);
+      const index_t* ptr = kp.ptr.data() + p * (kp.rows + 1) + r0;
+      for (index_t r = 0; r < mb; ++r) {  // (two rows' chains interleaved measured no faster)
+        index_t e = ptr[r];
+        const index_t e1 = ptr[r + 1];
+        if (e == e1) continue;
+        float* tr = t + r * TW;
+        V acc[NV];
+        _Pragma("GCC unroll 4") for (index_t v = 0; v < NV; ++v) acc[v] = V::load_aligned(tr + v * W);
+        for (; e < e1; ++e) {
+          const V sv(val[e]);
+          const float* bk = bp + kk[e] * ld;
+          _Pragma("GCC unroll 4") for (index_t v = 0; v < NV; ++v) acc[v] =
+              step<P, WF>(sv, V::load_unaligned(bk + v * W), acc[v]);
+        }
+        _Pragma("GCC unroll 4") for (index_t v = 0; v < NV; ++v) acc[v].store_aligned(tr + v * W);
       }
     }
     for (index_t r = 0; r < mb; ++r) {
@@ -526,26 +561,37 @@ void column_tile(const column_blocks& cb, index_t i0, index_t i1, const float* b
 }
 
 // C's columns [0, n) for rows [i0, i1) of S (multiples of unit_rows(S), or i1 = S.rows), c at C's row i0:
-// column tiles outer (the B panel stays in cache), rows inner. cb: S's column-outer layout (not for BCSR).
+// column tiles outer (the B panel stays in cache), rows inner. kp: S's k-panel layout (not for BCSR).
 template <class P, bool WF, class F>
-void product_rows(const F& S, const column_blocks* cb, index_t i0, index_t i1, const float* b, index_t ldb, float* c,
+void product_rows(const F& S, const k_panels* kp, index_t i0, index_t i1, const float* b, index_t ldb, float* c,
                   index_t ldc, index_t n, const scaling& o) {
   const auto rows = rows_of(S);
   index_t j = 0;
   if constexpr (simd::enabled) {
     if constexpr (std::is_same_v<F, bcsr_matrix>) {
       const index_t r = S.block.rows, bi0 = i0 / r, bi1 = i1 / r;
+      // B's panel (all S.cols rows x NV vectors) packed when that pays and fits 4 MiB: with a power-of-two
+      // ldb its rows would share a few cache sets, and the row-by-row loop reads all of it per block row.
+      const bool pack = S.cols <= max_pack_rows && pack_pays(S.nnz(), i1 - i0, S.rows, S.cols);
+      float* pk = pack ? thread_scratch<19>(std::size_t(S.cols * 4 * W)) : nullptr;
       auto tile = [&]<index_t NV>(index_t j0) {
-        index_t rr = 0;
-        for (; rr + 4 <= r; rr += 4) bcsr_vector_tile<P, WF, 4, NV>(S, bi0, bi1, rr, b + j0, ldb, c + j0, ldc, o);
-        for (; rr < r; ++rr) bcsr_vector_tile<P, WF, 1, NV>(S, bi0, bi1, rr, b + j0, ldb, c + j0, ldc, o);
+        const float* bt = b + j0;
+        index_t ld = ldb, rr = 0;
+        if (pack) {
+          pack_rows<NV>(bt, ldb, S.cols, pk);
+          bt = pk;
+          ld = NV * W;
+        }
+        for (; rr + 4 <= r; rr += 4) bcsr_vector_tile<P, WF, 4, NV>(S, bi0, bi1, rr, bt, ld, c + j0, ldc, o);
+        for (; rr < r; ++rr) bcsr_vector_tile<P, WF, 1, NV>(S, bi0, bi1, rr, bt, ld, c + j0, ldc, o);
       };
       for (; j + 4 * W <= n; j += 4 * W) tile.template operator()<4>(j);
       for (; j + W <= n; j += W) tile.template operator()<1>(j);
     } else {
-      float* t = thread_scratch<18>(std::size_t(column_block * 8 * W));
-      for (; j + 4 * W <= n; j += 4 * W) column_tile<P, WF, 4>(*cb, i0, i1, b + j, ldb, c + j, ldc, o, t);
-      for (; j + W <= n; j += W) column_tile<P, WF, 1>(*cb, i0, i1, b + j, ldb, c + j, ldc, o, t);
+      float* t = thread_scratch<18>(std::size_t(std::min(row_chunk, i1 - i0) * 4 * W));
+      float* pk = thread_scratch<19>(std::size_t(std::min(kp->width, max_pack_width) * 4 * W));
+      for (; j + 4 * W <= n; j += 4 * W) panel_tile<P, WF, 4>(*kp, i0, i1, b + j, ldb, c + j, ldc, o, t, pk);
+      for (; j + W <= n; j += W) panel_tile<P, WF, 1>(*kp, i0, i1, b + j, ldb, c + j, ldc, o, t, pk);
     }
   }
   for (; j < n; j += scalar_cols)
@@ -617,7 +663,7 @@ class sparse_kernel {
     detail::sparse_impl::check_scaling(p, label);
     approx::check_policy<Policy>();
     if (p.skip_zero_activations) t_ = detail::sparse_impl::transpose(s);
-    if constexpr (simd::enabled && !std::is_same_v<Format, bcsr_matrix>) cb_ = detail::sparse_impl::by_columns(s);
+    if constexpr (simd::enabled && !std::is_same_v<Format, bcsr_matrix>) kp_ = detail::sparse_impl::by_panels(s);
   }
 
   const Format& matrix() const noexcept { return *s_; }
@@ -658,7 +704,7 @@ class sparse_kernel {
   // Rows [i0, i1) of C = alpha S B + beta C (i0, i1 multiples of unit_rows(), or i1 = C.rows).
   void sd_rows(const mat<const float>& B, const mat<float>& C, index_t i0, index_t i1) const {
     if (i0 < i1)
-      detail::sparse_impl::product_rows<Policy, true>(*s_, &cb_, i0, i1, B.data, B.ld, C.row(i0), C.ld, C.cols, out());
+      detail::sparse_impl::product_rows<Policy, true>(*s_, &kp_, i0, i1, B.data, B.ld, C.row(i0), C.ld, C.cols, out());
   }
   // Columns [j0, j1) of C = alpha S B + beta C on the zero-skipping path.
   void sd_columns(const mat<const float>& B, const mat<float>& C, index_t j0, index_t j1) const {
@@ -688,7 +734,7 @@ class sparse_kernel {
       }
       for (index_t j0 = 0; j0 < N; j0 += chunk) {
         const index_t j1 = std::min(N, j0 + chunk);
-        product_rows<Policy, false>(*s_, &cb_, j0, j1, at, panel, tr, panel, panel, scaling{});
+        product_rows<Policy, false>(*s_, &kp_, j0, j1, at, panel, tr, panel, panel, scaling{});
         const scaling o = out();
         for (index_t r = 0; r < mb; ++r) {
           float* ci = C.row(r0 + r);
@@ -708,7 +754,7 @@ class sparse_kernel {
   const Format* s_;
   sparse_params p_;
   detail::sparse_impl::columns t_;
-  detail::sparse_impl::column_blocks cb_;
+  detail::sparse_impl::k_panels kp_;
 };
 
 // C = alpha S B + beta C, OpenMP-parallel over C's rows (zero-skipping: over C's columns).
