@@ -6,6 +6,7 @@
 // still defined for every xsimd arch, so it is tested in every build.
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <type_traits>
 
@@ -45,6 +46,18 @@ batch<std::int32_t, A> select(xsimd::batch_bool<std::int32_t, A> c, batch<std::i
   return xsimd::bitwise_cast<batch<std::int32_t, A>>(
       xsimd::select(xsimd::bool_cast(c), xsimd::bitwise_cast<F>(a), xsimd::bitwise_cast<F>(b)));
 }
+
+// a b + c with one rounding, on batches or scalars. xsimd 8.1 has no AVX-512 fma kernel and falls back
+// to a * b + c, which is fused only where the compiler contracts it (GCC does by default; clang 14 does
+// not, and the exact policy's sums then differed from their fused definition).
+template <class A>
+batch<float, A> fma(batch<float, A> a, batch<float, A> b, batch<float, A> c) noexcept {
+#if defined(__AVX512F__)
+  if constexpr (std::is_base_of_v<xsimd::avx512f, A>) return _mm512_fmadd_ps(a, b, c);
+#endif
+  return xsimd::fma(a, b, c);
+}
+inline float fma(float a, float b, float c) noexcept { return std::fma(a, b, c); }
 
 template <class A>
 batch<float, A> load(const float* p) noexcept {

@@ -359,11 +359,7 @@ index_t unit_rows(const F&) noexcept {
 
 // ---- the step and the output ----
 
-inline float fma(float a, float b, float c) noexcept { return std::fma(a, b, c); }
-template <class A>
-xsimd::batch<float, A> fma(xsimd::batch<float, A> a, xsimd::batch<float, A> b, xsimd::batch<float, A> c) noexcept {
-  return xsimd::fma(a, b, c);
-}
+using simd::fma;
 
 // acc + P(s, b) (weight first: S B) or acc + P(b, s) (activation first: A W^T); exact fuses.
 template <class P, bool weight_first, class L>

@@ -56,10 +56,7 @@ void lane_store(float* p, V v) noexcept {
 
 template <class V>
 V lane_fma(V a, V b, V c) noexcept {
-  if constexpr (std::is_same_v<V, float>)
-    return std::fma(a, b, c);
-  else
-    return xsimd::fma(a, b, c);
+  return simd::fma(a, b, c);
 }
 
 // ---- fast paths: policies whose product is f(g(a) * g(b)), with g applied while packing (O(n^2)) -------
