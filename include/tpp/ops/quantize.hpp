@@ -365,13 +365,17 @@ template <class F>
     if (j < cols) f(j, cols - j);
 }
 
-// A software prefetch (to L2) 8 KiB ahead on an fp32 input stream, once per vector (8- and 16-bit code
-// inputs, a quarter or half of a line per vector, measured no faster with it). From DRAM the hardware
-// prefetchers alone held int8 quantize to 33 GB/s, and per column (its scales competing for the L1) to 14,
-// against memcpy's 41; with it 55 and 41 (distances of 2 and 4 KiB gave 24 and 33 per column).
-template <class T>
-[[gnu::always_inline]] inline void prefetch_ahead(const T* p) noexcept {
-  __builtin_prefetch(reinterpret_cast<const void*>(reinterpret_cast<std::uintptr_t>(p) + 8192), 0, 2);
+// The same over a row whose fp32 / bf16 input src streams in (read once, perhaps from DRAM), with a
+// software prefetch (to L2) 8 KiB ahead of src + j before each f. From DRAM the hardware prefetchers alone
+// held int8 quantize to 33 GB/s, and per column (its scales competing for the L1) to 14, against memcpy's
+// 41; with it 55 and 41 (distances of 2 and 4 KiB gave 24 and 33 per column). 8- and 16-bit code inputs
+// (a quarter or half of a line per vector) measured no faster with it and use the plain form.
+template <class T, class F>
+[[gnu::flatten]] inline void chunks(index_t cols, const T* src, F&& f) {
+  chunks(cols, [&](index_t j, index_t n) {
+    __builtin_prefetch(reinterpret_cast<const void*>(reinterpret_cast<std::uintptr_t>(src + j) + 8192), 0, 2);
+    f(j, n);
+  });
 }
 
 // Column indices col_offset + j + lane of a chunk, as the hash's 32-bit counters.
@@ -455,13 +459,12 @@ void scale_round(mat<const TI> x, mat<TQ> q, scale_rows s) noexcept {
     const float *mr = s.mult, *zr = s.zero;
     const bool zc = s.has_zero;
     const V mi(s.mult[i * s.step]), zi(s.zero[i * s.step]);
-    chunks(x.cols, [=](index_t j, index_t n) {
+    chunks(x.cols, xr, [=](index_t j, index_t n) {
       V m = mi, z = zi;
       if constexpr (PerCol) {
         m = load(mr + j, n);
         if (zc) z = load(zr + j, n);  // (the scales alone keep a 4096-column row's working set in the L1)
       }
-      prefetch_ahead(xr + j);
       const V t = P::mul(load(xr + j, n), m);
       const V r = lanes::select(lanes::is_nan(t), V(0.0f), round_even(t));
       store_int(qr + j, to_i32(lanes::clamp(r + z, lo, hi)), n);
@@ -499,8 +502,7 @@ void group_ranges(mat<const T> x, quant_granularity g, float* lo, float* hi) noe
     std::fill_n(hi, x.cols, 0.0f);
     for (index_t i = 0; i < x.rows; ++i) {
       const T* xr = x.row(i);
-      chunks(x.cols, [&](index_t j, index_t n) {
-        prefetch_ahead(xr + j);
+      chunks(x.cols, xr, [&](index_t j, index_t n) {
         const V v = finite(load(xr + j, n));
         store(lo + j, lanes::min(load(lo + j, n), v), n);
         store(hi + j, lanes::max(load(hi + j, n), v), n);
@@ -511,8 +513,7 @@ void group_ranges(mat<const T> x, quant_granularity g, float* lo, float* hi) noe
   V vlo(0.0f), vhi(0.0f);
   for (index_t i = 0; i < x.rows; ++i) {
     const T* xr = x.row(i);
-    chunks(x.cols, [&](index_t j, index_t n) {
-      prefetch_ahead(xr + j);
+    chunks(x.cols, xr, [&](index_t j, index_t n) {
       const V v = finite(load(xr + j, n));  // partial loads: zeros, inside [lo, hi] anyway
       vlo = lanes::min(vlo, v);
       vhi = lanes::max(vhi, v);
@@ -541,8 +542,7 @@ void fixed_rows(mat<const TI> x, mat<std::int16_t> q, int fl, const stochastic_p
     const TI* xr = x.row(i);
     std::int16_t* qr = q.row(i);
     const std::uint64_t key = dropout_row_key(seed ^ rounding_stream, std::uint64_t(ro + i));
-    chunks(x.cols, [=](index_t j, index_t n) {
-      prefetch_ahead(xr + j);
+    chunks(x.cols, xr, [=](index_t j, index_t n) {
       const V t = load(xr + j, n) * up;  // exact: a power of two, scaling up
       V r;
       if constexpr (R == rounding::nearest_even) {
@@ -584,16 +584,12 @@ inline void bf16_rows(mat<const float> x, mat<bf16> y, rounding r, const stochas
     const float* xr = x.row(i);
     bf16* yr = y.row(i);
     if (r == rounding::nearest_even) {
-      chunks(x.cols, [&](index_t j, index_t n) {
-        prefetch_ahead(xr + j);
-        store(yr + j, load(xr + j, n), n);
-      });
+      chunks(x.cols, xr, [&](index_t j, index_t n) { store(yr + j, load(xr + j, n), n); });
       continue;
     }
     const std::uint64_t key = dropout_row_key(sr.seed ^ rounding_stream, std::uint64_t(sr.row_offset + i));
     const index_t co = sr.col_offset;
-    chunks(x.cols, [=](index_t j, index_t n) {
-      prefetch_ahead(xr + j);
+    chunks(x.cols, xr, [=](index_t j, index_t n) {
       store_upper(yr + j, stochastic_bf16(load(xr + j, n), dropout_hash(key, col_counters(co, j))), n);
     });
   }
@@ -644,8 +640,7 @@ inline V bfp_magnitude(V x, const bfp_scale& s, float kmax, bool truncate) noexc
 template <class T>
 float block_maxabs(const T* p, index_t len) noexcept {
   V m(0.0f);
-  chunks(len, [&](index_t j, index_t n) {
-    prefetch_ahead(p + j);
+  chunks(len, p, [&](index_t j, index_t n) {
     const V a = lanes::abs(load(p + j, n));
     m = lanes::max(m, lanes::select(a < V(inf), a, V(0.0f)));
   });
@@ -724,8 +719,7 @@ float word_abs_sum(const T* p, index_t n) noexcept {
 template <class T, class Pred>
 std::uint64_t word_bits(const T* p, index_t n, Pred pred) noexcept {
   std::uint64_t w = 0;
-  chunks(n, [&](index_t j, index_t c) {
-    prefetch_ahead(p + j);
+  chunks(n, p, [&](index_t j, index_t c) {
     const std::uint64_t b = lane_bits(pred(load(p + j, c)));
     w |= (c == W ? b : b & ((std::uint64_t(1) << c) - 1)) << j;
   });
@@ -976,9 +970,7 @@ class fixed_dequantize_kernel : public detail::kernel_shape {
     for (index_t i = 0; i < rows_; ++i) {
       const std::int16_t* qr = q.row(i);
       TO* yr = y.row(i);
-      chunks(cols_, [&](index_t j, index_t n) {
-        store(yr + j, load(qr + j, n) * down, n);
-      });
+      chunks(cols_, [&](index_t j, index_t n) { store(yr + j, load(qr + j, n) * down, n); });
     }
   }
 
@@ -1064,8 +1056,7 @@ class bfp_quantize_kernel : public detail::kernel_shape {
     bfp_blocks_of(x, params_, [&](index_t i, index_t b, index_t j0, index_t len, const bfp_scale& s) {
       const in_type* xr = x.row(i) + j0;
       TM* mr = mantissa.row(i) + j0;
-      chunks(len, [&](index_t j, index_t n) {
-        prefetch_ahead(xr + j);
+      chunks(len, xr, [&](index_t j, index_t n) {
         const V v = load(xr + j, n);
         store_int(mr + j, to_i32(copysign(bfp_magnitude(v, s, kmax, trunc), v)), n);
       });
@@ -1110,10 +1101,7 @@ class bfp_dequantize_kernel : public detail::kernel_shape {
         const bfp_scale s = make_bfp_scale(e, m);
         const TM* mr = mantissa.row(i) + j0;
         TO* yr = y.row(i) + j0;
-        chunks(len, [&](index_t j, index_t n) {
-          detail::quant::prefetch_ahead(mr + j);
-          store(yr + j, load(mr + j, n) * V(s.down1) * V(s.down2), n);
-        });
+        chunks(len, [&](index_t j, index_t n) { store(yr + j, load(mr + j, n) * V(s.down1) * V(s.down2), n); });
       }
   }
 
@@ -1141,8 +1129,7 @@ class bfp_fake_quant_kernel : public detail::kernel_shape {
     bfp_blocks_of(x, params_, [&](index_t i, index_t, index_t j0, index_t len, const bfp_scale& s) {
       const in_type* xr = x.row(i) + j0;
       TO* yr = y.row(i) + j0;
-      chunks(len, [&](index_t j, index_t n) {
-        prefetch_ahead(xr + j);
+      chunks(len, xr, [&](index_t j, index_t n) {
         const V v = load(xr + j, n);
         const V q = copysign(bfp_magnitude(v, s, kmax, trunc) * V(s.down1) * V(s.down2), v);
         store(yr + j, detail::lanes::select(detail::lanes::abs(v) < V(inf), q, v), n);
@@ -1199,8 +1186,7 @@ class pow2_quantize_kernel : public detail::kernel_shape {
     for (index_t i = 0; i < rows_; ++i) {
       const in_type* xr = x.row(i);
       TO* yr = y.row(i);
-      chunks(cols_, [&](index_t j, index_t n) {
-        prefetch_ahead(xr + j);
+      chunks(cols_, xr, [&](index_t j, index_t n) {
         const V v = load(xr + j, n);
         store(yr + j, detail::lanes::select(detail::lanes::is_nan(v), v, copysign(pow2_magnitude(detail::lanes::abs(v), c), v)), n);
       });
@@ -1230,8 +1216,7 @@ class pow2_encode_kernel : public detail::kernel_shape {
     for (index_t i = 0; i < rows_; ++i) {
       const in_type* xr = x.row(i);
       std::int8_t* cr = code.row(i);
-      chunks(cols_, [&](index_t j, index_t n) {
-        prefetch_ahead(xr + j);
+      chunks(cols_, xr, [&](index_t j, index_t n) {
         const V v = load(xr + j, n);
         const V r = pow2_magnitude(detail::lanes::abs(v), c);
         const V k = biased_exponent(r) - V(c.code_base);

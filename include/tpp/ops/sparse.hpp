@@ -438,12 +438,16 @@ void bcsr_vector_tile(const bcsr_matrix& S, index_t bi0, index_t bi1, index_t rr
   }
 }
 
-// B's rows [0, kn) x NV vectors (b at the first, ldb apart) to pk, contiguous (kn, NV W).
+// B's rows [0, kn) x NV vectors (b at the first, ld apart) contiguous: b itself when ld is NV W already,
+// else a copy in pk (and ld becomes NV W).
 template <index_t NV>
-void pack_rows(const float* b, index_t ldb, index_t kn, float* pk) {
+const float* contiguous_rows(const float* b, index_t& ld, index_t kn, float* pk) {
   using V = simd::batch<float>;
+  if (ld == NV * W) return b;
   for (index_t k = 0; k < kn; ++k)
-    for (index_t v = 0; v < NV; ++v) V::load_unaligned(b + k * ldb + v * W).store_aligned(pk + (k * NV + v) * W);
+    for (index_t v = 0; v < NV; ++v) V::load_unaligned(b + k * ld + v * W).store_aligned(pk + (k * NV + v) * W);
+  ld = NV * W;
+  return pk;
 }
 
 // Whether copying B's panel pays: at least 8 entries per column of S, on average, over `rows` rows.
@@ -505,9 +509,9 @@ k_panels by_panels(const F& S) {
 }
 
 // Rows [i0, i1) into NV vectors of columns: per chunk of row_chunk rows, panel by panel (B's block of the
-// panel's rows copied to pk, contiguous, when the chunk has at least 8 entries per column on average to pay
-// for the copy: a power-of-two ldb would map all of the block's rows to the same L1 sets), each row's segment accumulates in registers from its fp32 tile row
-// t(r, :) and goes back there. The tile starts at +0 and each output element takes the steps of
+// panel's rows made contiguous in pk when the chunk has at least 8 entries per column on average to pay
+// for the copy: a power-of-two ldb would map all of the block's rows to the same L1 sets), each row's
+// segment accumulates in registers from its fp32 tile row t(r, :) and goes back there. The tile starts at +0 and each output element takes the steps of
 // scalar_tile in the same (ascending k) order, so the results are the same bits.
 template <class P, bool WF, index_t NV>
 void panel_tile(const k_panels& kp, index_t i0, index_t i1, const float* b, index_t ldb, float* c, index_t ldc,
@@ -524,11 +528,7 @@ void panel_tile(const k_panels& kp, index_t i0, index_t i1, const float* b, inde
       const index_t k0 = p * kp.width, kn = std::min(kp.width, kp.cols - k0);
       const float* bp = b + k0 * ldb;
       index_t ld = ldb;
-      if (pack) {
-        pack_rows<NV>(bp, ldb, kn, pk);
-        bp = pk;
-        ld = TW;
-      }
+      if (pack) bp = contiguous_rows<NV>(bp, ld, kn, pk);
       const index_t* ptr = kp.ptr.data() + p * (kp.rows + 1) + r0;
       for (index_t r = 0; r < mb; ++r) {  // (two rows' chains interleaved measured no faster)
         index_t e = ptr[r];
@@ -571,13 +571,8 @@ void product_rows(const F& S, const k_panels* kp, index_t i0, index_t i1, const 
       const bool pack = S.cols <= max_pack_rows && pack_pays(S.nnz(), i1 - i0, S.rows, S.cols);
       float* pk = pack ? thread_scratch<19>(std::size_t(S.cols * 4 * W)) : nullptr;
       auto tile = [&]<index_t NV>(index_t j0) {
-        const float* bt = b + j0;
         index_t ld = ldb, rr = 0;
-        if (pack) {
-          pack_rows<NV>(bt, ldb, S.cols, pk);
-          bt = pk;
-          ld = NV * W;
-        }
+        const float* bt = pack ? contiguous_rows<NV>(b + j0, ld, S.cols, pk) : b + j0;
         for (; rr + 4 <= r; rr += 4) bcsr_vector_tile<P, WF, 4, NV>(S, bi0, bi1, rr, bt, ld, c + j0, ldc, o);
         for (; rr < r; ++rr) bcsr_vector_tile<P, WF, 1, NV>(S, bi0, bi1, rr, bt, ld, c + j0, ldc, o);
       };
