@@ -364,46 +364,56 @@ TEST_CASE("fixed point, stochastic: a neighbour always, in range, reproducible, 
                      rounding::stochastic, {7, i0, j0});
     }
   CHECK(tiled == q);
-  // the elementwise definition: up where (h >> 8) 2^-24 < frac, h = rounding_bits(seed, row, col)
+  // the elementwise definition, in double: q = floor((S + r) / 2^16), S = x 2^(FL+16) clamped to
+  // [-2^31, 2^31 - 2^16] and truncated toward zero, r = rounding_bits(seed, row, col) < 2^16
   bad = 0;
   for (index_t i = 0; i < M; ++i)
     for (index_t j = 0; j < N; ++j) {
-      const float t = x[std::size_t(i * N + j)] * 4096.0f;
-      if (!std::isfinite(t)) continue;
-      const float fl = std::floor(t);
-      const bool up = float(rounding_bits(7, i, j) >> 8) * 0x1p-24f < t - fl;
-      if (q[std::size_t(i * N + j)] != std::int16_t(std::clamp(double(fl) + up, -32768.0, 32767.0))) ++bad;
+      const double t = double(x[std::size_t(i * N + j)]);
+      if (std::isnan(t)) continue;
+      const double S = std::trunc(std::clamp(t * 0x1p28, -0x1p31, 0x1p31 - 0x1p16));
+      const std::uint32_t r = rounding_bits(7, i, j);
+      if (r >= 65536u) ++bad;
+      if (q[std::size_t(i * N + j)] != std::floor((S + double(r)) / 65536.0)) ++bad;
     }
   CHECK(bad == 0);
 }
 
 TEST_CASE("fixed point, stochastic: unbiased within 5 sigma; neighbouring elements independent") {
-  // For t = floor(t) + p each draw is floor(t) + Bernoulli(p') with |p' - p| <= 2^-24 (the 2^24-point grid of r),
-  // so the mean of (q - t) over n independent draws has expectation within 2^-24 and standard deviation
-  // sqrt(Σ p(1 - p)) / n: |mean| <= 5 sqrt(Σ p(1-p)) / n + 2^-24 (a 5-sigma bound: fails by chance < 1e-6).
+  // For t = floor(t) + p each draw is floor(t) + Bernoulli(p') with |p' - p| < 2^-16 (t is truncated to 16
+  // fractional bits, r is uniform on 2^16 values), so the mean of (q - t) over n independent draws has
+  // expectation within 2^-16 and standard deviation sqrt(Σ p'(1 - p')) / n <= sqrt(Σ p(1 - p) + n 2^-16) / n:
+  // |mean| <= 5 sqrt(Σ p(1-p) + n 2^-16) / n + 2^-16 (a 5-sigma bound: fails by chance < 1e-6).
   const fixed_point_format f{8, 8};
   const index_t M = 256, N = 256;
+  const double n = double(M * N);
   for (const double p : {0.5, 0.25, 0.8125, 0.1}) {
     INFO("frac ", p);
     const std::vector<float> x(static_cast<std::size_t>(M * N), float((37 + p) / 256.0));
     const auto q = fixed_sr(x, M, N, f, 99);
     double mean = 0;
     for (auto v : q) mean += v - (37 + p);
-    mean /= double(M * N);
-    CHECK(std::abs(mean) <= 5 * std::sqrt(p * (1 - p) * double(M * N)) / double(M * N) + 0x1p-24);
-    // independence of horizontal and vertical neighbours: P(both up) = p^2, std sqrt(p^2 (1 - p^2) / pairs)
-    double both_h = 0, both_v = 0;
+    mean /= n;
+    CHECK(std::abs(mean) <= 5 * std::sqrt(p * (1 - p) * n + n * 0x1p-16) / n + 0x1p-16);
+    // independence of neighbours: horizontal, vertical, and columns c and c + 16 (whose bits are the two
+    // halves of one hash): P(both up) = p'^2, within 2^-15 of p^2; std sqrt(p^2 (1 - p^2) / pairs)
+    double both_h = 0, both_v = 0, both_16 = 0, pairs_16 = 0;
     for (index_t i = 0; i + 1 < M; ++i)
       for (index_t j = 0; j + 1 < N; ++j) {
         const bool a = q[std::size_t(i * N + j)] == 38, b = q[std::size_t(i * N + j + 1)] == 38,
                    c = q[std::size_t((i + 1) * N + j)] == 38;
         both_h += a && b;
         both_v += a && c;
+        if (j % 32 < 16) {
+          both_16 += a && q[std::size_t(i * N + j + 16)] == 38;
+          ++pairs_16;
+        }
       }
     const double pairs = double((M - 1) * (N - 1));
-    const double tol = 5 * std::sqrt(p * p * (1 - p * p) / pairs) + 4 * 0x1p-24;
-    CHECK(std::abs(both_h / pairs - p * p) <= tol);
-    CHECK(std::abs(both_v / pairs - p * p) <= tol);
+    const auto tol = [&](double k) { return 5 * std::sqrt(p * p * (1 - p * p) / k) + 0x1p-15 + 0x1p-32; };
+    CHECK(std::abs(both_h / pairs - p * p) <= tol(pairs));
+    CHECK(std::abs(both_v / pairs - p * p) <= tol(pairs));
+    CHECK(std::abs(both_16 / pairs_16 - p * p) <= tol(pairs_16));
   }
   // random values: every element its own p
   const auto x = test::uniform(std::size_t(M * N), -100.0f, 100.0f, 5);
@@ -414,7 +424,7 @@ TEST_CASE("fixed point, stochastic: unbiased within 5 sigma; neighbouring elemen
     err += q[k] - t;
     var += p * (1 - p);
   }
-  CHECK(std::abs(err / double(x.size())) <= 5 * std::sqrt(var) / double(x.size()) + 0x1p-24);
+  CHECK(std::abs(err / n) <= 5 * std::sqrt(var + n * 0x1p-16) / n + 0x1p-16);
 }
 
 // ============================================ bf16 ============================================
@@ -615,6 +625,51 @@ TEST_CASE("bfp: tiny, denormal, zero, huge and non-finite blocks") {
   CHECK(y[1] == -inf);
   CHECK(std::isnan(y[2]));
   CHECK(y[3] == 1.0f);
+}
+
+TEST_CASE("bfp: whole groups of 16 blocks (the transposed reduction), blocks of every kind side by side") {
+  // Rows of 17 B + 5 columns: one group of 16 whole blocks (on AVX-512 with B % 16 == 0, their maxima come
+  // from one transposing reduction), then a group of one whole and one partial block. Block k of a row is
+  // scaled by 2^(9k - 70) and some blocks are special, so neighbouring lanes carry unrelated exponents.
+  // With and without the block near FLT_MAX: one such block makes its group round by scaling (the
+  // magic-constant rounding needs the step below 2^105), otherwise groups round by the magic constants.
+  for (const bool huge : {true, false})
+  for (const index_t B : {index_t(16), index_t(48), index_t(64)})
+    for (const bool truncate : {false, true})
+      for (const int m : {1, 8, 15, 22, 23, 24}) {
+        const index_t rows = 3, cols = 17 * B + 5;
+        auto v = spread(static_cast<std::size_t>(rows * cols), 3, std::uint64_t(B + m));
+        for (index_t i = 0; i < rows; ++i)
+          for (index_t j = 0; j < cols; ++j) {
+            float& x = v[std::size_t(i * cols + j)];
+            const index_t k = j / B, r = j % B;
+            x = std::ldexp(x, int(9 * k) - 70 + int(i));
+            if (k == 2) x = 0.0f;                                // all zero
+            if (k == 3) x = r % 2 ? 1e-45f : -3e-42f;             // denormal
+            if (k == 5 && r == 7) x = inf;                        // Inf and NaN beside finite values
+            if (k == 6 && r == 0) x = qnan;
+            if (k == 7 && huge) x = r == B - 1 ? 0x1.fffffep127f : 1.0f;  // rounds up to 2^128
+            if (k == 10) x = std::ldexp(x, 60);                    // large, with a step below 2^105
+            if (k == 11 && r % 4 == 1) x = -x;                     // ties and signs: +-0.5, +-1.5 steps
+            if (k == 12) x = float(int(r) - int(B / 2)) * 0.5f;
+            if (k == 8) x = r % 3 ? qnan : -inf;                  // no finite value
+            if (k == 9 && r == 5) x = 0x1.ffffffp-1f * 2;         // the maximum rounds up at m bits
+          }
+        check_bfp(rows, cols, 1, {B, m, truncate}, v);
+      }
+  // bf16 in: the same as its fp32 values
+  const index_t rows = 2, cols = 16 * 32;
+  padded<bf16> xb(rows, cols, 0);
+  xb.fill(spread(std::size_t(rows * cols), 8, 5));
+  padded<float> xf(rows, cols, 0), yb(rows, cols, 0), yf(rows, cols, 0);
+  for (index_t i = 0; i < rows; ++i)
+    for (index_t j = 0; j < cols; ++j) xf(i, j) = to_float(xb(i, j));
+  bfp_fake_quant(xb.cm(), yb.m(), {32, 6, false});
+  bfp_fake_quant(xf.cm(), yf.m(), {32, 6, false});
+  int bad = 0;
+  for (index_t i = 0; i < rows; ++i)
+    for (index_t j = 0; j < cols; ++j) bad += !test::same_bits(yb(i, j), yf(i, j));
+  CHECK(bad == 0);
 }
 
 TEST_CASE("bfp: edge shapes with bf16 in / out, in-place fake-quant") {

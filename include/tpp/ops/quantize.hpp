@@ -18,11 +18,14 @@
 //   fixed point  quantize_fixed    q = sat(round(x 2^FL))   fp32 / bf16 -> int16;  dequantize_fixed y = q 2^-FL
 //     <IL, FL> as in Gupta et al. 2015: a 16-bit word, IL integer bits including the sign, FL = 16 - IL
 //     fractional bits (IL + FL must be 16, IL in [1, 16]); values [-2^(IL-1), 2^(IL-1) - 2^-FL] in steps
-//     of 2^-FL. round = rne, or stochastic: floor(t) + (r < t - floor(t)) with r = (h >> 8) 2^-24 uniform on
-//     the 2^24-point grid of [0, 1), so t rounds up with probability ceil(frac 2^24) 2^-24: unbiased to
-//     within 2^-24 of a step. The scalings by 2^FL and 2^-FL are exact (no Policy product).
-//   bf16         round_to_bf16     rne (to_bf16_rne's bits) or stochastic: the fp32 bit pattern plus the low
-//     16 bits of h, truncated to its upper half, so |x| rounds away from zero with probability
+//     of 2^-FL. round = rne, or stochastic: with r the element's 16 random bits (below) and
+//     S = trunc(clamp(x 2^(FL+16), -2^31, 2^31 - 2^16)) (t = x 2^FL to 16 fractional bits, toward zero),
+//     q = floor((S + r) / 2^16): t rounds up with probability (S mod 2^16) / 2^16, within 2^-16 of frac(t):
+//     unbiased to within 2^-16 of a step, and an integer t (a representable value) stays. Integer
+//     arithmetic throughout (one 32-bit add and an arithmetic shift); NaN gives 0. The scalings by powers of
+//     two are exact (no Policy product).
+//   bf16         round_to_bf16     rne (to_bf16_rne's bits) or stochastic: the fp32 bit pattern plus the
+//     element's 16 random bits r, truncated to its upper half, so |x| rounds away from zero with probability
 //     (low 16 bits of x) / 2^16: exactly unbiased on the bf16 grid, denormals included; the result is
 //     always one of the two bf16 values bracketing x (x itself when x is a bf16). NaN stays a (quiet) NaN,
 //     +-Inf and +-0 stay. A finite x never becomes Inf unless |x| is above the largest finite bf16
@@ -58,11 +61,15 @@
 //     bits past K in the last word are masked, whatever they hold. AVX-512 VPOPCNTDQ (vpopcntq over 8 words)
 //     where __AVX512VPOPCNTDQ__ is defined, else std::popcount per word; 4 x 4 register tiles.
 //
-// Stochastic rounding draws h = rounding_bits(seed, row + row_offset, col + col_offset): the counter-based
-// hash of dropout (ops/unary.hpp: dropout_hash(dropout_row_key(seed ^ rounding_stream, r), c)), keyed by the
-// element's position in the logical tensor, so results are reproducible for a seed and independent of
-// tiling, threading and SIMD width (a tile passes its offsets and gets the whole tensor's bits); different
-// elements draw independently hashed bits. The constant rounding_stream separates the stream from
+// Stochastic rounding draws r = rounding_bits(seed, row + row_offset, col + col_offset), 16 bits per
+// element from the counter-based hash of dropout (ops/unary.hpp: h = dropout_hash(dropout_row_key(seed ^
+// rounding_stream, row), counter)): columns are taken in groups of 32, and columns c and c + 16 of a group
+// share the hash of counter ((c >> 5) << 4) | (c & 15), c taking its low half and c + 16 its high half. Bits are
+// keyed by the element's position in the logical tensor, so results are reproducible for a seed and
+// independent of tiling, threading and SIMD width (a tile passes its offsets and gets the whole tensor's
+// bits); different elements draw independently hashed bits. One hash per two elements: the hash (four 32-bit
+// multiplies a vector) is what bounds these kernels (fixed-point stochastic rounding went from 0.54x to
+// memcpy's speed with it and integer rounding). The constant rounding_stream separates the stream from
 // dropout's: dropout and rounding with the same seed draw unrelated bits.
 //
 // Policy products: only the int8 family's scalings, P(x, 1 / s), P(q - z, s) and P(acc, s) (scalar mul in
@@ -142,11 +149,14 @@ struct stochastic_params {
   index_t col_offset = 0;  // >= 0
 };
 
-// The 32 random bits of element (row, col) of the logical tensor (offsets applied by the caller).
+// The 16 random bits of element (row, col) of the logical tensor (offsets applied by the caller; see the
+// header: one hash serves columns c and c + 16 of each group of 32).
 inline constexpr std::uint64_t rounding_stream = 0x9e3779b97f4a7c15ull;  // (the golden-ratio constant)
 
 constexpr std::uint32_t rounding_bits(std::uint64_t seed, index_t row, index_t col) noexcept {
-  return dropout_hash(dropout_row_key(seed ^ rounding_stream, std::uint64_t(row)), std::uint32_t(col));
+  const auto c = std::uint32_t(col);
+  const std::uint32_t h = dropout_hash(dropout_row_key(seed ^ rounding_stream, std::uint64_t(row)), ((c >> 5) << 4) | (c & 15u));
+  return (c & 16u) != 0 ? h >> 16 : h & 0xffffu;
 }
 
 // <IL, FL> fixed point in 16 bits: IL integer bits including the sign, FL fractional bits, IL + FL = 16.
@@ -231,11 +241,11 @@ template <class A>
 xsimd::batch<float, A> as_f32(xsimd::batch<std::uint32_t, A> u) noexcept {
   return xsimd::bitwise_cast<xsimd::batch<float, A>>(u);
 }
-// (h >> 8) 2^-24: uniform on the 2^24-point grid of [0, 1).
-inline float unit_uniform(std::uint32_t h) noexcept { return float(h >> 8) * 0x1p-24f; }
+inline float pow2f(int e) noexcept { return std::bit_cast<float>(std::uint32_t(e + 127) << 23); }  // e in [-126, 127]
+inline std::int32_t as_i32(std::uint32_t u) noexcept { return std::int32_t(u); }
 template <class A>
-xsimd::batch<float, A> unit_uniform(xsimd::batch<std::uint32_t, A> h) noexcept {
-  return xsimd::to_float(xsimd::bitwise_cast<xsimd::batch<std::int32_t, A>>(h >> 8)) * xsimd::batch<float, A>(0x1p-24f);
+xsimd::batch<std::int32_t, A> as_i32(xsimd::batch<std::uint32_t, A> u) noexcept {
+  return xsimd::bitwise_cast<xsimd::batch<std::int32_t, A>>(u);
 }
 
 inline float hmax(float v) noexcept { return v; }
@@ -365,15 +375,21 @@ template <class F>
     if (j < cols) f(j, cols - j);
 }
 
-// The same over a row whose fp32 / bf16 input src streams in (read once, perhaps from DRAM), with a
-// software prefetch (to L2) 8 KiB ahead of src + j before each f. From DRAM the hardware prefetchers alone
-// held int8 quantize to 33 GB/s, and per column (its scales competing for the L1) to 14, against memcpy's
-// 41; with it 55 and 41 (distances of 2 and 4 KiB gave 24 and 33 per column). 8- and 16-bit code inputs
-// (a quarter or half of a line per vector) measured no faster with it and use the plain form.
+// A software prefetch (to L2) 8 KiB ahead of an input stream. From DRAM the hardware prefetchers alone held
+// int8 quantize to 33 GB/s, and per column (its scales competing for the L1) to 14, against memcpy's 41;
+// with it 55 and 41 (distances of 2 and 4 KiB gave 24 and 33 per column). 8- and 16-bit code inputs (a
+// quarter or half of a line per vector) measured no faster with it and are not prefetched.
+template <class T>
+inline void prefetch_ahead(const T* p) noexcept {
+  __builtin_prefetch(reinterpret_cast<const void*>(reinterpret_cast<std::uintptr_t>(p) + 8192), 0, 2);
+}
+
+// chunks() over a row whose fp32 / bf16 input src streams in (read once, perhaps from DRAM), prefetching
+// ahead of src + j before each f.
 template <class T, class F>
 [[gnu::flatten]] inline void chunks(index_t cols, const T* src, F&& f) {
   chunks(cols, [&](index_t j, index_t n) {
-    __builtin_prefetch(reinterpret_cast<const void*>(reinterpret_cast<std::uintptr_t>(src + j) + 8192), 0, 2);
+    prefetch_ahead(src + j);
     f(j, n);
   });
 }
@@ -381,6 +397,40 @@ template <class T, class F>
 // Column indices col_offset + j + lane of a chunk, as the hash's 32-bit counters.
 inline VU col_counters(index_t col_offset, index_t j) noexcept {
   return VU(std::uint32_t(col_offset + j)) + io::iota();
+}
+
+// rounding_bits of the lanes of the chunk at column col_offset + j of a row keyed key, lane by lane.
+inline VU chunk_bits(std::uint64_t key, index_t col_offset, index_t j) noexcept {
+  const VU c = col_counters(col_offset, j);
+  const VU h = dropout_hash(key, ((c >> 5) << 4) | (c & VU(15u)));
+  const VU high = VU(0u) - ((c >> 4) & VU(1u));  // all ones where c & 16: the high half
+  return ((h >> 16) & high) | (h & VU(0xffffu) & ~high);
+}
+
+// f(j, n, r) over the chunks of a row of cols streaming from src, as chunks(cols, src, f) but with r the
+// chunk's rounding_bits (the row's key, its first column at col_offset). Over each whole group of 32 columns
+// one hash of W counters serves two vectors, columns j + k and j + 16 + k (a group's counters are
+// consecutive); the columns before the first group and after the last hash lane by lane (chunk_bits).
+template <class T, class F>
+[[gnu::flatten]] inline void rounding_chunks(index_t cols, const T* src, std::uint64_t key, index_t col_offset, F&& f) {
+  static_assert(16 % W == 0, "tpp: a group's 16 counters fill whole vectors");
+  const auto lane_by_lane = [&](index_t j0, index_t len) {
+    chunks(len, src + j0, [&](index_t j, index_t n) { f(j0 + j, n, chunk_bits(key, col_offset, j0 + j)); });
+  };
+  const index_t head = std::min(cols, (32 - col_offset % 32) % 32);
+  lane_by_lane(0, head);
+  index_t j = head;
+  for (; j + 32 <= cols; j += 32) {
+    const VU base = VU(std::uint32_t(col_offset + j) >> 1) + io::iota();  // (col_offset + j) % 32 == 0
+    for (index_t k = 0; k < 16; k += W) {
+      const VU h = dropout_hash(key, base + VU(std::uint32_t(k)));
+      prefetch_ahead(src + j + k);
+      f(j + k, W, h & VU(0xffffu));
+      prefetch_ahead(src + j + 16 + k);
+      f(j + 16 + k, W, h >> 16);
+    }
+  }
+  lane_by_lane(j, cols - j);
 }
 
 // ---- validation ----
@@ -533,38 +583,45 @@ void group_ranges(mat<const T> x, quant_granularity g, float* lo, float* hi) noe
 
 // ---- fixed point ----
 
-template <rounding R, class TI>
-void fixed_rows(mat<const TI> x, mat<std::int16_t> q, int fl, const stochastic_params& sr) noexcept {
-  const V up(std::ldexp(1.0f, fl));
-  const std::uint64_t seed = sr.seed;
-  const index_t ro = sr.row_offset, co = sr.col_offset;
+template <class TI>
+void fixed_rows_nearest(mat<const TI> x, mat<std::int16_t> q, int fl) noexcept {
+  const V up(pow2f(fl));
   for (index_t i = 0; i < x.rows; ++i) {
     const TI* xr = x.row(i);
     std::int16_t* qr = q.row(i);
-    const std::uint64_t key = dropout_row_key(seed ^ rounding_stream, std::uint64_t(ro + i));
     chunks(x.cols, xr, [=](index_t j, index_t n) {
       const V t = load(xr + j, n) * up;  // exact: a power of two, scaling up
-      V r;
-      if constexpr (R == rounding::nearest_even) {
-        r = round_even(t);
-      } else {
-        const V f = floor(t);
-        const V u = unit_uniform(dropout_hash(key, col_counters(co, j)));
-        r = f + lanes::select(u < t - f, V(1.0f), V(0.0f));  // Inf: Inf - Inf = NaN, no increment
-      }
-      r = lanes::select(lanes::is_nan(r), V(0.0f), r);
+      const V r = lanes::select(lanes::is_nan(t), V(0.0f), round_even(t));
       store_int(qr + j, to_i32(lanes::clamp(r, -32768.0f, 32767.0f)), n);
+    });
+  }
+}
+
+// q = floor((S + r) / 2^16), S = trunc(clamp(x 2^(FL+16), -2^31, 2^31 - 2^16)) (NaN: S = 0): S + r <= 2^31 - 1
+// and the arithmetic shift lands in [-32768, 32767].
+template <class TI>
+void fixed_rows_stochastic(mat<const TI> x, mat<std::int16_t> q, int fl, const stochastic_params& sr) noexcept {
+  const V up(pow2f(fl + 16));
+  const index_t co = sr.col_offset;
+  for (index_t i = 0; i < x.rows; ++i) {
+    const TI* xr = x.row(i);
+    std::int16_t* qr = q.row(i);
+    const std::uint64_t key = dropout_row_key(sr.seed ^ rounding_stream, std::uint64_t(sr.row_offset + i));
+    rounding_chunks(x.cols, xr, key, co, [=](index_t j, index_t n, VU r) {
+      const V s = lanes::clamp(load(xr + j, n) * up, -0x1p31f, 0x1p31f - 0x1p16f);
+      const VI t = to_i32(lanes::select(lanes::is_nan(s), V(0.0f), s));  // truncation toward zero
+      store_int(qr + j, VI((t + as_i32(r)) >> 16), n);
     });
   }
 }
 
 // ---- bf16 ----
 
-// The fp32 pattern plus the low 16 bits of h (its upper half is the result), NaN made quiet.
+// The fp32 pattern plus 16 random bits r (its upper half is the result), NaN made quiet.
 template <class U>
-V stochastic_bf16(V x, U h) noexcept {
+V stochastic_bf16(V x, U r) noexcept {
   const U u = as_u32(x);
-  return lanes::select(lanes::is_nan(x), as_f32(u | U(0x00400000u)), as_f32(u + (h & U(0xffffu))));
+  return lanes::select(lanes::is_nan(x), as_f32(u | U(0x00400000u)), as_f32(u + r));
 }
 
 template <class L>
@@ -588,75 +645,321 @@ inline void bf16_rows(mat<const float> x, mat<bf16> y, rounding r, const stochas
       continue;
     }
     const std::uint64_t key = dropout_row_key(sr.seed ^ rounding_stream, std::uint64_t(sr.row_offset + i));
-    const index_t co = sr.col_offset;
-    chunks(x.cols, xr, [=](index_t j, index_t n) {
-      store_upper(yr + j, stochastic_bf16(load(xr + j, n), dropout_hash(key, col_counters(co, j))), n);
+    rounding_chunks(x.cols, xr, key, sr.col_offset, [=](index_t j, index_t n, VU r) {
+      store_upper(yr + j, stochastic_bf16(load(xr + j, n), r), n);
     });
   }
 }
 
 // ---- block floating point ----
 
-inline float pow2f(int e) noexcept { return std::bit_cast<float>(std::uint32_t(e + 127) << 23); }  // e in [-126, 127]
+// BFP works on groups of W blocks, block k of a group in lane k. A scalar search per block (a horizontal
+// max, then branches on the exponent) cost ~55 cycles a block, four times the block's own arithmetic at
+// B = 16. Now a group's maxima come from one transposing reduction (AVX-512; a horizontal max per block
+// elsewhere), its exponents and scale factors are computed in lanes (bfp_exponents, bfp_group_scales), and
+// round to nearest goes by magic constants (two adds a vector) where the group allows. 4096 x 4096 fp32
+// from DRAM, B = 16: 9 -> ~33 GB/s (memcpy ~40; details in the README).
 
-// floor(log2 a) for a finite a > 0 (denormals included).
-inline int exponent_of(float a) noexcept {
-  const std::uint32_t b = std::bit_cast<std::uint32_t>(a);
-  const int be = int(b >> 23);
-  return be > 0 ? be - 127 : int(std::bit_width(b)) - 150;
+// Integer lanes: select, min and max for int32 and batches of it.
+inline std::int32_t iselect(bool c, std::int32_t a, std::int32_t b) noexcept { return c ? a : b; }
+template <class A>
+xsimd::batch<std::int32_t, A> iselect(xsimd::batch_bool<std::int32_t, A> c, xsimd::batch<std::int32_t, A> a,
+                                      xsimd::batch<std::int32_t, A> b) noexcept {
+  return xsimd::select(c, a, b);
+}
+inline std::int32_t imin(std::int32_t a, std::int32_t b) noexcept { return std::min(a, b); }
+inline std::int32_t imax(std::int32_t a, std::int32_t b) noexcept { return std::max(a, b); }
+template <class A>
+xsimd::batch<std::int32_t, A> imin(xsimd::batch<std::int32_t, A> a, xsimd::batch<std::int32_t, A> b) noexcept {
+  return xsimd::min(a, b);
+}
+template <class A>
+xsimd::batch<std::int32_t, A> imax(xsimd::batch<std::int32_t, A> a, xsimd::batch<std::int32_t, A> b) noexcept {
+  return xsimd::max(a, b);
 }
 
-// A block's shared exponent and the exact power-of-two factors that take |x| to k's scale (up) and k back
-// (down), each split in two so every factor is a normal float.
-struct bfp_scale {
-  int e;
-  float up1, up2, down1, down2;
+// 2^e for integer lanes e in [-126, 127].
+inline float pow2_lanes(std::int32_t e) noexcept { return pow2f(e); }
+template <class A>
+xsimd::batch<float, A> pow2_lanes(xsimd::batch<std::int32_t, A> e) noexcept {
+  return xsimd::bitwise_cast<xsimd::batch<float, A>>((e + xsimd::batch<std::int32_t, A>(127)) << 23);
+}
+
+// Lanes times 2^n, n an integer in [-277, 277]: x f1 f2 with 2^n split into two normal floats, or on
+// AVX-512 one vscalefps by n. Both are exact wherever x 2^n is representable; where it is not, they differ
+// only below 2^-126, which rounds to the code 0 either way (see bfp_magnitude).
+struct pow2_factor {
+  V n, f1, f2;
+  V operator()(V x) const noexcept {
+#if defined(__AVX512F__) && !defined(TPP_NO_SIMD)
+    if constexpr (W == 16) return _mm512_scalef_ps(x, n);
+#endif
+    return x * f1 * f2;
+  }
 };
 
-inline bfp_scale make_bfp_scale(int e, int m) noexcept {
-  const int u = m - 1 - e;  // |x| 2^u = k's scale; u in [m - 128, 149]
-  const int u1 = std::clamp(u, -126, 127), d = e - m + 1, d1 = std::max(d, -126);
-  return {e, pow2f(u1), pow2f(u - u1), pow2f(d1), pow2f(d - d1)};
-}
+// A block's shared exponent and the power-of-two factors that take |x| to k's scale (up: 2^u, u = m - 1 - e
+// in [m - 128, 149]) and k back (down: 2^-u).
+struct bfp_scale {
+  int e;
+  float u, d, magic, up1, up2, down1, down2;  // d = -u; magic: see bfp_group_scales
+  pow2_factor up() const noexcept { return {V(u), V(up1), V(up2)}; }
+  pow2_factor down() const noexcept { return {V(d), V(down1), V(down2)}; }
+};
 
-inline bfp_scale choose_bfp_scale(float maxabs, int m, bool truncate) noexcept {
-  const int emin = m - 150;
-  int e = maxabs > 0.0f ? std::max(exponent_of(maxabs), emin) : emin;
-  if (!truncate) {
-    const bfp_scale s = make_bfp_scale(e, m);
-    if (std::nearbyint(maxabs * s.up1 * s.up2) >= pow2f(m)) ++e;  // the maximum rounds up to 2^m (m <= 24)
+// How a group's blocks round: toward zero or to nearest, and (nearest) whether by the magic constants; and
+// whether all the group's values are known to be finite (no NaN or Inf to pass through).
+template <bool Truncate, bool Magic, bool Finite = false>
+struct bfp_mode {
+  static constexpr bool truncate = Truncate, magic = Magic, finite = Finite;
+};
+
+// The scales of a group of up to W blocks, block k in element k. magic[k] = 1.5 2^(s + 23), s = e - m + 1
+// the step's exponent: for |x| < 2^(s + 22), x + magic lies in [2^(s+23), 2^(s+24)), whose spacing is the
+// step, so (x + magic) - magic is x rounded to nearest even on the step's grid, exactly (both sums are
+// exact or correctly rounded once), sign and all: 2 ops for abs, scaling up, rounding and scaling back.
+// Every finite |x| of a block is below 2^(e + 1) = 2^(s + m), so it applies when m <= 22 and the constant
+// is finite (s <= 104); magic_ok says so for the whole group (and rounding is to nearest). Blocks at e =
+// 127 are the only ones that saturate, and s <= 104 excludes them, so no clamp is needed either.
+struct bfp_group_scales {
+  bool magic_ok;
+  bool finite;  // every value of the group is finite (false: unknown)
+  alignas(64) std::int32_t e[W];
+  alignas(64) float magic[W];
+  alignas(64) float u[W];
+  alignas(64) float d[W];
+  alignas(64) float up1[W];
+  alignas(64) float up2[W];
+  alignas(64) float down1[W];
+  alignas(64) float down2[W];
+
+  // The lanes' exponents e in [m - 150, 127]; magic_allowed: whether the caller rounds to nearest and can
+  // use the magic constants. (Skipping the factors where magic_ok measured no faster.)
+  void set(VI ev, int m, bool magic_allowed) noexcept {
+    const VI se = ev - VI(m - 1);  // the step's exponent s, in [-149, 127]
+    store_lanes(e, ev);
+    store_lanes(magic, as_f32(as_u32_lanes(imin(se + VI(150), VI(254)) << 23) | VU(0x00400000u)));
+    magic_ok = magic_allowed && m <= 22 && none_above(se, 104);
+    const VI un = VI(m - 1) - ev, u1 = imin(imax(un, VI(-126)), VI(127)), dn = -un, d1 = imax(dn, VI(-126));
+    store_lanes(u, to_f32(un));
+    store_lanes(d, to_f32(dn));
+    store_lanes(up1, pow2_lanes(u1));
+    store_lanes(up2, pow2_lanes(un - u1));
+    store_lanes(down1, pow2_lanes(d1));
+    store_lanes(down2, pow2_lanes(dn - d1));
   }
-  return make_bfp_scale(std::min(e, 127), m);
+  bfp_scale operator[](index_t k) const noexcept { return {e[k], u[k], d[k], magic[k], up1[k], up2[k], down1[k], down2[k]}; }
+
+ private:
+  template <class T, class L>
+  static void store_lanes(T* p, L v) noexcept {
+    if constexpr (W == 1) *p = v;
+    else v.store_aligned(p);
+  }
+  static std::uint32_t as_u32_lanes(std::int32_t v) noexcept { return std::uint32_t(v); }
+  template <class A>
+  static xsimd::batch<std::uint32_t, A> as_u32_lanes(xsimd::batch<std::int32_t, A> v) noexcept {
+    return xsimd::bitwise_cast<xsimd::batch<std::uint32_t, A>>(v);
+  }
+  static bool none_above(std::int32_t v, std::int32_t limit) noexcept { return v <= limit; }
+  template <class A>
+  static bool none_above(xsimd::batch<std::int32_t, A> v, std::int32_t limit) noexcept {
+    return !xsimd::any(v > xsimd::batch<std::int32_t, A>(limit));
+  }
+};
+
+// The shared exponents of blocks whose largest finite |x| are the lanes of maxabs (0 for an all-zero,
+// all-NaN or absent block): e = max(floor(log2 maxabs), m - 150), plus 1 where (rounding to nearest) the
+// maximum rounds up to 2^m at e's step; at most 127.
+inline VI bfp_exponents(V maxabs, int m, bool truncate) noexcept {
+  const VU b = as_u32(maxabs);
+  const VI be = as_i32(b >> 23);
+  const VI sub = as_i32(as_u32(to_f32(as_i32(b))) >> 23) - VI(276);  // a denormal: bit_width(b) - 150 (b < 2^23: exact)
+  VI e = imax(iselect(be > VI(0), be - VI(127), sub), VI(m - 150));  // 0: sub = -276, so m - 150
+  if (!truncate) {
+    const VI u = VI(m - 1) - e, u1 = imin(imax(u, VI(-126)), VI(127));
+    const V t = maxabs * pow2_lanes(u1) * pow2_lanes(u - u1);  // exact: below 2^(m+1) <= 2^25
+    e = e + to_i32(lanes::select(round_even(t) >= V(pow2f(m)), V(1.0f), V(0.0f)));
+  }
+  return imin(e, VI(127));
 }
 
-// k = round(|x| / step) in [0, 2^m - 1] (float lanes; NaN -> 0, Inf -> 2^m - 1).
-inline V bfp_magnitude(V x, const bfp_scale& s, float kmax, bool truncate) noexcept {
-  const V t = lanes::abs(x) * V(s.up1) * V(s.up2);
-  const V k = lanes::clamp(truncate ? floor(t) : round_even(t), 0.0f, kmax);
-  return lanes::select(lanes::is_nan(k), V(0.0f), k);
+// k = round(|x| / step) (truncate: toward zero), at most 2^m - 1: Inf gives 2^m - 1, NaN NaN or 2^m - 1
+// (vminps returns its second operand), the caller's to replace. |x| 2^u below 2^-126 (where pow2_factor's
+// two forms may round differently) is below 1/2: k = 0 either way.
+template <bool Truncate>
+V bfp_magnitude(V x, const pow2_factor& up, V kmax) noexcept {
+  const V t = up(lanes::abs(x));
+  const V k = Truncate ? floor(t) : round_even(t);
+  if constexpr (W == 1) return std::min(k, kmax);
+  else return xsimd::min(k, kmax);
+}
+
+// q where v is finite, v itself (its very bits) where v is NaN or +-Inf. One vfpclassps and a masked move
+// on AVX-512 (instead of an and, a compare and the move).
+inline V finite_else(V q, V v) noexcept {
+#if defined(__AVX512F__) && defined(__AVX512DQ__) && !defined(TPP_NO_SIMD)
+  if constexpr (W == 16) return _mm512_mask_mov_ps(q, _mm512_fpclass_ps_mask(v, 0x99), v);  // QNaN, +-Inf, SNaN
+#endif
+  return lanes::select(lanes::abs(v) < V(inf), q, v);
+}
+
+inline V finite_abs(V v) noexcept {
+  const V a = lanes::abs(v);
+  return lanes::select(a < V(inf), a, V(0.0f));
 }
 
 // The largest finite |x| of n values.
 template <class T>
 float block_maxabs(const T* p, index_t len) noexcept {
   V m(0.0f);
-  chunks(len, p, [&](index_t j, index_t n) {
-    const V a = lanes::abs(load(p + j, n));
-    m = lanes::max(m, lanes::select(a < V(inf), a, V(0.0f)));
-  });
+  chunks(len, p, [&](index_t j, index_t n) { m = lanes::max(m, finite_abs(load(p + j, n))); });
   return hmax(m);
 }
 
-// Per block of each row: f(row i, block b, first column j0, length len, scale).
-template <class TI, class F>
-void bfp_blocks_of(mat<const TI> x, const bfp_params& p, F&& f) {
-  for (index_t i = 0; i < x.rows; ++i) {
-    const TI* xr = x.row(i);
-    for (index_t j0 = 0, b = 0; j0 < x.cols; j0 += p.block, ++b) {
-      const index_t len = std::min(p.block, x.cols - j0);
-      f(i, b, j0, len, choose_bfp_scale(block_maxabs(xr + j0, len), p.mantissa_bits, p.truncate));
+#if defined(__AVX512F__) && !defined(TPP_NO_SIMD)
+// Lane k = the largest lane of c[k] (unsigned), k < 16. Four rounds halve the lanes per vector: shuffles of
+// 128-bit chunks pair vectors (a, b) into one holding both folded (rounds 1, 2: 8 then 4 lanes each, in
+// vector order), then in-chunk shuffles (rounds 3, 4) leave lane 4L + r holding vector 4r + L, which one
+// permute puts back in order.
+inline __m512i transpose_max16(__m512i* c) noexcept {
+  const auto fold = [](__m512i a, __m512i b, auto shuffle, auto lo, auto hi) {
+    return _mm512_max_epu32(shuffle(a, b, lo), shuffle(a, b, hi));
+  };
+  const auto chunks = [](__m512i a, __m512i b, auto imm) { return _mm512_shuffle_i32x4(a, b, decltype(imm)::value); };
+  const auto in_chunk = [](__m512i a, __m512i b, auto imm) {
+    return _mm512_castps_si512(_mm512_shuffle_ps(_mm512_castsi512_ps(a), _mm512_castsi512_ps(b), decltype(imm)::value));
+  };
+  using lo1 = std::integral_constant<int, 0x44>;  // [a0 a1 b0 b1] and [a2 a3 b2 b3]
+  using hi1 = std::integral_constant<int, 0xee>;
+  using lo2 = std::integral_constant<int, 0x88>;  // [a0 a2 b0 b2] and [a1 a3 b1 b3]
+  using hi2 = std::integral_constant<int, 0xdd>;
+  for (int k = 0; k < 8; ++k) c[k] = fold(c[2 * k], c[2 * k + 1], chunks, lo1{}, hi1{});
+  for (int k = 0; k < 4; ++k) c[k] = fold(c[2 * k], c[2 * k + 1], chunks, lo2{}, hi2{});
+  for (int k = 0; k < 2; ++k) c[k] = fold(c[2 * k], c[2 * k + 1], in_chunk, lo1{}, hi1{});
+  c[0] = fold(c[0], c[1], in_chunk, lo2{}, hi2{});
+  const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+  return _mm512_permutexvar_epi32(order, c[0]);
+}
+
+inline __m512i abs_bits(__m512 v) noexcept { return _mm512_and_si512(_mm512_castps_si512(v), _mm512_set1_epi32(0x7fffffff)); }
+#endif
+
+// The largest finite |x| of blocks b0 .. b0 + nb - 1 of a row of cols (nb <= W), block k in lane k (0 past
+// nb), and finite = whether all their values are finite (false: some are not, or unknown).
+// AVX-512, any B: the maxima of |x|'s bits (unsigned integers order as the values) come out of one
+// transposing reduction, and a lane at or above Inf's bits (0x7f800000) flags a block holding NaN or Inf,
+// whose largest finite |x| is then found again with the non-finite values ignored (rare: a scan of that
+// block). Partial loads and blocks past nb give 0. Elsewhere a horizontal maximum per block.
+template <class T>
+V group_maxabs(const T* xr, index_t cols, index_t block, index_t b0, index_t nb, bool& finite) noexcept {
+  finite = false;
+#if defined(__AVX512F__) && !defined(TPP_NO_SIMD)
+  if constexpr (W == 16) {
+    __m512i c[16];
+    const T* p = xr + b0 * block;
+    if (block == 16 && nb == 16 && (b0 + 16) * 16 <= cols) {  // (one vector a block: no inner loop)
+      for (index_t k = 0; k < 16; ++k) {
+        prefetch_ahead(p + 16 * k);
+        c[k] = abs_bits(load(p + 16 * k, W));
+      }
+    } else {
+      for (index_t k = 0; k < 16; ++k, p += block) {
+        __m512i ck = _mm512_setzero_si512();  // (a register: c[k] itself would be stored and reloaded per vector)
+        const index_t len = k < nb ? std::min(block, cols - (b0 + k) * block) : 0;
+        index_t j = 0;
+        for (; j + W <= len; j += W) {
+          prefetch_ahead(p + j);
+          ck = _mm512_max_epu32(ck, abs_bits(load(p + j, W)));
+        }
+        if (j < len) ck = _mm512_max_epu32(ck, abs_bits(load(p + j, len - j)));
+        c[k] = ck;
+      }
     }
+    __m512i mx = transpose_max16(c);
+    const __mmask16 special = _mm512_cmpge_epu32_mask(mx, _mm512_set1_epi32(0x7f800000));
+    finite = special == 0;
+    if (!finite) {
+      alignas(64) float f[16];
+      _mm512_store_si512(f, mx);
+      for (index_t k = 0; k < nb; ++k)
+        if ((special >> k) & 1) f[k] = block_maxabs(xr + (b0 + k) * block, std::min(block, cols - (b0 + k) * block));
+      return _mm512_load_ps(f);
+    }
+    return _mm512_castsi512_ps(mx);
   }
+#endif
+  alignas(64) float mx[W] = {};
+  for (index_t k = 0; k < nb; ++k) {
+    const index_t j0 = (b0 + k) * block;
+    mx[k] = block_maxabs(xr + j0, std::min(block, cols - j0));
+  }
+  return load(mx, W);
+}
+
+// The blocks of x, W at a time (a group): group(i, b0, n, scales) for the n blocks of row i from block b0,
+// (Magic: whether f rounds by the magic constants where it can; otherwise it is always given the factors.)
+// then f = row(i) (a functor holding the row's pointers, a local here so its fields stay in registers:
+// the stores of vector intrinsics may alias anything in memory) and f(j, c, scale, mode) over their
+// columns, c <= W consecutive columns of one block from column j, with mode a bfp_mode (magic where the
+// group's magic_ok). Where W divides B, a whole group's blocks are visited in a plain loop of whole vectors.
+// Software-pipelined: the next group's scales are computed before this group's chunks, so the dependency
+// chain from its loads through the reduction to its exponents overlaps this group's work.
+template <bool Magic, class TI, class G, class R>
+[[gnu::flatten]] void bfp_blocks_of(mat<const TI> x, const bfp_params& p, G&& group, R&& row) {
+  const index_t B = p.block, nb = bfp_blocks(x.cols, B), groups = (nb + W - 1) / W;
+  const int m = p.mantissa_bits;
+  if (x.rows <= 0 || groups <= 0) return;
+  const auto run = [&](auto truncate) {
+    bfp_group_scales g[2];
+    // group (i, q): row i's blocks from q W; the next group's scales go into the other buffer first
+    const auto scales = [&](index_t i, index_t q, bfp_group_scales& out) {
+      bool finite = false;
+      const V mx = group_maxabs(x.row(i), x.cols, B, q * W, std::min(W, nb - q * W), finite);
+      out.set(bfp_exponents(mx, m, truncate), m, Magic && !truncate);
+      out.finite = finite;
+    };
+    scales(0, 0, g[0]);
+    for (index_t i = 0, q = 0, t = 0; i < x.rows; ++t) {  // (counters: a division per group cost ~40 cycles)
+      const index_t ni = q + 1 < groups ? i : i + 1, nq = q + 1 < groups ? q + 1 : 0;
+      if (ni < x.rows) scales(ni, nq, g[(t + 1) % 2]);
+      const bfp_group_scales& gt = g[t % 2];
+      const index_t b0 = q * W, n = std::min(W, nb - b0);
+      const TI* xr = x.row(i);
+      group(i, b0, n, gt);
+      const auto f = row(i);
+      const auto visit = [&](auto mode) {
+        if (B == W && (b0 + n) * B <= x.cols) {  // (B = 16 on AVX-512: one vector a block)
+          for (index_t k = 0; k < n; ++k) f((b0 + k) * W, W, gt[k], mode);
+        } else if (B % W == 0 && (b0 + n) * B <= x.cols) {
+          for (index_t k = 0; k < n; ++k) {
+            const bfp_scale s = gt[k];
+            for (index_t j = (b0 + k) * B, end = j + B; j < end; j += W) f(j, W, s, mode);
+          }
+        } else {
+          for (index_t k = 0; k < n; ++k) {
+            const bfp_scale s = gt[k];
+            const index_t j0 = (b0 + k) * B;
+            chunks(std::min(B, x.cols - j0), xr + j0, [&](index_t j, index_t c) { f(j0 + j, c, s, mode); });
+          }
+        }
+      };
+      if constexpr (decltype(truncate)::value)
+        visit(bfp_mode<true, false>{});
+      else if (gt.magic_ok && gt.finite)
+        visit(bfp_mode<false, true, true>{});
+      else if (gt.magic_ok)
+        visit(bfp_mode<false, true>{});
+      else
+        visit(bfp_mode<false, false>{});
+      i = ni;
+      q = nq;
+    }
+  };
+  if (p.truncate)
+    run(std::true_type{});
+  else
+    run(std::false_type{});
 }
 
 inline void check_bfp_params(const bfp_params& p, int max_bits, std::string_view op) {
@@ -941,9 +1244,9 @@ class fixed_quantize_kernel : public detail::kernel_shape {
     detail::check_in_out(x, q, rows_, cols_, label, "x", "q");
     if (x.empty()) return;
     if (rounding_ == rounding::stochastic)
-      detail::quant::fixed_rows<rounding::stochastic>(x, q, format_.fl, sr_);
+      detail::quant::fixed_rows_stochastic(x, q, format_.fl, sr_);
     else
-      detail::quant::fixed_rows<rounding::nearest_even>(x, q, format_.fl, sr_);
+      detail::quant::fixed_rows_nearest(x, q, format_.fl);
   }
 
  private:
@@ -1051,17 +1354,19 @@ class bfp_quantize_kernel : public detail::kernel_shape {
     detail::check_alias(mantissa, x, label, "mantissa", "x");
     detail::check_alias(exponent, x, label, "exponent", "x");
     detail::check_alias(exponent, mantissa, label, "exponent", "mantissa");
-    const float kmax = std::ldexp(1.0f, params_.mantissa_bits) - 1.0f;
-    const bool trunc = params_.truncate;
-    bfp_blocks_of(x, params_, [&](index_t i, index_t b, index_t j0, index_t len, const bfp_scale& s) {
-      const in_type* xr = x.row(i) + j0;
-      TM* mr = mantissa.row(i) + j0;
-      chunks(len, xr, [&](index_t j, index_t n) {
-        const V v = load(xr + j, n);
-        store_int(mr + j, to_i32(copysign(bfp_magnitude(v, s, kmax, trunc), v)), n);
-      });
-      exponent(i, b) = std::int16_t(s.e);
-    });
+    const V kmax(pow2f(params_.mantissa_bits) - 1.0f);
+    bfp_blocks_of<false>(
+        x, params_,
+        [=](index_t i, index_t b0, index_t n, const bfp_group_scales& g) {
+          for (index_t k = 0; k < n; ++k) exponent(i, b0 + k) = std::int16_t(g.e[k]);
+        },
+        [=](index_t i) {
+          return [xr = x.row(i), mr = mantissa.row(i), kmax](index_t j, index_t n, const bfp_scale& s, auto mode) {
+            const V v = load(xr + j, n);
+            const V k = bfp_magnitude<decltype(mode)::truncate>(v, s.up(), kmax);
+            store_int(mr + j, to_i32(copysign(detail::lanes::select(detail::lanes::is_nan(v), V(0.0f), k), v)), n);
+          };
+        });
   }
 
   const bfp_params& params() const noexcept { return params_; }
@@ -1094,14 +1399,20 @@ class bfp_dequantize_kernel : public detail::kernel_shape {
     detail::check_alias(y, mantissa, label, "y", "mantissa");
     detail::check_alias(y, exponent, label, "y", "exponent");
     const int m = params_.mantissa_bits;
+    const index_t nb = bfp_blocks(cols_, params_.block);
+    bfp_group_scales g;
     for (index_t i = 0; i < rows_; ++i)
-      for (index_t j0 = 0, b = 0; j0 < cols_; j0 += params_.block, ++b) {
-        const index_t len = std::min(params_.block, cols_ - j0);
-        const int e = std::clamp(int(exponent(i, b)), m - 150, 127);
-        const bfp_scale s = make_bfp_scale(e, m);
-        const TM* mr = mantissa.row(i) + j0;
-        TO* yr = y.row(i) + j0;
-        chunks(len, [&](index_t j, index_t n) { store(yr + j, load(mr + j, n) * V(s.down1) * V(s.down2), n); });
+      for (index_t b0 = 0; b0 < nb; b0 += W) {
+        const index_t n = std::min(W, nb - b0);
+        const VI e = to_i32(load(exponent.row(i) + b0, n));  // (partial: 0 past n)
+        g.set(imin(imax(e, VI(m - 150)), VI(127)), m, false);
+        for (index_t k = 0; k < n; ++k) {
+          const index_t j0 = (b0 + k) * params_.block;
+          const pow2_factor down = g[k].down();
+          const TM* mr = mantissa.row(i) + j0;
+          TO* yr = y.row(i) + j0;
+          chunks(std::min(params_.block, cols_ - j0), [&](index_t j, index_t c) { store(yr + j, down(load(mr + j, c)), c); });
+        }
       }
   }
 
@@ -1124,17 +1435,25 @@ class bfp_fake_quant_kernel : public detail::kernel_shape {
   void operator()(mat<const in_type> x, mat<TO> y) const {
     using namespace detail::quant;
     detail::check_in_out(x, y, rows_, cols_, label, "x", "y");
-    const float kmax = std::ldexp(1.0f, params_.mantissa_bits) - 1.0f;
-    const bool trunc = params_.truncate;
-    bfp_blocks_of(x, params_, [&](index_t i, index_t, index_t j0, index_t len, const bfp_scale& s) {
-      const in_type* xr = x.row(i) + j0;
-      TO* yr = y.row(i) + j0;
-      chunks(len, xr, [&](index_t j, index_t n) {
-        const V v = load(xr + j, n);
-        const V q = copysign(bfp_magnitude(v, s, kmax, trunc) * V(s.down1) * V(s.down2), v);
-        store(yr + j, detail::lanes::select(detail::lanes::abs(v) < V(inf), q, v), n);
-      });
-    });
+    const V kmax(pow2f(params_.mantissa_bits) - 1.0f);
+    bfp_blocks_of<true>(
+        x, params_, [](index_t, index_t, index_t, const bfp_group_scales&) {},
+        [=](index_t i) {
+          return [xr = x.row(i), yr = y.row(i), kmax](index_t j, index_t n, const bfp_scale& s, auto mode) {
+            const V v = load(xr + j, n);
+            V q;
+            if constexpr (decltype(mode)::magic) {  // the sign of v where the rounding gave +0
+              const V c(s.magic);
+              q = as_f32(as_u32((v + c) - c) | (as_u32(v) & VU(0x80000000u)));
+            } else {
+              q = copysign(s.down()(bfp_magnitude<decltype(mode)::truncate>(v, s.up(), kmax)), v);
+            }
+            if constexpr (decltype(mode)::finite)
+              store(yr + j, q, n);
+            else
+              store(yr + j, finite_else(q, v), n);  // NaN, Inf pass through
+          };
+        });
   }
 
   const bfp_params& params() const noexcept { return params_; }
