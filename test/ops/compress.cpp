@@ -110,4 +110,24 @@ TEST_CASE("compress: bad arguments throw tpp::error naming op and argument") {
   const auto c = tpp::compress(X, 0.1f);
   CHECK(arg_of([&] { tpp::decompress(c, mat<float>{y.data(), 2, 8, 8}); }) == "out");
   CHECK(arg_of([&] { tpp::decompress<tpp::approx::mitchell<7>>(c, mat<float>{y.data(), 4, 4, 4}); }) == "Policy");
+  // a code that disagrees with itself (built or edited by hand) is rejected before it is read
+  const mat<float> Y{y.data(), 4, 4, 4};
+  auto bad = c;
+  bad.widths.push_back(0);
+  CHECK(arg_of([&] { tpp::decompress(bad, Y); }) == "c.widths");
+  bad = c;
+  bad.widths[0] = 40;
+  CHECK(arg_of([&] { tpp::decompress(bad, Y); }) == "c.widths[0]");
+  bad = c;
+  bad.widths[0] = std::uint8_t(bad.widths[0] + 1);
+  CHECK(arg_of([&] { tpp::decompress(bad, Y); }) == "c.words");
+  bad = c;
+  bad.outlier_index.push_back(16);
+  bad.outlier_value.push_back(1.0f);
+  CHECK(arg_of([&] { tpp::decompress(bad, Y); }) == "c.outlier_index[" + std::to_string(bad.outlier_index.size() - 1) + "]");
+  bad.outlier_value.pop_back();
+  CHECK(arg_of([&] { tpp::decompress(bad, Y); }) == "c.outlier_value");
+  bad = c;
+  bad.step = std::numeric_limits<float>::infinity();
+  CHECK(arg_of([&] { tpp::decompress(bad, Y); }) == "c.step");
 }

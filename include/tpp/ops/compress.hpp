@@ -26,7 +26,10 @@
 // Single-threaded; safe inside a caller's OpenMP region.
 //
 // Errors (tpp::error, op "compress" / "decompress"): a bad view (check_mat), a bound that is not finite or
-// below 2^-100, an out view whose shape differs from the code's, a code made with another policy.
+// below 2^-100, an out view whose shape differs from the code's, a code made with another policy, and a
+// code that disagrees with itself (compressed is a plain struct a caller may build, store or edit: widths
+// not one per block or above 32, fewer words than they take, outlier indices not ascending in range or
+// without values, a non-finite step), before any of it is read.
 
 #include <algorithm>
 #include <bit>
@@ -34,6 +37,7 @@
 #include <cstdint>
 #include <limits>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "../approx/exact.hpp"
@@ -143,6 +147,37 @@ compressed compress(mat<const float> x, float bound) {
   return c;
 }
 
+namespace detail::compress_impl {
+
+// A code handed in (perhaps built or edited by hand) must agree with itself before it is read: one width
+// in [0, 32] per block, the words those widths take, ascending in-range outlier indices with their values,
+// and a finite step.
+inline void check_code(const compressed& c) {
+  constexpr std::string_view op = "decompress";
+  const index_t n = c.rows * c.cols, blocks = (n + compressed::block_size - 1) / compressed::block_size;
+  if (index_t(c.widths.size()) != blocks)
+    throw error(op, "c.widths", concat("has ", std::to_string(c.widths.size()), " entries; ", std::to_string(c.rows), "x",
+                                       std::to_string(c.cols), " values in blocks of 256 need ", std::to_string(blocks)));
+  std::uint64_t words = 0;
+  for (std::size_t b = 0; b < c.widths.size(); ++b) {
+    if (c.widths[b] > 32)
+      throw error(op, concat("c.widths[", std::to_string(b), "]"), concat("(", std::to_string(int(c.widths[b])), ") is above 32"));
+    words += 4u * c.widths[b];
+  }
+  if (c.words.size() < words)
+    throw error(op, "c.words", concat("has ", std::to_string(c.words.size()), " words; the widths take ", std::to_string(words)));
+  if (c.outlier_value.size() != c.outlier_index.size())
+    throw error(op, "c.outlier_value", concat("has ", std::to_string(c.outlier_value.size()), " values for ",
+                                              std::to_string(c.outlier_index.size()), " indices"));
+  for (std::size_t o = 0; o < c.outlier_index.size(); ++o)
+    if (c.outlier_index[o] < 0 || c.outlier_index[o] >= n || (o > 0 && c.outlier_index[o] <= c.outlier_index[o - 1]))
+      throw error(op, concat("c.outlier_index[", std::to_string(o), "]"),
+                  concat("(", std::to_string(c.outlier_index[o]), ") is not ascending within [0, ", std::to_string(n), ")"));
+  if (!std::isfinite(c.step)) throw error(op, "c.step", concat("(", std::to_string(c.step), ") is not finite"));
+}
+
+}  // namespace detail::compress_impl
+
 template <class Policy = approx::exact>
   requires approx::multiplier<Policy>
 void decompress(const compressed& c, mat<float> out) {
@@ -151,6 +186,7 @@ void decompress(const compressed& c, mat<float> out) {
   detail::check_shape(out, c.rows, c.cols, "decompress", "out", "the code's");
   if (c.policy != Policy::name()) [[unlikely]]
     throw error("decompress", "Policy", detail::concat("(", Policy::name(), ") differs from the coder's (", c.policy, ")"));
+  check_code(c);
   const index_t n = c.rows * c.cols;
   constexpr index_t B = compressed::block_size;
   const std::uint64_t* words = c.words.data();
@@ -158,7 +194,7 @@ void decompress(const compressed& c, mat<float> out) {
   for (index_t b0 = 0, blk = 0; b0 < n; b0 += B, ++blk) {
     const index_t len = std::min(B, n - b0);
     const int w = c.widths[std::size_t(blk)];
-    const std::uint64_t mask = w == 64 ? ~0ull : ((1ull << w) - 1);
+    const std::uint64_t mask = (1ull << w) - 1;  // (w <= 32: check_code)
     std::int32_t q = 0;
     std::uint64_t pos = 0;
     for (index_t t = 0; t < len; ++t, pos += std::uint64_t(w)) {
