@@ -67,7 +67,8 @@
 // share the hash of counter ((c >> 5) << 4) | (c & 15), c taking its low half and c + 16 its high half. Bits are
 // keyed by the element's position in the logical tensor, so results are reproducible for a seed and
 // independent of tiling, threading and SIMD width (a tile passes its offsets and gets the whole tensor's
-// bits); different elements draw independently hashed bits. One hash per two elements: the hash (four 32-bit
+// bits); different elements draw different bits (columns c and c + 16 the two halves of one hash, whose
+// independence the tests check as they do neighbours'). One hash per two elements: the hash (four 32-bit
 // multiplies a vector) is what bounds these kernels (fixed-point stochastic rounding went from 0.54x to
 // memcpy's speed with it and integer rounding). The constant rounding_stream separates the stream from
 // dropout's: dropout and rounding with the same seed draw unrelated bits.
@@ -734,12 +735,14 @@ struct bfp_group_scales {
   alignas(64) float down2[W];
 
   // The lanes' exponents e in [m - 150, 127]; magic_allowed: whether the caller rounds to nearest and can
-  // use the magic constants. (Skipping the factors where magic_ok measured no faster.)
+  // use the magic constants. Where magic_ok, the factors are not computed (they keep whatever they held:
+  // B = 16 from L1 10% faster).
   void set(VI ev, int m, bool magic_allowed) noexcept {
     const VI se = ev - VI(m - 1);  // the step's exponent s, in [-149, 127]
     store_lanes(e, ev);
     store_lanes(magic, as_f32(as_u32_lanes(imin(se + VI(150), VI(254)) << 23) | VU(0x00400000u)));
     magic_ok = magic_allowed && m <= 22 && none_above(se, 104);
+    if (magic_ok) return;
     const VI un = VI(m - 1) - ev, u1 = imin(imax(un, VI(-126)), VI(127)), dn = -un, d1 = imax(dn, VI(-126));
     store_lanes(u, to_f32(un));
     store_lanes(d, to_f32(dn));
@@ -911,7 +914,7 @@ template <bool Magic, class TI, class G, class R>
   const int m = p.mantissa_bits;
   if (x.rows <= 0 || groups <= 0) return;
   const auto run = [&](auto truncate) {
-    bfp_group_scales g[2];
+    bfp_group_scales g[2] = {};  // (zeroed once: factors a magic group skips are never indeterminate)
     // group (i, q): row i's blocks from q W; the next group's scales go into the other buffer first
     const auto scales = [&](index_t i, index_t q, bfp_group_scales& out) {
       bool finite = false;
