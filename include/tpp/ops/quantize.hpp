@@ -244,6 +244,11 @@ xsimd::batch<float, A> as_f32(xsimd::batch<std::uint32_t, A> u) noexcept {
 }
 inline float pow2f(int e) noexcept { return std::bit_cast<float>(std::uint32_t(e + 127) << 23); }  // e in [-126, 127]
 inline std::int32_t as_i32(std::uint32_t u) noexcept { return std::int32_t(u); }
+inline std::uint32_t as_u32(std::int32_t i) noexcept { return std::uint32_t(i); }
+template <class A>
+xsimd::batch<std::uint32_t, A> as_u32(xsimd::batch<std::int32_t, A> i) noexcept {
+  return xsimd::bitwise_cast<xsimd::batch<std::uint32_t, A>>(i);
+}
 template <class A>
 xsimd::batch<std::int32_t, A> as_i32(xsimd::batch<std::uint32_t, A> u) noexcept {
   return xsimd::bitwise_cast<xsimd::batch<std::int32_t, A>>(u);
@@ -678,6 +683,13 @@ template <class A>
 xsimd::batch<std::int32_t, A> imax(xsimd::batch<std::int32_t, A> a, xsimd::batch<std::int32_t, A> b) noexcept {
   return xsimd::max(a, b);
 }
+inline VI iclamp(VI v, std::int32_t lo, std::int32_t hi) noexcept { return imin(imax(v, VI(lo)), VI(hi)); }
+// Whether every lane is at most limit.
+inline bool all_at_most(std::int32_t v, std::int32_t limit) noexcept { return v <= limit; }
+template <class A>
+bool all_at_most(xsimd::batch<std::int32_t, A> v, std::int32_t limit) noexcept {
+  return !xsimd::any(v > xsimd::batch<std::int32_t, A>(limit));
+}
 
 // 2^e for integer lanes e in [-126, 127].
 inline float pow2_lanes(std::int32_t e) noexcept { return pow2f(e); }
@@ -699,10 +711,9 @@ struct pow2_factor {
   }
 };
 
-// A block's shared exponent and the power-of-two factors that take |x| to k's scale (up: 2^u, u = m - 1 - e
-// in [m - 128, 149]) and k back (down: 2^-u).
+// The power-of-two factors of a block with shared exponent e that take |x| to k's scale (up: 2^u,
+// u = m - 1 - e in [m - 128, 149]) and k back (down: 2^-u).
 struct bfp_scale {
-  int e;
   float u, d, magic, up1, up2, down1, down2;  // d = -u; magic: see bfp_group_scales
   pow2_factor up() const noexcept { return {V(u), V(up1), V(up2)}; }
   pow2_factor down() const noexcept { return {V(d), V(down1), V(down2)}; }
@@ -740,10 +751,10 @@ struct bfp_group_scales {
   void set(VI ev, int m, bool magic_allowed) noexcept {
     const VI se = ev - VI(m - 1);  // the step's exponent s, in [-149, 127]
     store_lanes(e, ev);
-    store_lanes(magic, as_f32(as_u32_lanes(imin(se + VI(150), VI(254)) << 23) | VU(0x00400000u)));
-    magic_ok = magic_allowed && m <= 22 && none_above(se, 104);
+    store_lanes(magic, as_f32(as_u32(imin(se + VI(150), VI(254)) << 23) | VU(0x00400000u)));
+    magic_ok = magic_allowed && m <= 22 && all_at_most(se, 104);
     if (magic_ok) return;
-    const VI un = VI(m - 1) - ev, u1 = imin(imax(un, VI(-126)), VI(127)), dn = -un, d1 = imax(dn, VI(-126));
+    const VI un = VI(m - 1) - ev, u1 = iclamp(un, -126, 127), dn = -un, d1 = imax(dn, VI(-126));
     store_lanes(u, to_f32(un));
     store_lanes(d, to_f32(dn));
     store_lanes(up1, pow2_lanes(u1));
@@ -751,23 +762,13 @@ struct bfp_group_scales {
     store_lanes(down1, pow2_lanes(d1));
     store_lanes(down2, pow2_lanes(dn - d1));
   }
-  bfp_scale operator[](index_t k) const noexcept { return {e[k], u[k], d[k], magic[k], up1[k], up2[k], down1[k], down2[k]}; }
+  bfp_scale operator[](index_t k) const noexcept { return {u[k], d[k], magic[k], up1[k], up2[k], down1[k], down2[k]}; }
 
  private:
   template <class T, class L>
   static void store_lanes(T* p, L v) noexcept {
     if constexpr (W == 1) *p = v;
     else v.store_aligned(p);
-  }
-  static std::uint32_t as_u32_lanes(std::int32_t v) noexcept { return std::uint32_t(v); }
-  template <class A>
-  static xsimd::batch<std::uint32_t, A> as_u32_lanes(xsimd::batch<std::int32_t, A> v) noexcept {
-    return xsimd::bitwise_cast<xsimd::batch<std::uint32_t, A>>(v);
-  }
-  static bool none_above(std::int32_t v, std::int32_t limit) noexcept { return v <= limit; }
-  template <class A>
-  static bool none_above(xsimd::batch<std::int32_t, A> v, std::int32_t limit) noexcept {
-    return !xsimd::any(v > xsimd::batch<std::int32_t, A>(limit));
   }
 };
 
@@ -780,7 +781,7 @@ inline VI bfp_exponents(V maxabs, int m, bool truncate) noexcept {
   const VI sub = as_i32(as_u32(to_f32(as_i32(b))) >> 23) - VI(276);  // a denormal: bit_width(b) - 150 (b < 2^23: exact)
   VI e = imax(iselect(be > VI(0), be - VI(127), sub), VI(m - 150));  // 0: sub = -276, so m - 150
   if (!truncate) {
-    const VI u = VI(m - 1) - e, u1 = imin(imax(u, VI(-126)), VI(127));
+    const VI u = VI(m - 1) - e, u1 = iclamp(u, -126, 127);
     const V t = maxabs * pow2_lanes(u1) * pow2_lanes(u - u1);  // exact: below 2^(m+1) <= 2^25
     e = e + to_i32(lanes::select(round_even(t) >= V(pow2f(m)), V(1.0f), V(0.0f)));
   }
@@ -1408,7 +1409,7 @@ class bfp_dequantize_kernel : public detail::kernel_shape {
       for (index_t b0 = 0; b0 < nb; b0 += W) {
         const index_t n = std::min(W, nb - b0);
         const VI e = to_i32(load(exponent.row(i) + b0, n));  // (partial: 0 past n)
-        g.set(imin(imax(e, VI(m - 150)), VI(127)), m, false);
+        g.set(iclamp(e, m - 150, 127), m, false);
         for (index_t k = 0; k < n; ++k) {
           const index_t j0 = (b0 + k) * params_.block;
           const pow2_factor down = g[k].down();
