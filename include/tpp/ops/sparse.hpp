@@ -915,24 +915,27 @@ inline bcsr_matrix prune_to_bcsr(mat<const float> A, block_shape block, prune_pa
   check_block(block, A.rows, A.cols, op, "block");
   check_prune(p, op);
   const index_t r = block.rows, c = block.cols, br = A.rows / r, bc = A.cols / c;
+  const auto block_at = [&](index_t b) {  // block b of the br x bc grid, row-major
+    return mat<const float>{&A((b / bc) * r, (b % bc) * c), r, c, A.ld};
+  };
   std::vector<char> keep(std::size_t(br * bc), 0);
   if (p.sparsity) {
     std::vector<double> score(keep.size());  // L1 norm; NaN ranks above every number
     for (index_t b = 0; b < br * bc; ++b) {
+      const mat<const float> blk = block_at(b);
       double s = 0;
       for (index_t q = 0; q < r; ++q)
-        for (index_t cc = 0; cc < c; ++cc) {
-          const float x = A((b / bc) * r + q, (b % bc) * c + cc);
-          s += std::isnan(x) ? HUGE_VAL : std::fabs(double(x));
-        }
+        for (index_t cc = 0; cc < c; ++cc) s += std::isnan(blk(q, cc)) ? HUGE_VAL : std::fabs(double(blk(q, cc)));
       score[std::size_t(b)] = s;
     }
     keep = keep_largest(score, *p.sparsity);
   } else {
-    for (index_t b = 0; b < br * bc; ++b)
+    for (index_t b = 0; b < br * bc; ++b) {
+      const mat<const float> blk = block_at(b);
       for (index_t q = 0; q < r && !keep[std::size_t(b)]; ++q)
         for (index_t cc = 0; cc < c; ++cc)
-          if (above(A((b / bc) * r + q, (b % bc) * c + cc), *p.threshold)) keep[std::size_t(b)] = 1;
+          if (above(blk(q, cc), *p.threshold)) keep[std::size_t(b)] = 1;
+    }
   }
   bcsr_matrix s{A.rows, A.cols, block, {}, {}, {}};
   s.row_ptr.push_back(0);
@@ -940,11 +943,9 @@ inline bcsr_matrix prune_to_bcsr(mat<const float> A, block_shape block, prune_pa
     for (index_t bj = 0; bj < bc; ++bj) {
       if (!keep[std::size_t(bi * bc + bj)]) continue;
       s.col.push_back(bj);
+      const mat<const float> blk = block_at(bi * bc + bj);
       for (index_t q = 0; q < r; ++q)
-        for (index_t cc = 0; cc < c; ++cc) {
-          const float x = A(bi * r + q, bj * c + cc);
-          s.val.push_back(x == 0.0f ? 0.0f : x);
-        }
+        for (index_t cc = 0; cc < c; ++cc) s.val.push_back(blk(q, cc) == 0.0f ? 0.0f : blk(q, cc));
     }
     s.row_ptr.push_back(index_t(s.col.size()));
   }
