@@ -6,6 +6,7 @@
 // Notation: u = 2^-24 (fp32 unit roundoff), m = max(P::max_rel_error, u) the policy's relative error.
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -25,6 +26,8 @@ using test::padded;
 constexpr double u = test::u_fp32;
 constexpr float inf = std::numeric_limits<float>::infinity();
 constexpr float qnan = std::numeric_limits<float>::quiet_NaN();
+// NaNs with payloads and signs: fake-quant must pass each one through with its very bits
+const float nan_q = std::bit_cast<float>(0xffc01234u), nan_s = std::bit_cast<float>(0x7f800321u);
 
 template <class P>
 double rel_of() {
@@ -573,7 +576,7 @@ void check_bfp(index_t rows, index_t cols, index_t pad, bfp_params p, const std:
       for (index_t k = 0; k < len; ++k) {
         const double xv = x.value(i, j0 + k), want = bfp_value_ref(xv, r, p.mantissa_bits, p.truncate);
         const double got = y.value(i, j0 + k);
-        if (!(got == want || (std::isnan(got) && std::isnan(want)))) ++bad;
+        if (std::isnan(xv) ? !test::same_bits(y(i, j0 + k), x(i, j0 + k)) : got != want) ++bad;
         // the error bound: half a step (nearest) or under one step (truncate), unless saturated at 2^128
         if (std::isfinite(xv) && r.e < 127 && !(std::abs(got - xv) <= (p.truncate ? r.step : r.step / 2))) ++bad;
         if (std::isfinite(xv) && !p.truncate && r.e == 127 && !(std::abs(got - xv) < r.step)) ++bad;
@@ -608,6 +611,12 @@ TEST_CASE("bfp: tiny, denormal, zero, huge and non-finite blocks") {
                               inf,  1.0f,  -2.5f,         qnan,             // non-finite pass through
                               0x1.fep0f, 0x1.ffp0f, 0x1.f8p0f, -0x1.fcp0f}; // maxima that round up at m bits
       check_bfp(1, index_t(v.size()), 0, {4, m, truncate}, v);
+      // maxima halfway between two m-bit values, 2 - 2^-m times 2^k for exponent fields of either parity
+      // (m = 1: the tie rounds up, the kept bit being the implicit one), no subnormal in the row
+      const float t = 2.0f - std::ldexp(1.0f, -m);
+      const std::vector<float> ties = {t,      1.0f, 0.0f,  0.25f, -2 * t, 1.0f,  0.5f, 0.0f,
+                                       4 * t,  -t,   0.0f,  3.0f,  std::ldexp(t, -126), 0x1p-126f, 0.0f, -0.0f};
+      check_bfp(1, index_t(ties.size()), 0, {4, m, truncate}, ties);
     }
   // non-finite codes: Inf -> +-(2^m - 1), NaN -> 0; fake-quant passes them through
   const float x[] = {inf, -inf, qnan, 1.0f};
@@ -633,6 +642,8 @@ TEST_CASE("bfp: whole groups of 16 blocks (the transposed reduction), blocks of 
   // scaled by 2^(9k - 70) and some blocks are special, so neighbouring lanes carry unrelated exponents.
   // With and without the block near FLT_MAX: one such block makes its group round by scaling (the
   // magic-constant rounding needs the step below 2^105), otherwise groups round by the magic constants.
+  // Row 0 has a denormal block and Inf beside quiet NaNs; row 1 quiet NaNs only (which rounding by the
+  // magic constants passes through), row 2 signalling NaNs beside Inf. Block 13 holds a tie at m bits.
   for (const bool huge : {true, false})
   for (const index_t B : {index_t(16), index_t(48), index_t(64)})
     for (const bool truncate : {false, true})
@@ -645,14 +656,16 @@ TEST_CASE("bfp: whole groups of 16 blocks (the transposed reduction), blocks of 
             const index_t k = j / B, r = j % B;
             x = std::ldexp(x, int(9 * k) - 70 + int(i));
             if (k == 2) x = 0.0f;                                // all zero
-            if (k == 3) x = r % 2 ? 1e-45f : -3e-42f;             // denormal
-            if (k == 5 && r == 7) x = inf;                        // Inf and NaN beside finite values
-            if (k == 6 && r == 0) x = qnan;
+            if (k == 3 && i == 0) x = r % 2 ? 1e-45f : -3e-42f;   // denormal
+            const float nan = i == 2 ? nan_s : r % 2 ? nan_q : qnan;
+            if (k == 5 && r == 7) x = i == 1 ? nan_q : inf;         // Inf and NaN beside finite values
+            if (k == 6 && r == 0) x = nan;
             if (k == 7 && huge) x = r == B - 1 ? 0x1.fffffep127f : 1.0f;  // rounds up to 2^128
             if (k == 10) x = std::ldexp(x, 60);                    // large, with a step below 2^105
             if (k == 11 && r % 4 == 1) x = -x;                     // ties and signs: +-0.5, +-1.5 steps
             if (k == 12) x = float(int(r) - int(B / 2)) * 0.5f;
-            if (k == 8) x = r % 3 ? qnan : -inf;                  // no finite value
+            if (k == 8) x = r % 3 ? nan : i == 1 ? qnan : -inf;     // no finite value
+            if (k == 13) x = r == 3 ? std::ldexp(2.0f - std::ldexp(1.0f, -m), int(i)) : 0.25f;
             if (k == 9 && r == 5) x = 0x1.ffffffp-1f * 2;         // the maximum rounds up at m bits
           }
         check_bfp(rows, cols, 1, {B, m, truncate}, v);

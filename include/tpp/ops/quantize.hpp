@@ -662,9 +662,9 @@ inline void bf16_rows(mat<const float> x, mat<bf16> y, rounding r, const stochas
 // BFP works on groups of W blocks, block k of a group in lane k. A scalar search per block (a horizontal
 // max, then branches on the exponent) cost ~55 cycles a block, four times the block's own arithmetic at
 // B = 16. Now a group's maxima come from one transposing reduction (AVX-512; a horizontal max per block
-// elsewhere), its exponents and scale factors are computed in lanes (bfp_exponents, bfp_group_scales), and
-// round to nearest goes by magic constants (two adds a vector) where the group allows. 4096 x 4096 fp32
-// from DRAM, B = 16: 9 -> ~33 GB/s (memcpy ~40; details in the README).
+// elsewhere), its exponents and scale factors are computed in lanes (bfp_exponents from the maxima's bits,
+// bfp_group_scales), and round to nearest goes by magic constants (two adds a vector) where the group
+// allows. 4096 x 4096 fp32 from DRAM, B = 16: 9 GB/s with the scalar search, ~31 now (details in the README).
 
 // Integer lanes: select, min and max for int32 and batches of it.
 inline std::int32_t iselect(bool c, std::int32_t a, std::int32_t b) noexcept { return c ? a : b; }
@@ -682,6 +682,12 @@ xsimd::batch<std::int32_t, A> imin(xsimd::batch<std::int32_t, A> a, xsimd::batch
 template <class A>
 xsimd::batch<std::int32_t, A> imax(xsimd::batch<std::int32_t, A> a, xsimd::batch<std::int32_t, A> b) noexcept {
   return xsimd::max(a, b);
+}
+// The lanes' minimum; where one is NaN, either operand (std::min gives a, vminps b).
+inline float min_lanes(float a, float b) noexcept { return std::min(a, b); }
+template <class A>
+xsimd::batch<float, A> min_lanes(xsimd::batch<float, A> a, xsimd::batch<float, A> b) noexcept {
+  return xsimd::min(a, b);
 }
 inline VI iclamp(VI v, std::int32_t lo, std::int32_t hi) noexcept { return imin(imax(v, VI(lo)), VI(hi)); }
 // Whether every lane is at most limit.
@@ -735,7 +741,7 @@ struct bfp_mode {
 // 127 are the only ones that saturate, and s <= 104 excludes them, so no clamp is needed either.
 struct bfp_group_scales {
   bool magic_ok;
-  bool finite;  // every value of the group is finite (false: unknown)
+  bool finite;  // every value of the group is finite or a quiet NaN (false: unknown; see gathered_maxima)
   alignas(64) std::int32_t e[W];
   alignas(64) float magic[W];
   alignas(64) float u[W];
@@ -772,11 +778,25 @@ struct bfp_group_scales {
   }
 };
 
+// Whether a lane holds a subnormal's bits (1 .. 2^23 - 1).
+inline bool any_subnormal(std::uint32_t b) noexcept { return b - 1u < 0x007fffffu; }
+template <class A>
+bool any_subnormal(xsimd::batch<std::uint32_t, A> b) noexcept {
+  using U = xsimd::batch<std::uint32_t, A>;
+  return xsimd::any(b - U(1u) < U(0x007fffffu));
+}
+
 // The shared exponents of blocks whose largest finite |x| are the lanes of maxabs (0 for an all-zero,
 // all-NaN or absent block): e = max(floor(log2 maxabs), m - 150), plus 1 where (rounding to nearest) the
 // maximum rounds up to 2^m at e's step; at most 127.
 inline VI bfp_exponents(V maxabs, int m, bool truncate) noexcept {
   const VU b = as_u32(maxabs);
+  if (!any_subnormal(b)) {  // normal or zero lanes (the usual case): the rounding in the bits, ~9 ops
+    VU r = b;  // b rounded to m significant bits, to nearest even: a carry into the exponent field is the +1
+    if (const int d = 24 - m; !truncate && d > 0)  // (or the implicit bit: m = 1 keeps it alone, always odd)
+      r = b + VU((1u << (d - 1)) - 1u) + (((b | VU(0x00800000u)) >> d) & VU(1u));
+    return imin(iselect(as_i32(b) == VI(0), VI(m - 150), as_i32(r >> 23) - VI(127)), VI(127));
+  }
   const VI be = as_i32(b >> 23);
   const VI sub = as_i32(as_u32(to_f32(as_i32(b))) >> 23) - VI(276);  // a denormal: bit_width(b) - 150 (b < 2^23: exact)
   VI e = imax(iselect(be > VI(0), be - VI(127), sub), VI(m - 150));  // 0: sub = -276, so m - 150
@@ -794,9 +814,7 @@ inline VI bfp_exponents(V maxabs, int m, bool truncate) noexcept {
 template <bool Truncate>
 V bfp_magnitude(V x, const pow2_factor& up, V kmax) noexcept {
   const V t = up(lanes::abs(x));
-  const V k = Truncate ? floor(t) : round_even(t);
-  if constexpr (W == 1) return std::min(k, kmax);
-  else return xsimd::min(k, kmax);
+  return min_lanes(Truncate ? floor(t) : round_even(t), kmax);
 }
 
 // q where v is finite, v itself (its very bits) where v is NaN or +-Inf. One vfpclassps and a masked move
@@ -825,10 +843,17 @@ float block_maxabs(const T* p, index_t len) noexcept {
 // Lane k = the largest lane of c[k] (unsigned), k < 16. Four rounds halve the lanes per vector: shuffles of
 // 128-bit chunks pair vectors (a, b) into one holding both folded (rounds 1, 2: 8 then 4 lanes each, in
 // vector order), then in-chunk shuffles (rounds 3, 4) leave lane 4L + r holding vector 4r + L, which one
-// permute puts back in order.
+// permute puts back in order. Raw: c[k] are the values themselves, whose magnitudes round 1 compares
+// (vrangeps, see gathered_maxima); else |x|'s bits. The loops are unrolled by pragma: GCC 12 otherwise
+// keeps c in memory (B = 16 from L1: 57 -> 85 GB/s unrolled).
+template <bool Raw>
 inline __m512i transpose_max16(__m512i* c) noexcept {
   const auto fold = [](__m512i a, __m512i b, auto shuffle, auto lo, auto hi) {
     return _mm512_max_epu32(shuffle(a, b, lo), shuffle(a, b, hi));
+  };
+  const auto first_fold = [](__m512i a, __m512i b, auto shuffle, auto lo, auto hi) {
+    if constexpr (!Raw) return _mm512_max_epu32(shuffle(a, b, lo), shuffle(a, b, hi));
+    else return _mm512_castps_si512(_mm512_range_ps(_mm512_castsi512_ps(shuffle(a, b, lo)), _mm512_castsi512_ps(shuffle(a, b, hi)), 0x0b));
   };
   const auto chunks = [](__m512i a, __m512i b, auto imm) { return _mm512_shuffle_i32x4(a, b, decltype(imm)::value); };
   const auto in_chunk = [](__m512i a, __m512i b, auto imm) {
@@ -838,8 +863,11 @@ inline __m512i transpose_max16(__m512i* c) noexcept {
   using hi1 = std::integral_constant<int, 0xee>;
   using lo2 = std::integral_constant<int, 0x88>;  // [a0 a2 b0 b2] and [a1 a3 b1 b3]
   using hi2 = std::integral_constant<int, 0xdd>;
-  for (int k = 0; k < 8; ++k) c[k] = fold(c[2 * k], c[2 * k + 1], chunks, lo1{}, hi1{});
+#pragma GCC unroll 8
+  for (int k = 0; k < 8; ++k) c[k] = first_fold(c[2 * k], c[2 * k + 1], chunks, lo1{}, hi1{});
+#pragma GCC unroll 4
   for (int k = 0; k < 4; ++k) c[k] = fold(c[2 * k], c[2 * k + 1], chunks, lo2{}, hi2{});
+#pragma GCC unroll 2
   for (int k = 0; k < 2; ++k) c[k] = fold(c[2 * k], c[2 * k + 1], in_chunk, lo1{}, hi1{});
   c[0] = fold(c[0], c[1], in_chunk, lo2{}, hi2{});
   const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
@@ -849,50 +877,99 @@ inline __m512i transpose_max16(__m512i* c) noexcept {
 inline __m512i abs_bits(__m512 v) noexcept { return _mm512_and_si512(_mm512_castps_si512(v), _mm512_set1_epi32(0x7fffffff)); }
 #endif
 
+#if defined(__AVX512F__) && !defined(TPP_NO_SIMD)
+// The maxima of 16 blocks' |x| as they are gathered, block k in c[k]: its values' bits folded lane-wise
+// (B = 16: the block's own vector, raw, its abs taken by the transposition's first round; B = 16 t: pairs
+// of vectors through vrangeps' largest magnitude, sign cleared, then unsigned maxima, so a vector and a
+// half of loads cost one op). A lane at or above Inf's bits (0x7f800000) flags a block holding Inf or a
+// signalling NaN (vrangeps returns it quietened); a quiet NaN beside a number gives the number (as
+// vrangeps does on AMD Zen 4/5 and as Intel documents it), so such a block is not flagged: its maximum
+// is the largest finite |x| all the same, and the quiet NaN passes unchanged through the magic-constant
+// rounding, the one path that trusts the flag. (Were quiet NaNs kept, their blocks would be flagged.)
+struct gathered_maxima {
+  static constexpr bool available = W == 16;
+  __m512i c[16];
+
+  // Block k, whole, of B = 16 t values from p.
+  template <class T>
+  void add(index_t k, const T* p, index_t B) noexcept {
+    if (B == 16) {
+      c[k] = _mm512_castps_si512(load(p, W));
+      return;
+    }
+    __m512i m = _mm512_setzero_si512();
+    index_t j = 0;
+    for (; j + 32 <= B; j += 32)
+      m = _mm512_max_epu32(m, _mm512_castps_si512(_mm512_range_ps(load(p + j, W), load(p + j + 16, W), 0x0b)));
+    if (j < B) m = _mm512_max_epu32(m, abs_bits(load(p + j, W)));
+    c[k] = m;
+  }
+
+  // The blocks' largest finite |x|, lane k for block k (whose nb <= 16 values, or fewer at the row's end,
+  // start at xr + (b0 + k) B); c[k] past nb must be 0. finite: no lane is flagged.
+  template <class T>
+  V maxabs(bool raw, const T* xr, index_t cols, index_t block, index_t b0, index_t nb, bool& finite) noexcept {
+    const __m512i mx = raw ? transpose_max16<true>(c) : transpose_max16<false>(c);
+    const __mmask16 special = _mm512_cmpge_epu32_mask(mx, _mm512_set1_epi32(0x7f800000));
+    finite = special == 0;
+    if (finite) return _mm512_castsi512_ps(mx);
+    alignas(64) float f[16];
+    _mm512_store_si512(f, mx);
+    for (index_t k = 0; k < nb; ++k)
+      if ((special >> k) & 1) f[k] = block_maxabs(xr + (b0 + k) * block, std::min(block, cols - (b0 + k) * block));
+    return _mm512_load_ps(f);
+  }
+};
+#else
+struct gathered_maxima {  // (AVX-512 only)
+  static constexpr bool available = false;
+  template <class T>
+  void add(index_t, const T*, index_t) noexcept {}
+  template <class T>
+  V maxabs(bool, const T*, index_t, index_t, index_t, index_t, bool& finite) noexcept {
+    finite = false;
+    return V(0.0f);
+  }
+};
+#endif
+
 // The largest finite |x| of blocks b0 .. b0 + nb - 1 of a row of cols (nb <= W), block k in lane k (0 past
-// nb), and finite = whether all their values are finite (false: some are not, or unknown).
+// nb), and finite = whether all their values are finite or quiet NaNs (false: unknown).
 // AVX-512, any B: the maxima of |x|'s bits (unsigned integers order as the values) come out of one
-// transposing reduction, and a lane at or above Inf's bits (0x7f800000) flags a block holding NaN or Inf,
-// whose largest finite |x| is then found again with the non-finite values ignored (rare: a scan of that
-// block). Partial loads and blocks past nb give 0. Elsewhere a horizontal maximum per block.
+// transposing reduction (gathered_maxima; partial loads and blocks past nb give 0), flagged lanes are
+// found again by a scan of their blocks. Elsewhere a horizontal maximum per block.
 template <class T>
 V group_maxabs(const T* xr, index_t cols, index_t block, index_t b0, index_t nb, bool& finite) noexcept {
   finite = false;
-#if defined(__AVX512F__) && !defined(TPP_NO_SIMD)
-  if constexpr (W == 16) {
-    __m512i c[16];
+  if constexpr (gathered_maxima::available) {
+    gathered_maxima g;
     const T* p = xr + b0 * block;
-    if (block == 16 && nb == 16 && (b0 + 16) * 16 <= cols) {  // (one vector a block: no inner loop)
-      for (index_t k = 0; k < 16; ++k) {
-        prefetch_ahead(p + 16 * k);
-        c[k] = abs_bits(load(p + 16 * k, W));
-      }
-    } else {
-      for (index_t k = 0; k < 16; ++k, p += block) {
-        __m512i ck = _mm512_setzero_si512();  // (a register: c[k] itself would be stored and reloaded per vector)
-        const index_t len = k < nb ? std::min(block, cols - (b0 + k) * block) : 0;
-        index_t j = 0;
-        for (; j + W <= len; j += W) {
-          prefetch_ahead(p + j);
-          ck = _mm512_max_epu32(ck, abs_bits(load(p + j, W)));
-        }
-        if (j < len) ck = _mm512_max_epu32(ck, abs_bits(load(p + j, len - j)));
-        c[k] = ck;
-      }
+    // B = 16: unrolled, the maxima stay in registers; no software prefetch (from DRAM it measured 8-15%
+    // slower with one 8 KiB ahead per vector, 4 and 16 KiB no better)
+    if (block == 16 && nb == 16 && (b0 + 16) * 16 <= cols) {
+#pragma GCC unroll 16
+      for (index_t k = 0; k < 16; ++k) g.add(k, p + k * 16, 16);
+      return g.maxabs(true, xr, cols, block, b0, nb, finite);
     }
-    __m512i mx = transpose_max16(c);
-    const __mmask16 special = _mm512_cmpge_epu32_mask(mx, _mm512_set1_epi32(0x7f800000));
-    finite = special == 0;
-    if (!finite) {
-      alignas(64) float f[16];
-      _mm512_store_si512(f, mx);
-      for (index_t k = 0; k < nb; ++k)
-        if ((special >> k) & 1) f[k] = block_maxabs(xr + (b0 + k) * block, std::min(block, cols - (b0 + k) * block));
-      return _mm512_load_ps(f);
+    if (block % 16 == 0 && nb == 16 && (b0 + 16) * block <= cols) {  // whole blocks of whole vectors
+      for (index_t k = 0; k < 16; ++k) g.add(k, p + k * block, block);
+      return g.maxabs(false, xr, cols, block, b0, nb, finite);
     }
-    return _mm512_castsi512_ps(mx);
-  }
+#if defined(__AVX512F__) && !defined(TPP_NO_SIMD)
+    for (index_t k = 0; k < 16; ++k, p += block) {
+      __m512i ck = _mm512_setzero_si512();  // (a register: c[k] itself would be stored and reloaded per vector)
+      const index_t len = k < nb ? std::min(block, cols - (b0 + k) * block) : 0;
+      index_t j = 0;
+      for (; j + W <= len; j += W) {
+        prefetch_ahead(p + j);
+        ck = _mm512_max_epu32(ck, abs_bits(load(p + j, W)));
+      }
+      if (j < len) ck = _mm512_max_epu32(ck, abs_bits(load(p + j, len - j)));
+      g.c[k] = ck;
+    }
 #endif
+    return g.maxabs(false, xr, cols, block, b0, nb, finite);
+  }
   alignas(64) float mx[W] = {};
   for (index_t k = 0; k < nb; ++k) {
     const index_t j0 = (b0 + k) * block;
@@ -902,32 +979,52 @@ V group_maxabs(const T* xr, index_t cols, index_t block, index_t b0, index_t nb,
 }
 
 // The blocks of x, W at a time (a group): group(i, b0, n, scales) for the n blocks of row i from block b0,
-// (Magic: whether f rounds by the magic constants where it can; otherwise it is always given the factors.)
 // then f = row(i) (a functor holding the row's pointers, a local here so its fields stay in registers:
 // the stores of vector intrinsics may alias anything in memory) and f(j, c, scale, mode) over their
 // columns, c <= W consecutive columns of one block from column j, with mode a bfp_mode (magic where the
-// group's magic_ok). Where W divides B, a whole group's blocks are visited in a plain loop of whole vectors.
-// Software-pipelined: the next group's scales are computed before this group's chunks, so the dependency
-// chain from its loads through the reduction to its exponents overlaps this group's work.
+// group's magic_ok). (Magic: whether f rounds by the magic constants where it can; otherwise it is always
+// given the factors.) Where W divides B, a whole group's blocks are visited in a plain loop of whole vectors.
+// Software-pipelined: the next group's scales are ready before this group's chunks, so the dependency chain
+// from its loads through the reduction to its exponents overlaps this group's work. On AVX-512, a next
+// group of 16 whole blocks of whole vectors is gathered block by block between this group's blocks (its
+// loads, from DRAM perhaps, interleave with this group's stores as in a copy loop: all loads first, then
+// all stores, measured 10% slower at B = 64 from DRAM), and reduced after them.
 template <bool Magic, class TI, class G, class R>
 [[gnu::flatten]] void bfp_blocks_of(mat<const TI> x, const bfp_params& p, G&& group, R&& row) {
   const index_t B = p.block, nb = bfp_blocks(x.cols, B), groups = (nb + W - 1) / W;
   const int m = p.mantissa_bits;
   if (x.rows <= 0 || groups <= 0) return;
+  // whether group q of a row is gathered between the blocks of the group before it
+  const auto gathers = [&](index_t q) {
+    return gathered_maxima::available && B % W == 0 && B > W && (q + 1) * W <= nb && (q + 1) * W * B <= x.cols;
+  };
   const auto run = [&](auto truncate) {
-    bfp_group_scales g[2] = {};  // (zeroed once: factors a magic group skips are never indeterminate)
-    // group (i, q): row i's blocks from q W; the next group's scales go into the other buffer first
-    const auto scales = [&](index_t i, index_t q, bfp_group_scales& out) {
-      bool finite = false;
-      const V mx = group_maxabs(x.row(i), x.cols, B, q * W, std::min(W, nb - q * W), finite);
+    bfp_group_scales g[3] = {};  // (zeroed once: factors a magic group skips are never indeterminate)
+    const auto finish = [&](V mx, bool finite, bfp_group_scales& out) {
       out.set(bfp_exponents(mx, m, truncate), m, Magic && !truncate);
       out.finite = finite;
     };
+    // group (i, q): row i's blocks from q W, its scales in g[t % 3] at step t
+    const auto scales = [&](index_t i, index_t q, bfp_group_scales& out) {
+      bool finite = false;
+      const V mx = group_maxabs(x.row(i), x.cols, B, q * W, std::min(W, nb - q * W), finite);
+      finish(mx, finite, out);
+    };
+    const auto advance = [&](index_t& i, index_t& q) {  // (counters: a division per group cost ~40 cycles)
+      if (++q == groups) q = 0, ++i;
+    };
+    gathered_maxima later;  // the maxima of the group after next, gathered during this group
+    index_t i = 0, q = 0, i2 = 0, q2 = 0;  // this group, the group after next
     scales(0, 0, g[0]);
-    for (index_t i = 0, q = 0, t = 0; i < x.rows; ++t) {  // (counters: a division per group cost ~40 cycles)
-      const index_t ni = q + 1 < groups ? i : i + 1, nq = q + 1 < groups ? q + 1 : 0;
-      if (ni < x.rows) scales(ni, nq, g[(t + 1) % 2]);
-      const bfp_group_scales& gt = g[t % 2];
+    advance(i2, q2);
+    if (i2 < x.rows) scales(i2, q2, g[1]);
+    advance(i2, q2);
+    for (index_t t = 0; i < x.rows; ++t) {
+      const bool gather = i2 < x.rows && gathers(q2);
+      if (i2 < x.rows && !gather) scales(i2, q2, g[(t + 2) % 3]);
+      const TI* next = gather ? x.row(i2) + q2 * W * B : nullptr;
+      index_t gathered = 0;  // blocks of that group gathered so far
+      const bfp_group_scales& gt = g[t % 3];
       const index_t b0 = q * W, n = std::min(W, nb - b0);
       const TI* xr = x.row(i);
       group(i, b0, n, gt);
@@ -937,6 +1034,7 @@ template <bool Magic, class TI, class G, class R>
           for (index_t k = 0; k < n; ++k) f((b0 + k) * W, W, gt[k], mode);
         } else if (B % W == 0 && (b0 + n) * B <= x.cols) {
           for (index_t k = 0; k < n; ++k) {
+            if (gather) later.add(gathered++, next + k * B, B);
             const bfp_scale s = gt[k];
             for (index_t j = (b0 + k) * B, end = j + B; j < end; j += W) f(j, W, s, mode);
           }
@@ -956,8 +1054,14 @@ template <bool Magic, class TI, class G, class R>
         visit(bfp_mode<false, true>{});
       else
         visit(bfp_mode<false, false>{});
-      i = ni;
-      q = nq;
+      if (gather) {
+        for (; gathered < W; ++gathered) later.add(gathered, next + gathered * B, B);
+        bool finite = false;
+        const V mx = later.maxabs(false, x.row(i2), x.cols, B, q2 * W, W, finite);
+        finish(mx, finite, g[(t + 2) % 3]);
+      }
+      advance(i, q);
+      advance(i2, q2);
     }
   };
   if (p.truncate)
@@ -1452,10 +1556,8 @@ class bfp_fake_quant_kernel : public detail::kernel_shape {
             } else {
               q = copysign(s.down()(bfp_magnitude<decltype(mode)::truncate>(v, s.up(), kmax)), v);
             }
-            if constexpr (decltype(mode)::finite)
-              store(yr + j, q, n);
-            else
-              store(yr + j, finite_else(q, v), n);  // NaN, Inf pass through
+            if constexpr (!decltype(mode)::finite) q = finite_else(q, v);  // NaN, Inf pass through
+            store(yr + j, q, n);
           };
         });
   }
