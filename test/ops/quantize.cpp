@@ -685,6 +685,51 @@ TEST_CASE("bfp: whole groups of 16 blocks (the transposed reduction), blocks of 
   CHECK(bad == 0);
 }
 
+// A 64-byte aligned fp32 (rows, cols) view with leading dimension ld inside buf, every element first set to
+// the sentinel.
+mat<float> aligned_view(std::vector<float>& buf, index_t rows, index_t cols, index_t ld) {
+  buf.assign(std::size_t(rows * ld + 16), test::sentinel<float>());
+  const auto a = reinterpret_cast<std::uintptr_t>(buf.data());
+  return {buf.data() + ((64 - a % 64) % 64) / sizeof(float), rows, cols, ld};
+}
+
+TEST_CASE("bfp: streaming stores (outputs past tpp::stream_threshold) write what cached stores write") {
+  struct restore {
+    std::size_t t = tpp::stream_threshold.load();
+    ~restore() { tpp::stream_threshold = t; }
+  } keep;
+  int bad = 0;
+  for (const index_t B : {index_t(16), index_t(32), index_t(48), index_t(64)})
+    for (const bool truncate : {false, true})
+      for (const int m : {1, 8, 23}) {
+        INFO("B ", B, " m ", m, " truncate ", truncate);
+        // rows of 17 blocks and 5 columns (a partial vector at the end), ld a multiple of 16 with padding
+        const index_t rows = 3, cols = 17 * B + 5, ld = (cols + 15) / 16 * 16 + 16;
+        std::vector<float> xb, sb, cb, ib;
+        const mat<float> x = aligned_view(xb, rows, cols, ld), ys = aligned_view(sb, rows, cols, ld),
+                         yc = aligned_view(cb, rows, cols, ld), xy = aligned_view(ib, rows, cols, ld);
+        const auto v = spread(std::size_t(rows * cols), 20, std::uint64_t(B * 31 + m));
+        for (index_t i = 0; i < rows; ++i)
+          for (index_t j = 0; j < cols; ++j) x(i, j) = xy(i, j) = v[std::size_t(i * cols + j)];
+        x(0, 5) = xy(0, 5) = inf;
+        x(1, 7) = xy(1, 7) = nan_s;
+        x(2, cols - 2) = xy(2, cols - 2) = nan_q;
+        const bfp_params p{B, m, truncate};
+        tpp::stream_threshold = 0;  // every output streams where it can
+        CHECK(detail::quant::streams(ys) == detail::quant::streaming_available);
+        bfp_fake_quant(mat<const float>(x), ys, p);
+        bfp_fake_quant(mat<const float>(xy), xy, p);  // in place
+        tpp::stream_threshold = SIZE_MAX;
+        bfp_fake_quant(mat<const float>(x), yc, p);
+        for (index_t i = 0; i < rows; ++i)  // the padding columns too
+          for (index_t j = 0; j < ld; ++j) {
+            const float want = yc.data[i * ld + j];
+            bad += !test::same_bits(ys.data[i * ld + j], want) || !test::same_bits(xy.data[i * ld + j], want);
+          }
+      }
+  CHECK(bad == 0);
+}
+
 TEST_CASE("bfp: edge shapes with bf16 in / out, in-place fake-quant") {
   for (const auto& sh : test::edge_shapes()) {
     INFO(test::describe(sh));

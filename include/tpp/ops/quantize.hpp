@@ -86,6 +86,10 @@
 // row's tail; scalar loops with TPP_NO_SIMD. Single-threaded; safe inside a caller's parallel region
 // (per-thread scratch, slots 14 and 15). An output may be the very same view as an input of the same element
 // type (in-place: the fake-quant ops); any other overlap of an output with an input or another output throws.
+// Streaming stores: bfp_fake_quant writes an fp32 output of at least tpp::stream_threshold bytes (default
+// 16 MiB, TPP_STREAM_BYTES; SIZE_MAX: never) past the caches, where B is a multiple of the vector width
+// and the output's rows start on vector boundaries (x86 AVX / AVX-512); it ends with an sfence. The
+// output is then not in cache for its next reader: raise the threshold where a larger cache would hold it.
 //
 // API (kernel objects validate their arguments once; free functions make one and call it):
 //   compute_quant_params<TQ>(x, mode, granularity, scale, zero_point)
@@ -100,6 +104,7 @@
 //   binarize_kernel<TI>, ternarize_kernel<TI>, unpack_binary, unpack_ternary, binary_gemm_kernel
 
 #include <algorithm>
+#include <atomic>
 #include <bit>
 #include <cmath>
 #include <concepts>
@@ -187,6 +192,14 @@ struct ternarize_params {
 
 // uint64 words of a bit-packed row of cols values.
 constexpr index_t packed_words(index_t cols) noexcept { return (cols + 63) / 64; }
+
+// Outputs of at least this many bytes are written with streaming (non-temporal) stores by the kernels
+// that can (bfp_fake_quant to fp32: see detail::quant::streams): they bypass the caches, which pays when
+// the output would not stay cached anyway. Default TPP_STREAM_BYTES (16 MiB); SIZE_MAX: never.
+#ifndef TPP_STREAM_BYTES
+#define TPP_STREAM_BYTES (std::size_t(16) << 20)
+#endif
+inline std::atomic<std::size_t> stream_threshold{TPP_STREAM_BYTES};
 
 namespace detail::quant {
 
@@ -344,6 +357,50 @@ void store(T* p, V v, index_t n) noexcept {
   if constexpr (W > 1)
     if (n < W) return io_for<T>::store_partial(p, v, n);
   io_for<T>::store(p, v);
+}
+
+// Streaming (non-temporal) stores of fp32 vectors: written past the caches, without first reading each
+// line for ownership. For an output too large to stay cached anyway that read is a third of the traffic,
+// and the memory-level parallelism it takes is what a single core streaming from DRAM runs short of: a
+// plain AVX-512 copy loop measured 1.3x memcpy with them (glibc's memcpy stores through the cache at 64
+// MiB here), and BFP fake-quant from 0.85 to 1.05-1.2x memcpy. streams(y) says whether output y uses
+// them: fp32, at least tpp::stream_threshold bytes (16 MiB by default: half this machine's L3), x86 SIMD,
+// rows starting on vector boundaries (the caller's kernel stores whole vectors at multiples of W from a
+// row's start; partial vectors store through the cache). A kernel that streamed ends with stream_fence()
+// (sfence: the stores are weakly ordered until then).
+#if defined(__AVX__) && !defined(TPP_NO_SIMD)
+inline constexpr bool streaming_available = W == 8 || W == 16;
+#else
+inline constexpr bool streaming_available = false;
+#endif
+
+template <class T>
+bool streams(mat<T> y) noexcept {
+  const std::size_t bytes = std::size_t(y.rows) * std::size_t(y.cols) * sizeof(T);
+  return streaming_available && std::is_same_v<std::remove_const_t<T>, float> &&
+         bytes >= stream_threshold.load(std::memory_order_relaxed) &&
+         reinterpret_cast<std::uintptr_t>(y.data) % (W * sizeof(float)) == 0 && y.ld % W == 0;
+}
+
+// v to p, a vector-aligned float*, past the caches (streaming_available only).
+template <class L>
+void stream_store(float* p, L v) noexcept {
+#if defined(__AVX512F__) && !defined(TPP_NO_SIMD)
+  if constexpr (W == 16) _mm512_stream_ps(p, v);
+#endif
+#if defined(__AVX__) && !defined(TPP_NO_SIMD)
+  if constexpr (W == 8) _mm256_stream_ps(p, v);
+#endif
+  if constexpr (!streaming_available) {
+    (void)p;
+    (void)v;
+  }
+}
+
+inline void stream_fence() noexcept {
+#if defined(__SSE__) && !defined(TPP_NO_SIMD)
+  _mm_sfence();
+#endif
 }
 
 // Integer lanes (already within T's range) to T.
@@ -663,8 +720,9 @@ inline void bf16_rows(mat<const float> x, mat<bf16> y, rounding r, const stochas
 // max, then branches on the exponent) cost ~55 cycles a block, four times the block's own arithmetic at
 // B = 16. Now a group's maxima come from one transposing reduction (AVX-512; a horizontal max per block
 // elsewhere), its exponents and scale factors are computed in lanes (bfp_exponents from the maxima's bits,
-// bfp_group_scales), and round to nearest goes by magic constants (two adds a vector) where the group
-// allows. 4096 x 4096 fp32 from DRAM, B = 16: 9 GB/s with the scalar search, ~31 now (details in the README).
+// bfp_group_scales), round to nearest goes by magic constants (two adds a vector) where the group allows,
+// and large outputs are written by streaming stores (streams). 4096 x 4096 fp32 from DRAM, B = 16: 9 GB/s
+// with the scalar search, now about memcpy's speed or above (details in the README).
 
 // Integer lanes: select, min and max for int32 and batches of it.
 inline std::int32_t iselect(bool c, std::int32_t a, std::int32_t b) noexcept { return c ? a : b; }
@@ -1544,10 +1602,11 @@ class bfp_fake_quant_kernel : public detail::kernel_shape {
     using namespace detail::quant;
     detail::check_in_out(x, y, rows_, cols_, label, "x", "y");
     const V kmax(pow2f(params_.mantissa_bits) - 1.0f);
+    const bool stream = streams(y) && params_.block % W == 0;  // (then every full vector is aligned)
     bfp_blocks_of<true>(
         x, params_, [](index_t, index_t, index_t, const bfp_group_scales&) {},
         [=](index_t i) {
-          return [xr = x.row(i), yr = y.row(i), kmax](index_t j, index_t n, const bfp_scale& s, auto mode) {
+          return [xr = x.row(i), yr = y.row(i), kmax, stream](index_t j, index_t n, const bfp_scale& s, auto mode) {
             const V v = load(xr + j, n);
             V q;
             if constexpr (decltype(mode)::magic) {  // the sign of v where the rounding gave +0
@@ -1557,9 +1616,15 @@ class bfp_fake_quant_kernel : public detail::kernel_shape {
               q = copysign(s.down()(bfp_magnitude<decltype(mode)::truncate>(v, s.up(), kmax)), v);
             }
             if constexpr (!decltype(mode)::finite) q = finite_else(q, v);  // NaN, Inf pass through
+            if constexpr (streaming_available && std::is_same_v<TO, float>) {
+              if (stream && n == W) return stream_store(yr + j, q);
+            } else {
+              (void)stream;
+            }
             store(yr + j, q, n);
           };
         });
+    if (stream) stream_fence();
   }
 
   const bfp_params& params() const noexcept { return params_; }
