@@ -693,11 +693,22 @@ mat<float> aligned_view(std::vector<float>& buf, index_t rows, index_t cols, ind
   return {buf.data() + ((64 - a % 64) % 64) / sizeof(float), rows, cols, ld};
 }
 
+// Elements (padding columns included) whose bits differ between two views of one shape and ld.
+int differing(mat<const float> a, mat<const float> b) {
+  int bad = 0;
+  for (index_t i = 0; i < a.rows; ++i)
+    for (index_t j = 0; j < a.ld; ++j) bad += !test::same_bits(a.data[i * a.ld + j], b.data[i * b.ld + j]);
+  return bad;
+}
+
+// Puts tpp::stream_threshold back when the test leaves.
+struct stream_threshold_guard {
+  std::size_t saved = tpp::stream_threshold.load();
+  ~stream_threshold_guard() { tpp::stream_threshold = saved; }
+};
+
 TEST_CASE("bfp: streaming stores (outputs past tpp::stream_threshold) write what cached stores write") {
-  struct restore {
-    std::size_t t = tpp::stream_threshold.load();
-    ~restore() { tpp::stream_threshold = t; }
-  } keep;
+  const stream_threshold_guard keep;
   int bad = 0;
   for (const index_t B : {index_t(16), index_t(32), index_t(48), index_t(64)})
     for (const bool truncate : {false, true})
@@ -721,11 +732,7 @@ TEST_CASE("bfp: streaming stores (outputs past tpp::stream_threshold) write what
         bfp_fake_quant(mat<const float>(xy), xy, p);  // in place
         tpp::stream_threshold = SIZE_MAX;
         bfp_fake_quant(mat<const float>(x), yc, p);
-        for (index_t i = 0; i < rows; ++i)  // the padding columns too
-          for (index_t j = 0; j < ld; ++j) {
-            const float want = yc.data[i * ld + j];
-            bad += !test::same_bits(ys.data[i * ld + j], want) || !test::same_bits(xy.data[i * ld + j], want);
-          }
+        bad += differing(ys, yc) + differing(xy, yc);
       }
   CHECK(bad == 0);
 }
@@ -802,6 +809,26 @@ TEST_CASE("pow2: 0 or +-2^k with k in range, nearest in value, ties up; encode /
       CHECK(y.padding_intact());
       CHECK(c.padding_intact());
     }
+  }
+  // streaming stores (outputs past tpp::stream_threshold) write what cached stores write
+  {
+    const stream_threshold_guard keep;
+    const index_t rows = 3, cols = 3 * simd::width<> * 4 + 5, ld = (cols + 15) / 16 * 16 + 16;
+    std::vector<float> xb, sb, cb;
+    const mat<float> x = aligned_view(xb, rows, cols, ld), ys = aligned_view(sb, rows, cols, ld),
+                     yc = aligned_view(cb, rows, cols, ld);
+    const auto v = spread(std::size_t(rows * cols), 9, 17);
+    for (index_t i = 0; i < rows; ++i)
+      for (index_t j = 0; j < cols; ++j) x(i, j) = v[std::size_t(i * cols + j)];
+    x(1, 3) = nan_q;
+    x(2, 4) = -inf;
+    const pow2_params ps{-5, 3, 0.01f};
+    tpp::stream_threshold = 0;
+    CHECK(detail::quant::streams(ys) == detail::quant::streaming_available);
+    pow2_quantize(mat<const float>(x), ys, ps);
+    tpp::stream_threshold = SIZE_MAX;
+    pow2_quantize(mat<const float>(x), yc, ps);
+    CHECK(differing(ys, yc) == 0);
   }
   // ties and specials, k in [-2, 3]
   const pow2_params p{-2, 3, 0.0f};

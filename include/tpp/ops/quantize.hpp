@@ -86,9 +86,10 @@
 // row's tail; scalar loops with TPP_NO_SIMD. Single-threaded; safe inside a caller's parallel region
 // (per-thread scratch, slots 14 and 15). An output may be the very same view as an input of the same element
 // type (in-place: the fake-quant ops); any other overlap of an output with an input or another output throws.
-// Streaming stores: bfp_fake_quant writes an fp32 output of at least tpp::stream_threshold bytes (default
-// 16 MiB, TPP_STREAM_BYTES; SIZE_MAX: never) past the caches, where B is a multiple of the vector width
-// and the output's rows start on vector boundaries (x86 AVX / AVX-512); it ends with an sfence. The
+// Streaming stores: the fake-quant ops bfp_fake_quant and pow2_quantize write an fp32 output of at least
+// tpp::stream_threshold bytes (default 16 MiB, TPP_STREAM_BYTES; SIZE_MAX: never) past the caches, where
+// the output's rows start on vector boundaries (x86 AVX / AVX-512) and, for BFP, B is a multiple of the
+// vector width; they end with an sfence. The
 // output is then not in cache for its next reader: raise the threshold where a larger cache would hold it.
 //
 // API (kernel objects validate their arguments once; free functions make one and call it):
@@ -194,8 +195,9 @@ struct ternarize_params {
 constexpr index_t packed_words(index_t cols) noexcept { return (cols + 63) / 64; }
 
 // Outputs of at least this many bytes are written with streaming (non-temporal) stores by the kernels
-// that can (bfp_fake_quant to fp32: see detail::quant::streams): they bypass the caches, which pays when
-// the output would not stay cached anyway. Default TPP_STREAM_BYTES (16 MiB); SIZE_MAX: never.
+// that can (bfp_fake_quant and pow2_quantize to fp32: see detail::quant::streams): they bypass the caches,
+// which pays when the output would not stay cached anyway. Default TPP_STREAM_BYTES (16 MiB); SIZE_MAX:
+// never.
 #ifndef TPP_STREAM_BYTES
 #define TPP_STREAM_BYTES (std::size_t(16) << 20)
 #endif
@@ -1673,14 +1675,19 @@ class pow2_quantize_kernel : public detail::kernel_shape {
     using namespace detail::quant;
     detail::check_in_out(x, y, rows_, cols_, label, "x", "y");
     const pow2_consts c = make_pow2(params_);
+    const bool stream = streams(y);
     for (index_t i = 0; i < rows_; ++i) {
       const in_type* xr = x.row(i);
       TO* yr = y.row(i);
       chunks(cols_, xr, [&](index_t j, index_t n) {
         const V v = load(xr + j, n);
-        store(yr + j, detail::lanes::select(detail::lanes::is_nan(v), v, copysign(pow2_magnitude(detail::lanes::abs(v), c), v)), n);
+        const V q = detail::lanes::select(detail::lanes::is_nan(v), v, copysign(pow2_magnitude(detail::lanes::abs(v), c), v));
+        if constexpr (streaming_available && std::is_same_v<TO, float>)
+          if (stream && n == W) return stream_store(yr + j, q);
+        store(yr + j, q, n);
       });
     }
+    if (stream) stream_fence();
   }
 
  private:
