@@ -3,18 +3,19 @@
 # machine can execute:
 #   native   -march=native             (AVX-512 on Zen 4)
 #   avx2     -mavx2 -mfma              (the AVX2 kernels)
+#   clang    -march=native with clang++-14 (the headers under the other compiler users have)
 #   generic  -march=x86-64, TPP_SIMD=OFF (scalar op loops; SSE2 for the policies' SIMD mul)
 #   aarch64  NEON: cross-compiled with Debian's g++-aarch64-linux-gnu, run under qemu-user
-# Warnings are errors. Usage: scripts/run-tests.sh [native|avx2|generic|aarch64 ...]
-# (default: all four; ctest of the generic build reports last)
+# Warnings are errors. Usage: scripts/run-tests.sh [native|avx2|clang|generic|aarch64 ...]
+# (default: all five; ctest of the generic build reports last)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 configs=("$@")
-[ ${#configs[@]} -eq 0 ] && configs=(aarch64 native avx2 generic)
-case " ${configs[*]} " in
-  *" aarch64 "*) TPP_EXTRA_PACKAGES="g++-aarch64-linux-gnu qemu-user" "$root/scripts/install-deps.sh" ;;
-  *) "$root/scripts/install-deps.sh" ;;
-esac
+[ ${#configs[@]} -eq 0 ] && configs=(aarch64 native avx2 clang generic)
+extra=()
+case " ${configs[*]} " in *" aarch64 "*) extra+=(g++-aarch64-linux-gnu qemu-user) ;; esac
+case " ${configs[*]} " in *" clang "*) extra+=(clang-14) ;; esac
+TPP_EXTRA_PACKAGES="${extra[*]}" "$root/scripts/install-deps.sh"
 jobs=$(nproc)
 
 # The doctest suite cross-compiled for AArch64 and run under qemu. xsimd and doctest are header-only;
@@ -42,8 +43,9 @@ for c in "${configs[@]}"; do
   case "$c" in
     native) flags=(-DTPP_ARCH_FLAGS=-march=native) ;;
     avx2) flags=("-DTPP_ARCH_FLAGS=-mavx2 -mfma") ;;
+    clang) flags=(-DTPP_ARCH_FLAGS=-march=native -DCMAKE_CXX_COMPILER=clang++-14) ;;
     generic) flags=(-DTPP_ARCH_FLAGS=-march=x86-64 -DTPP_SIMD=OFF) ;;
-    *) echo "unknown configuration '$c' (native, avx2, generic)" >&2; exit 2 ;;
+    *) echo "unknown configuration '$c' (native, avx2, clang, generic, aarch64)" >&2; exit 2 ;;
   esac
   build="$root/build/test-$c"
   echo "=== tpp tests: $c ==="
