@@ -270,8 +270,10 @@ int main(int argc, char** argv) {
   print_header("fp32 brgemm, stride batch (K shown per block), one thread; own = tpp's loops without LIBXSMM",
                "matmul", "own");
   omp_set_num_threads(1);
-  for (const auto& [s, batch] : {std::pair{shape{"brgemm b16", 32, 32, 32}, 16L}, std::pair{shape{"brgemm b64", 32, 32, 32}, 64L},
-                                 std::pair{shape{"brgemm b16", 64, 64, 64}, 16L}}) {
+  for (const auto& sb : {std::pair{shape{"brgemm b16", 32, 32, 32}, 16L}, std::pair{shape{"brgemm b64", 32, 32, 32}, 64L},
+                         std::pair{shape{"brgemm b16", 64, 64, 64}, 16L}}) {
+    const shape s = sb.first;  // (not a structured binding: clang 14 cannot capture one in the lambdas below)
+    const long batch = sb.second;
     // A_i (m, k) and B_i (k, n) dense, one after another; the peer multiplies A' (m, k batch) B' (k batch, n).
     auto a = random_vector<float>(std::size_t(s.m * s.k * batch), 48), b = random_vector<float>(std::size_t(s.k * s.n * batch), 49);
     std::vector<float> c(std::size_t(s.m * s.n));

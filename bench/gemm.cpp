@@ -76,8 +76,10 @@ void register_u8s8() {
 
 template <class P>
 void register_brgemm(const std::string& name, gemm_backend backend) {
-  for (const auto& [g, batch] : {std::pair{gemm_case{32, 32, 32}, index_t(16)}, std::pair{gemm_case{32, 32, 32}, index_t(64)},
-                                 std::pair{gemm_case{64, 64, 64}, index_t(16)}})
+  for (const auto& gb : {std::pair{gemm_case{32, 32, 32}, index_t(16)}, std::pair{gemm_case{32, 32, 32}, index_t(64)},
+                         std::pair{gemm_case{64, 64, 64}, index_t(16)}}) {
+    const gemm_case g = gb.first;  // (not a structured binding: clang 14 cannot capture one)
+    const index_t batch = gb.second;
     benchmark::RegisterBenchmark(("brgemm/" + name + "/" + dims(g.m, g.n, g.k) + "/b" + std::to_string(batch)).c_str(),
                                  [g, batch, backend](benchmark::State& state) {
                                    const auto a = filled<float>(g.m * g.k * batch);
@@ -88,6 +90,7 @@ void register_brgemm(const std::string& name, gemm_backend backend) {
                                      br.strided(a.data(), g.m * g.k, b.data(), g.k * g.n, c.data(), batch);
                                    });
                                  });
+  }
 }
 
 const int registered = [] {

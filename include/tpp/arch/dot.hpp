@@ -81,6 +81,7 @@ xsimd::batch<float, A> dot_bf16_pairs(xsimd::batch<float, A> acc, xsimd::batch<f
   return _mm512_dpbf16_ps(acc, (__m512bh)_mm512_castps_si512(a), (__m512bh)_mm512_castps_si512(b));
 #else
   static_assert(sizeof(A) == 0, "tpp: dot_bf16_pairs needs AVX512_BF16 (check arch::has_dot_bf16)");
+  (void)a, (void)b;
   return acc;
 #endif
 }
@@ -93,6 +94,7 @@ xsimd::batch<std::int32_t, A> dot_u8s8_quads(xsimd::batch<std::int32_t, A> acc, 
   return _mm512_dpbusd_epi32(acc, a, b);
 #else
   static_assert(sizeof(A) == 0, "tpp: dot_u8s8_quads needs AVX512_VNNI (check arch::has_dot_u8s8)");
+  (void)a, (void)b;
   return acc;
 #endif
 }
