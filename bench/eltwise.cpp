@@ -15,38 +15,12 @@
 
 #include <tpp/tpp.hpp>
 
+#include "bandwidth.hpp"
+
 namespace {
 
 using namespace tpp;
-
-struct size_case {
-  const char* name;
-  index_t rows, cols;
-};
-constexpr size_case sizes[] = {{"l1", 32, 256}, {"l2", 256, 512}, {"dram", 4096, 4096}};
-
-template <class T>
-std::vector<T> filled(index_t n, float base) {
-  std::vector<T> v(static_cast<std::size_t>(n));
-  for (index_t i = 0; i < n; ++i) v[std::size_t(i)] = from_float<T>(base + float(i % 97) * 0.01f - 0.5f);
-  return v;
-}
-
-// Runs f() per iteration and reports bytes_per_second for `bytes` moved per call.
-template <class F>
-void run(benchmark::State& state, double bytes, F&& f) {
-  for (auto _ : state) {
-    f();
-    benchmark::ClobberMemory();
-  }
-  state.SetBytesProcessed(std::int64_t(double(state.iterations()) * bytes));
-}
-
-// The memory-bandwidth reference, measured in the same run: std::memcpy of an fp32 view.
-void memcpy_case(benchmark::State& state, size_case s) {
-  auto x = filled<float>(s.rows * s.cols, 0.3f), y = filled<float>(s.rows * s.cols, 0.0f);
-  run(state, 2.0 * double(x.size() * sizeof(float)), [&] { std::memcpy(y.data(), x.data(), x.size() * sizeof(float)); });
-}
+using namespace tpp::bench;
 
 template <unary_kind K, class P, class T>
 void unary_case(benchmark::State& state, size_case s) {

@@ -1,5 +1,5 @@
 // Quantization primitives (ops/quantize.hpp): bytes moved per second (reads + writes of the views, not counting
-// write-allocate traffic) through kernel objects made once per shape, at the sizes of eltwise.cpp:
+// write-allocate traffic) through kernel objects made once per shape, at the sizes of bandwidth.hpp:
 //   l1    32 x 256    l2    256 x 512    dram  4096 x 4096
 // quantize/memcpy is the bandwidth reference of the same run (std::memcpy of the fp32 view, same bytes counted).
 // binary_gemm/MxNxK against gemm/f32/exact on the same shape: "ops" = 2 M N K per second (one thread: the
@@ -12,49 +12,19 @@
 #include <vector>
 
 #include <benchmark/benchmark.h>
-#include <xsimd/xsimd.hpp>
 
 #include <tpp/tpp.hpp>
+
+#include "bandwidth.hpp"
 
 namespace {
 
 using namespace tpp;
-
-struct size_case {
-  const char* name;
-  index_t rows, cols;
-};
-constexpr size_case sizes[] = {{"l1", 32, 256}, {"l2", 256, 512}, {"dram", 4096, 4096}};
-
-// Buffers start on 64-byte boundaries, as tensor allocators give them (oneDNN's, PyTorch's). std::vector's
-// 64 MiB blocks start 16 bytes past a page: every vector load and store then spans two lines, and
-// bfp_fake_quant cannot stream its output (it runs 0.83-0.9x memcpy from DRAM so, against 1.0-1.1x).
-template <class T>
-using buffer = std::vector<T, xsimd::aligned_allocator<T, 64>>;
-
-buffer<float> filled(index_t n, float base) {
-  buffer<float> v(static_cast<std::size_t>(n));
-  for (index_t i = 0; i < n; ++i) v[std::size_t(i)] = base + float(i % 97) * 0.01f - 0.5f;
-  return v;
-}
-
-template <class F>
-void run(benchmark::State& state, double bytes, F&& f) {
-  for (auto _ : state) {
-    f();
-    benchmark::ClobberMemory();
-  }
-  state.SetBytesProcessed(std::int64_t(double(state.iterations()) * bytes));
-}
-
-void memcpy_case(benchmark::State& state, size_case s) {
-  auto x = filled(s.rows * s.cols, 0.3f), y = filled(s.rows * s.cols, 0.0f);
-  run(state, 2.0 * double(x.size() * sizeof(float)), [&] { std::memcpy(y.data(), x.data(), x.size() * sizeof(float)); });
-}
+using namespace tpp::bench;
 
 // fp32 -> int8, per-tensor or per-column scales.
 void quantize_case(benchmark::State& state, size_case s, quant_granularity g) {
-  const auto x = filled(s.rows * s.cols, 0.3f);
+  const auto x = filled<float>(s.rows * s.cols, 0.3f);
   buffer<std::int8_t> q(x.size());
   std::vector<float> scale(g == quant_granularity::per_col ? std::size_t(s.cols) : 1, 0.01f);
   const quantize_kernel<approx::exact, float, std::int8_t> k(s.rows, s.cols);
@@ -75,28 +45,28 @@ void dequantize_case(benchmark::State& state, size_case s) {
 }
 
 void fixed_case(benchmark::State& state, size_case s, rounding r) {
-  const auto x = filled(s.rows * s.cols, 0.3f);
+  const auto x = filled<float>(s.rows * s.cols, 0.3f);
   buffer<std::int16_t> q(x.size());
   const fixed_quantize_kernel<float> k(s.rows, s.cols, {4, 12}, r, {42, 0, 0});
   run(state, 6.0 * double(x.size()), [&] { k(view(x.data(), s.rows, s.cols), view(q.data(), s.rows, s.cols)); });
 }
 
 void bf16_case(benchmark::State& state, size_case s, rounding r) {
-  const auto x = filled(s.rows * s.cols, 0.3f);
+  const auto x = filled<float>(s.rows * s.cols, 0.3f);
   buffer<bf16> y(x.size());
   const bf16_round_kernel k(s.rows, s.cols, r, {42, 0, 0});
   run(state, 6.0 * double(x.size()), [&] { k(view(x.data(), s.rows, s.cols), view(y.data(), s.rows, s.cols)); });
 }
 
 void bfp_case(benchmark::State& state, size_case s, index_t block) {
-  const auto x = filled(s.rows * s.cols, 0.3f);
+  const auto x = filled<float>(s.rows * s.cols, 0.3f);
   buffer<float> y(x.size());
   const bfp_fake_quant_kernel<float, float> k(s.rows, s.cols, {block, 8, false});
   run(state, 8.0 * double(x.size()), [&] { k(view(x.data(), s.rows, s.cols), view(y.data(), s.rows, s.cols)); });
 }
 
 void pow2_case(benchmark::State& state, size_case s) {
-  const auto x = filled(s.rows * s.cols, 0.3f);
+  const auto x = filled<float>(s.rows * s.cols, 0.3f);
   buffer<float> y(x.size());
   const pow2_quantize_kernel<float, float> k(s.rows, s.cols, {-7, 0, 0.0f});
   run(state, 8.0 * double(x.size()), [&] { k(view(x.data(), s.rows, s.cols), view(y.data(), s.rows, s.cols)); });
@@ -139,7 +109,7 @@ void binary_gemm_case(benchmark::State& state, gemm_shape g) {
 }
 
 void f32_gemm_case(benchmark::State& state, gemm_shape g) {
-  const auto a = filled(g.m * g.k, 0.1f), b = filled(g.k * g.n, 0.2f);
+  const auto a = filled<float>(g.m * g.k, 0.1f), b = filled<float>(g.k * g.n, 0.2f);
   std::vector<float> c(std::size_t(g.m * g.n));
   const gemm_kernel<approx::exact, float, float, float> k({g.m, g.n, g.k});
   for (auto _ : state) {
