@@ -9,6 +9,7 @@
 #include <string>
 #include <tpp/core/mat.hpp>
 #include <tpp/core/simd.hpp>
+#include <tpp/core/stream.hpp>
 #include <vector>
 
 #include "support.hpp"
@@ -136,5 +137,29 @@ T at(const padded<T>& m, broadcast b, index_t i, index_t j) {
   const bool one_col = b == broadcast::col || b == broadcast::scalar;
   return m(one_row ? 0 : i, one_col ? 0 : j);
 }
+
+// ---- streaming stores (core/stream.hpp) ----
+
+// A 64-byte aligned fp32 (rows, cols) view with leading dimension ld inside buf, every element first set to
+// the sentinel.
+inline mat<float> aligned_view(std::vector<float>& buf, index_t rows, index_t cols, index_t ld) {
+  buf.assign(std::size_t(rows * ld + 16), sentinel<float>());
+  const auto a = reinterpret_cast<std::uintptr_t>(buf.data());
+  return {buf.data() + ((64 - a % 64) % 64) / sizeof(float), rows, cols, ld};
+}
+
+// Elements (padding columns included) whose bits differ between two views of one shape and ld.
+inline int differing(mat<const float> a, mat<const float> b) {
+  int bad = 0;
+  for (index_t i = 0; i < a.rows; ++i)
+    for (index_t j = 0; j < a.ld; ++j) bad += !same_bits(a.data[i * a.ld + j], b.data[i * b.ld + j]);
+  return bad;
+}
+
+// Puts tpp::stream_threshold (core/stream.hpp) back when the test leaves.
+struct stream_threshold_guard {
+  std::size_t saved = tpp::stream_threshold.load();
+  ~stream_threshold_guard() { tpp::stream_threshold = saved; }
+};
 
 }  // namespace tpp::test

@@ -685,30 +685,8 @@ TEST_CASE("bfp: whole groups of 16 blocks (the transposed reduction), blocks of 
   CHECK(bad == 0);
 }
 
-// A 64-byte aligned fp32 (rows, cols) view with leading dimension ld inside buf, every element first set to
-// the sentinel.
-mat<float> aligned_view(std::vector<float>& buf, index_t rows, index_t cols, index_t ld) {
-  buf.assign(std::size_t(rows * ld + 16), test::sentinel<float>());
-  const auto a = reinterpret_cast<std::uintptr_t>(buf.data());
-  return {buf.data() + ((64 - a % 64) % 64) / sizeof(float), rows, cols, ld};
-}
-
-// Elements (padding columns included) whose bits differ between two views of one shape and ld.
-int differing(mat<const float> a, mat<const float> b) {
-  int bad = 0;
-  for (index_t i = 0; i < a.rows; ++i)
-    for (index_t j = 0; j < a.ld; ++j) bad += !test::same_bits(a.data[i * a.ld + j], b.data[i * b.ld + j]);
-  return bad;
-}
-
-// Puts tpp::stream_threshold back when the test leaves.
-struct stream_threshold_guard {
-  std::size_t saved = tpp::stream_threshold.load();
-  ~stream_threshold_guard() { tpp::stream_threshold = saved; }
-};
-
 TEST_CASE("bfp: streaming stores (outputs past tpp::stream_threshold) write what cached stores write") {
-  const stream_threshold_guard keep;
+  const test::stream_threshold_guard keep;
   int bad = 0;
   for (const index_t B : {index_t(16), index_t(32), index_t(48), index_t(64)})
     for (const bool truncate : {false, true})
@@ -717,8 +695,8 @@ TEST_CASE("bfp: streaming stores (outputs past tpp::stream_threshold) write what
         // rows of 17 blocks and 5 columns (a partial vector at the end), ld a multiple of 16 with padding
         const index_t rows = 3, cols = 17 * B + 5, ld = (cols + 15) / 16 * 16 + 16;
         std::vector<float> xb, sb, cb, ib;
-        const mat<float> x = aligned_view(xb, rows, cols, ld), ys = aligned_view(sb, rows, cols, ld),
-                         yc = aligned_view(cb, rows, cols, ld), xy = aligned_view(ib, rows, cols, ld);
+        const mat<float> x = test::aligned_view(xb, rows, cols, ld), ys = test::aligned_view(sb, rows, cols, ld),
+                         yc = test::aligned_view(cb, rows, cols, ld), xy = test::aligned_view(ib, rows, cols, ld);
         const auto v = spread(std::size_t(rows * cols), 20, std::uint64_t(B * 31 + m));
         for (index_t i = 0; i < rows; ++i)
           for (index_t j = 0; j < cols; ++j) x(i, j) = xy(i, j) = v[std::size_t(i * cols + j)];
@@ -727,12 +705,12 @@ TEST_CASE("bfp: streaming stores (outputs past tpp::stream_threshold) write what
         x(2, cols - 2) = xy(2, cols - 2) = nan_q;
         const bfp_params p{B, m, truncate};
         tpp::stream_threshold = 0;  // every output streams where it can
-        CHECK(detail::quant::streams(ys) == detail::quant::streaming_available);
+        CHECK(detail::streams(ys) == detail::streaming_available);
         bfp_fake_quant(mat<const float>(x), ys, p);
         bfp_fake_quant(mat<const float>(xy), xy, p);  // in place
         tpp::stream_threshold = SIZE_MAX;
         bfp_fake_quant(mat<const float>(x), yc, p);
-        bad += differing(ys, yc) + differing(xy, yc);
+        bad += test::differing(ys, yc) + test::differing(xy, yc);
       }
   CHECK(bad == 0);
 }
@@ -812,11 +790,11 @@ TEST_CASE("pow2: 0 or +-2^k with k in range, nearest in value, ties up; encode /
   }
   // streaming stores (outputs past tpp::stream_threshold) write what cached stores write
   {
-    const stream_threshold_guard keep;
+    const test::stream_threshold_guard keep;
     const index_t rows = 3, cols = 3 * simd::width<> * 4 + 5, ld = (cols + 15) / 16 * 16 + 16;
     std::vector<float> xb, sb, cb;
-    const mat<float> x = aligned_view(xb, rows, cols, ld), ys = aligned_view(sb, rows, cols, ld),
-                     yc = aligned_view(cb, rows, cols, ld);
+    const mat<float> x = test::aligned_view(xb, rows, cols, ld), ys = test::aligned_view(sb, rows, cols, ld),
+                     yc = test::aligned_view(cb, rows, cols, ld);
     const auto v = spread(std::size_t(rows * cols), 9, 17);
     for (index_t i = 0; i < rows; ++i)
       for (index_t j = 0; j < cols; ++j) x(i, j) = v[std::size_t(i * cols + j)];
@@ -824,11 +802,11 @@ TEST_CASE("pow2: 0 or +-2^k with k in range, nearest in value, ties up; encode /
     x(2, 4) = -inf;
     const pow2_params ps{-5, 3, 0.01f};
     tpp::stream_threshold = 0;
-    CHECK(detail::quant::streams(ys) == detail::quant::streaming_available);
+    CHECK(detail::streams(ys) == detail::streaming_available);
     pow2_quantize(mat<const float>(x), ys, ps);
     tpp::stream_threshold = SIZE_MAX;
     pow2_quantize(mat<const float>(x), yc, ps);
-    CHECK(differing(ys, yc) == 0);
+    CHECK(test::differing(ys, yc) == 0);
   }
   // ties and specials, k in [-2, 3]
   const pow2_params p{-2, 3, 0.0f};

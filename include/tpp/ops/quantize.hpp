@@ -86,11 +86,9 @@
 // row's tail; scalar loops with TPP_NO_SIMD. Single-threaded; safe inside a caller's parallel region
 // (per-thread scratch, slots 14 and 15). An output may be the very same view as an input of the same element
 // type (in-place: the fake-quant ops); any other overlap of an output with an input or another output throws.
-// Streaming stores: the fake-quant ops bfp_fake_quant and pow2_quantize write an fp32 output of at least
-// tpp::stream_threshold bytes (default 16 MiB, TPP_STREAM_BYTES; SIZE_MAX: never) past the caches, where
-// the output's rows start on vector boundaries (x86 AVX / AVX-512) and, for BFP, B is a multiple of the
-// vector width; they end with an sfence. The
-// output is then not in cache for its next reader: raise the threshold where a larger cache would hold it.
+// Streaming stores (core/stream.hpp): the fake-quant ops bfp_fake_quant and pow2_quantize write an fp32
+// output of at least tpp::stream_threshold bytes (default 16 MiB) past the caches, where its rows start on
+// vector boundaries (x86 AVX / AVX-512) and, for BFP, B is a multiple of the vector width.
 //
 // API (kernel objects validate their arguments once; free functions make one and call it):
 //   compute_quant_params<TQ>(x, mode, granularity, scale, zero_point)
@@ -105,7 +103,6 @@
 //   binarize_kernel<TI>, ternarize_kernel<TI>, unpack_binary, unpack_ternary, binary_gemm_kernel
 
 #include <algorithm>
-#include <atomic>
 #include <bit>
 #include <cmath>
 #include <concepts>
@@ -120,6 +117,7 @@
 #include "../approx/policy.hpp"
 #include "../core/mat.hpp"
 #include "../core/scratch.hpp"
+#include "../core/stream.hpp"
 #include "detail/elementwise.hpp"
 #include "unary.hpp"
 
@@ -193,15 +191,6 @@ struct ternarize_params {
 
 // uint64 words of a bit-packed row of cols values.
 constexpr index_t packed_words(index_t cols) noexcept { return (cols + 63) / 64; }
-
-// Outputs of at least this many bytes are written with streaming (non-temporal) stores by the kernels
-// that can (bfp_fake_quant and pow2_quantize to fp32: see detail::quant::streams): they bypass the caches,
-// which pays when the output would not stay cached anyway. Default TPP_STREAM_BYTES (16 MiB); SIZE_MAX:
-// never.
-#ifndef TPP_STREAM_BYTES
-#define TPP_STREAM_BYTES (std::size_t(16) << 20)
-#endif
-inline std::atomic<std::size_t> stream_threshold{TPP_STREAM_BYTES};
 
 namespace detail::quant {
 
@@ -359,50 +348,6 @@ void store(T* p, V v, index_t n) noexcept {
   if constexpr (W > 1)
     if (n < W) return io_for<T>::store_partial(p, v, n);
   io_for<T>::store(p, v);
-}
-
-// Streaming (non-temporal) stores of fp32 vectors: written past the caches, without first reading each
-// line for ownership. For an output too large to stay cached anyway that read is a third of the traffic,
-// and the memory-level parallelism it takes is what a single core streaming from DRAM runs short of: a
-// plain AVX-512 copy loop measured 1.3x memcpy with them (glibc's memcpy stores through the cache at 64
-// MiB here), and BFP fake-quant from 0.85 to 1.05-1.2x memcpy. streams(y) says whether output y uses
-// them: fp32, at least tpp::stream_threshold bytes (16 MiB by default: half this machine's L3), x86 SIMD,
-// rows starting on vector boundaries (the caller's kernel stores whole vectors at multiples of W from a
-// row's start; partial vectors store through the cache). A kernel that streamed ends with stream_fence()
-// (sfence: the stores are weakly ordered until then).
-#if defined(__AVX__) && !defined(TPP_NO_SIMD)
-inline constexpr bool streaming_available = W == 8 || W == 16;
-#else
-inline constexpr bool streaming_available = false;
-#endif
-
-template <class T>
-bool streams(mat<T> y) noexcept {
-  const std::size_t bytes = std::size_t(y.rows) * std::size_t(y.cols) * sizeof(T);
-  return streaming_available && std::is_same_v<std::remove_const_t<T>, float> &&
-         bytes >= stream_threshold.load(std::memory_order_relaxed) &&
-         reinterpret_cast<std::uintptr_t>(y.data) % (W * sizeof(float)) == 0 && y.ld % W == 0;
-}
-
-// v to p, a vector-aligned float*, past the caches (streaming_available only).
-template <class L>
-void stream_store(float* p, L v) noexcept {
-#if defined(__AVX512F__) && !defined(TPP_NO_SIMD)
-  if constexpr (W == 16) _mm512_stream_ps(p, v);
-#endif
-#if defined(__AVX__) && !defined(TPP_NO_SIMD)
-  if constexpr (W == 8) _mm256_stream_ps(p, v);
-#endif
-  if constexpr (!streaming_available) {
-    (void)p;
-    (void)v;
-  }
-}
-
-inline void stream_fence() noexcept {
-#if defined(__SSE__) && !defined(TPP_NO_SIMD)
-  _mm_sfence();
-#endif
 }
 
 // Integer lanes (already within T's range) to T.
@@ -1604,7 +1549,7 @@ class bfp_fake_quant_kernel : public detail::kernel_shape {
     using namespace detail::quant;
     detail::check_in_out(x, y, rows_, cols_, label, "x", "y");
     const V kmax(pow2f(params_.mantissa_bits) - 1.0f);
-    const bool stream = streams(y) && params_.block % W == 0;  // (then every full vector is aligned)
+    const bool stream = detail::streams(y) && params_.block % W == 0;  // (then every full vector is aligned)
     bfp_blocks_of<true>(
         x, params_, [](index_t, index_t, index_t, const bfp_group_scales&) {},
         [=](index_t i) {
@@ -1618,15 +1563,15 @@ class bfp_fake_quant_kernel : public detail::kernel_shape {
               q = copysign(s.down()(bfp_magnitude<decltype(mode)::truncate>(v, s.up(), kmax)), v);
             }
             if constexpr (!decltype(mode)::finite) q = finite_else(q, v);  // NaN, Inf pass through
-            if constexpr (streaming_available && std::is_same_v<TO, float>) {
-              if (stream && n == W) return stream_store(yr + j, q);
+            if constexpr (detail::streaming_available && std::is_same_v<TO, float>) {
+              if (stream && n == W) return detail::stream_store(yr + j, q);
             } else {
               (void)stream;
             }
             store(yr + j, q, n);
           };
         });
-    if (stream) stream_fence();
+    if (stream) detail::stream_fence();
   }
 
   const bfp_params& params() const noexcept { return params_; }
@@ -1675,19 +1620,19 @@ class pow2_quantize_kernel : public detail::kernel_shape {
     using namespace detail::quant;
     detail::check_in_out(x, y, rows_, cols_, label, "x", "y");
     const pow2_consts c = make_pow2(params_);
-    const bool stream = streams(y);
+    const bool stream = detail::streams(y);
     for (index_t i = 0; i < rows_; ++i) {
       const in_type* xr = x.row(i);
       TO* yr = y.row(i);
       chunks(cols_, xr, [&](index_t j, index_t n) {
         const V v = load(xr + j, n);
         const V q = detail::lanes::select(detail::lanes::is_nan(v), v, copysign(pow2_magnitude(detail::lanes::abs(v), c), v));
-        if constexpr (streaming_available && std::is_same_v<TO, float>)
-          if (stream && n == W) return stream_store(yr + j, q);
+        if constexpr (detail::streaming_available && std::is_same_v<TO, float>)
+          if (stream && n == W) return detail::stream_store(yr + j, q);
         store(yr + j, q, n);
       });
     }
-    if (stream) stream_fence();
+    if (stream) detail::stream_fence();
   }
 
  private:

@@ -1,0 +1,76 @@
+#pragma once
+// Streaming (non-temporal) stores of fp32 vectors for outputs too large to stay cached: written past the
+// caches, without first reading each line for ownership. From DRAM that read is a third of an op's
+// traffic, and the memory-level parallelism it takes is what a single core runs short of: a plain AVX-512
+// copy loop measured 1.3x memcpy with them (glibc's memcpy stores through the cache at 64 MiB here).
+//
+// tpp::stream_threshold: outputs of at least this many bytes stream, in the ops that do (bfp_fake_quant
+// and pow2_quantize; each says so). softmax backward's dx measured no faster streamed (12288 x 512: 0.89x
+// oneDNN either way), so it stores through the cache. Default TPP_STREAM_BYTES (16 MiB: half this machine's
+// L3); SIZE_MAX: never. The output is then not in cache for its next reader: raise the threshold where a
+// larger cache would hold it.
+//
+// detail::streams(y): whether output y streams: fp32, at least the threshold, x86 SIMD (AVX: 8 lanes,
+// AVX-512: 16), rows starting on vector boundaries (the op stores whole vectors at multiples of the width
+// from a row's start; partial vectors store through the cache). An op that streamed ends with
+// detail::stream_fence() (sfence: the stores are weakly ordered until then).
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <type_traits>
+
+#include "mat.hpp"
+#include "simd.hpp"
+
+#if defined(__SSE__)
+#include <immintrin.h>
+#endif
+
+namespace tpp {
+
+#ifndef TPP_STREAM_BYTES
+#define TPP_STREAM_BYTES (std::size_t(16) << 20)
+#endif
+inline std::atomic<std::size_t> stream_threshold{TPP_STREAM_BYTES};
+
+namespace detail {
+
+inline constexpr index_t stream_width = simd::enabled ? simd::width<> : 1;
+#if defined(__AVX__) && !defined(TPP_NO_SIMD)
+inline constexpr bool streaming_available = stream_width == 8 || stream_width == 16;
+#else
+inline constexpr bool streaming_available = false;
+#endif
+
+template <class T>
+bool streams(mat<T> y) noexcept {
+  const std::size_t bytes = std::size_t(y.rows) * std::size_t(y.cols) * sizeof(T);
+  return streaming_available && std::is_same_v<std::remove_const_t<T>, float> &&
+         bytes >= stream_threshold.load(std::memory_order_relaxed) &&
+         reinterpret_cast<std::uintptr_t>(y.data) % (stream_width * sizeof(float)) == 0 && y.ld % stream_width == 0;
+}
+
+// v to p, a vector-aligned float*, past the caches (streaming_available only).
+template <class L>
+void stream_store(float* p, L v) noexcept {
+#if defined(__AVX512F__) && !defined(TPP_NO_SIMD)
+  if constexpr (stream_width == 16) _mm512_stream_ps(p, v);
+#endif
+#if defined(__AVX__) && !defined(TPP_NO_SIMD)
+  if constexpr (stream_width == 8) _mm256_stream_ps(p, v);
+#endif
+  if constexpr (!streaming_available) {
+    (void)p;
+    (void)v;
+  }
+}
+
+inline void stream_fence() noexcept {
+#if defined(__SSE__) && !defined(TPP_NO_SIMD)
+  _mm_sfence();
+#endif
+}
+
+}  // namespace detail
+}  // namespace tpp
