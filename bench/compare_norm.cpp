@@ -19,6 +19,7 @@
 #include <vector>
 
 #include <oneapi/dnnl/dnnl.hpp>
+#include <xsimd/xsimd.hpp>
 #include <omp.h>
 
 #include <tpp/ops/norm.hpp>
@@ -32,16 +33,20 @@ using dt = dnnl::memory::data_type;
 using tag = dnnl::memory::format_tag;
 using dnnl::normalization_flags;
 
+// Buffers start on 64-byte boundaries, as oneDNN's own allocations and tensor allocators do (std::vector's
+// large blocks start 16 bytes past a page); outputs can then stream (core/stream.hpp).
+using fvec = std::vector<float, xsimd::aligned_allocator<float, 64>>;
+
 struct row {
   std::string op, shape, dir;
   double bytes, t_tpp, t_dnn;
   double speed() const { return t_dnn / t_tpp; }
 };
 
-std::vector<float> random_vector(std::size_t n, float lo, float hi, unsigned seed) {
+fvec random_vector(std::size_t n, float lo, float hi, unsigned seed) {
   std::mt19937 g(seed);
   std::uniform_real_distribution<float> d(lo, hi);
-  std::vector<float> v(n);
+  fvec v(n);
   for (auto& x : v) x = d(g);
   return v;
 }
@@ -106,9 +111,9 @@ int main(int argc, char** argv) {
     const long M = s.n * s.h * s.w, C = s.c;
     auto x = random_vector(std::size_t(M * C), -1.0f, 3.0f, 1), dy = random_vector(std::size_t(M * C), -1.0f, 1.0f, 2);
     auto gamma = random_vector(std::size_t(C), 0.5f, 1.5f, 3), beta = random_vector(std::size_t(C), -0.5f, 0.5f, 4);
-    std::vector<float> y(x.size()), dx(x.size()), mean(static_cast<std::size_t>(C)), var(static_cast<std::size_t>(C)), dg(static_cast<std::size_t>(C)),
+    fvec y(x.size()), dx(x.size()), mean(static_cast<std::size_t>(C)), var(static_cast<std::size_t>(C)), dg(static_cast<std::size_t>(C)),
         db(static_cast<std::size_t>(C));
-    std::vector<float> dmean(static_cast<std::size_t>(C)), dvar(static_cast<std::size_t>(C)), ddg(static_cast<std::size_t>(C)), ddb(static_cast<std::size_t>(C));
+    fvec dmean(static_cast<std::size_t>(C)), dvar(static_cast<std::size_t>(C)), ddg(static_cast<std::size_t>(C)), ddb(static_cast<std::size_t>(C));
     // tpp
     const tpp::batchnorm_kernel<> k(M, C, {eps, tpp::channel_axis::cols});
     const tpp::mat<const float> X{x.data(), M, C, C}, DY{dy.data(), M, C, C};
@@ -155,7 +160,7 @@ int main(int argc, char** argv) {
     const long M = s.t, C = s.c;
     auto x = random_vector(std::size_t(M * C), -1.0f, 3.0f, 5), dy = random_vector(std::size_t(M * C), -1.0f, 1.0f, 6);
     auto gamma = random_vector(std::size_t(C), 0.5f, 1.5f, 7), beta = random_vector(std::size_t(C), -0.5f, 0.5f, 8);
-    std::vector<float> y(x.size()), dx(x.size()), mean(static_cast<std::size_t>(M)), rstd(static_cast<std::size_t>(M)), dg(static_cast<std::size_t>(C)),
+    fvec y(x.size()), dx(x.size()), mean(static_cast<std::size_t>(M)), rstd(static_cast<std::size_t>(M)), dg(static_cast<std::size_t>(C)),
         db(static_cast<std::size_t>(C)), dmean(static_cast<std::size_t>(M)), dvar(static_cast<std::size_t>(M)), ddg(static_cast<std::size_t>(C)), ddb(static_cast<std::size_t>(C));
     const tpp::layernorm_kernel<> k(M, C);
     const tpp::mat<const float> X{x.data(), M, C, C}, DY{dy.data(), M, C, C};
@@ -201,7 +206,7 @@ int main(int argc, char** argv) {
     const long M = s.rows, N = s.cols;
     const bool log = s.kind == tpp::softmax_kind::log_softmax;
     auto x = random_vector(std::size_t(M * N), -8.0f, 8.0f, 9), dy = random_vector(std::size_t(M * N), -1.0f, 1.0f, 10);
-    std::vector<float> y(x.size()), dx(x.size());
+    fvec y(x.size()), dx(x.size());
     const tpp::softmax_kernel<> k(M, N, s.kind);
     const tpp::mat<const float> X{x.data(), M, N, N}, DY{dy.data(), M, N, N}, YC{y.data(), M, N, N};
     const tpp::mat<float> Y{y.data(), M, N, N}, DX{dx.data(), M, N, N};
@@ -209,7 +214,7 @@ int main(int argc, char** argv) {
     const auto alg = log ? dnnl::algorithm::softmax_log : dnnl::algorithm::softmax_accurate;
     const dnnl::softmax_v2_forward::primitive_desc fpd({dnnl::prop_kind::forward_training, alg, d, d, 1}, eng);
     const dnnl::softmax_v2_backward::primitive_desc bpd({alg, d, d, d, 1}, eng, fpd);
-    std::vector<float> dnn_y(x.size()), dnn_dx(x.size());
+    fvec dnn_y(x.size()), dnn_dx(x.size());
     dnnl::memory xm(d, eng, x.data()), ym(d, eng, dnn_y.data()), dym(d, eng, dy.data()), dxm(d, eng, dnn_dx.data());
     dnn_call fwd{dnnl::softmax_v2_forward(fpd), {{DNNL_ARG_SRC, xm}, {DNNL_ARG_DST, ym}}, &strm};
     dnn_call bwd{dnnl::softmax_v2_backward(bpd), {{DNNL_ARG_DST, ym}, {DNNL_ARG_DIFF_DST, dym}, {DNNL_ARG_DIFF_SRC, dxm}}, &strm};
