@@ -350,6 +350,15 @@ void store(T* p, V v, index_t n) noexcept {
   io_for<T>::store(p, v);
 }
 
+// store(p, v, n), or a streaming store (core/stream.hpp) where stream (the op's detail::streams(y)) and
+// the vector is whole: fp32 outputs only.
+template <class T>
+void store_out(T* p, V v, index_t n, [[maybe_unused]] bool stream) noexcept {
+  if constexpr (detail::streaming_available && std::is_same_v<T, float>)
+    if (stream && n == W) return detail::stream_store(p, v);
+  store(p, v, n);
+}
+
 // Integer lanes (already within T's range) to T.
 template <class T, class I>
 void store_int(T* p, I v, index_t n) noexcept {
@@ -880,9 +889,7 @@ inline __m512i transpose_max16(__m512i* c) noexcept {
 }
 
 inline __m512i abs_bits(__m512 v) noexcept { return _mm512_and_si512(_mm512_castps_si512(v), _mm512_set1_epi32(0x7fffffff)); }
-#endif
 
-#if defined(__AVX512F__) && !defined(TPP_NO_SIMD)
 // The maxima of 16 blocks' |x| as they are gathered, block k in c[k]: its values' bits folded lane-wise
 // (B = 16: the block's own vector, raw, its abs taken by the transposition's first round; B = 16 t: pairs
 // of vectors through vrangeps' largest magnitude, sign cleared, then unsigned maxima, so a vector and a
@@ -989,11 +996,12 @@ V group_maxabs(const T* xr, index_t cols, index_t block, index_t b0, index_t nb,
 // columns, c <= W consecutive columns of one block from column j, with mode a bfp_mode (magic where the
 // group's magic_ok). (Magic: whether f rounds by the magic constants where it can; otherwise it is always
 // given the factors.) Where W divides B, a whole group's blocks are visited in a plain loop of whole vectors.
-// Software-pipelined: the next group's scales are ready before this group's chunks, so the dependency chain
-// from its loads through the reduction to its exponents overlaps this group's work. On AVX-512, a next
-// group of 16 whole blocks of whole vectors is gathered block by block between this group's blocks (its
-// loads, from DRAM perhaps, interleave with this group's stores as in a copy loop: all loads first, then
-// all stores, measured 10% slower at B = 64 from DRAM), and reduced after them.
+// Software-pipelined two groups deep (scales in a ring of three): the group after next has its scales
+// computed during this group's step, so the dependency chain from its loads through the reduction to its
+// exponents overlaps a whole group's work. On AVX-512, when that group is 16 whole blocks of 2 or more
+// whole vectors each, it is gathered block by block between this group's blocks (its loads, from DRAM
+// perhaps, interleave with this group's stores as in a copy loop: all loads first, then all stores,
+// measured 10% slower at B = 64 from DRAM), and reduced after them; otherwise its scales come first.
 template <bool Magic, class TI, class G, class R>
 [[gnu::flatten]] void bfp_blocks_of(mat<const TI> x, const bfp_params& p, G&& group, R&& row) {
   const index_t B = p.block, nb = bfp_blocks(x.cols, B), groups = (nb + W - 1) / W;
@@ -1563,12 +1571,7 @@ class bfp_fake_quant_kernel : public detail::kernel_shape {
               q = copysign(s.down()(bfp_magnitude<decltype(mode)::truncate>(v, s.up(), kmax)), v);
             }
             if constexpr (!decltype(mode)::finite) q = finite_else(q, v);  // NaN, Inf pass through
-            if constexpr (detail::streaming_available && std::is_same_v<TO, float>) {
-              if (stream && n == W) return detail::stream_store(yr + j, q);
-            } else {
-              (void)stream;
-            }
-            store(yr + j, q, n);
+            store_out(yr + j, q, n, stream);
           };
         });
     if (stream) detail::stream_fence();
@@ -1626,10 +1629,8 @@ class pow2_quantize_kernel : public detail::kernel_shape {
       TO* yr = y.row(i);
       chunks(cols_, xr, [&](index_t j, index_t n) {
         const V v = load(xr + j, n);
-        const V q = detail::lanes::select(detail::lanes::is_nan(v), v, copysign(pow2_magnitude(detail::lanes::abs(v), c), v));
-        if constexpr (detail::streaming_available && std::is_same_v<TO, float>)
-          if (stream && n == W) return detail::stream_store(yr + j, q);
-        store(yr + j, q, n);
+        store_out(yr + j, detail::lanes::select(detail::lanes::is_nan(v), v, copysign(pow2_magnitude(detail::lanes::abs(v), c), v)), n,
+                  stream);
       });
     }
     if (stream) detail::stream_fence();
