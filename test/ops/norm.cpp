@@ -23,6 +23,7 @@
 #include <tpp/approx/registry.hpp>
 #include <tpp/ops/norm.hpp>
 
+#include "elementwise_support.hpp"
 #include "support.hpp"
 
 namespace {
@@ -444,6 +445,46 @@ TEST_CASE("batchnorm: bf16 in and out, accumulate, in-place forward") {
   k.forward(ref.cm(), m, v, g, b, y.m());
   k.forward(x.cm(), m, v, g, b, x.m());
   CHECK(x.v == y.v);
+}
+
+TEST_CASE("batchnorm: streaming stores (outputs past tpp::stream_threshold) write what cached stores write") {
+  using tpp::channel_axis;
+  using tpp::variance_estimator;
+  namespace test = tpp::test;
+  const test::stream_threshold_guard keep;
+  // channels as columns: 3 full vectors and a partial one; ld a multiple of 16 with padding
+  const index_t rows = 37, cols = 3 * lane_count + 5, ld = (cols + 15) / 16 * 16 + 16;
+  std::vector<float> xb, gb, ys_b, yc_b, ds_b, dc_b, di_b;
+  const mat<float> x = test::aligned_view(xb, rows, cols, ld), dy = test::aligned_view(gb, rows, cols, ld);
+  const mat<float> ys = test::aligned_view(ys_b, rows, cols, ld), yc = test::aligned_view(yc_b, rows, cols, ld);
+  const mat<float> ds = test::aligned_view(ds_b, rows, cols, ld), dc = test::aligned_view(dc_b, rows, cols, ld);
+  const mat<float> di = test::aligned_view(di_b, rows, cols, ld);
+  const auto xv = random_buffer<float>(rows, cols, 0, -1.0f, 3.0f, 350), gv = random_buffer<float>(rows, cols, 0, -1.0f, 1.0f, 351);
+  for (index_t i = 0; i < rows; ++i)
+    for (index_t j = 0; j < cols; ++j) x(i, j) = float(xv.at(i, j)), dy(i, j) = float(gv.at(i, j));
+  x(3, 2) = std::numeric_limits<float>::quiet_NaN();  // channel 2's outputs NaN, streamed or not
+  const auto nc = static_cast<std::size_t>(cols);
+  std::vector<float> mean(nc), var(nc), g(nc, 1.25f), b(nc, 0.25f), dgs(nc), dbs(nc), dgc(nc), dbc(nc);
+  int bad = 0;
+  for (const auto est : {variance_estimator::moments, variance_estimator::range})
+    for (const bool relu : {false, true}) {
+      INFO("range ", est == variance_estimator::range, " relu ", relu);
+      const tpp::batchnorm_kernel<> k(rows, cols, {1e-5f, channel_axis::cols, est, relu, false});
+      k.stats(mat<const float>(x), mean, var);
+      for (index_t i = 0; i < rows; ++i)
+        for (index_t j = 0; j < cols; ++j) di(i, j) = dy(i, j);
+      tpp::stream_threshold = 0;  // every output streams where it can
+      CHECK(tpp::detail::streams(ys) == tpp::detail::streaming_available);
+      k.forward(mat<const float>(x), mean, var, g, b, ys);
+      k.backward(mat<const float>(dy), mat<const float>(x), mean, var, g, b, ds, dgs, dbs);
+      k.backward(mat<const float>(di), mat<const float>(x), mean, var, g, b, di, dgs, dbs);  // in place
+      tpp::stream_threshold = SIZE_MAX;
+      k.forward(mat<const float>(x), mean, var, g, b, yc);
+      k.backward(mat<const float>(dy), mat<const float>(x), mean, var, g, b, dc, dgc, dbc);
+      bad += test::differing(ys, yc) + test::differing(ds, dc) + test::differing(di, dc);
+      for (std::size_t c = 0; c < nc; ++c) bad += !test::same_bits(dgs[c], dgc[c]) + !test::same_bits(dbs[c], dbc[c]);
+    }
+  CHECK(bad == 0);
 }
 
 TEST_CASE("batchnorm: statistics stay accurate when the mean is far larger than the spread") {

@@ -4,10 +4,10 @@
 // traffic, and the memory-level parallelism it takes is what a single core runs short of: a plain AVX-512
 // copy loop measured 1.3x memcpy with them (glibc's memcpy stores through the cache at 64 MiB here).
 //
-// tpp::stream_threshold: outputs of at least this many bytes stream, in the ops that do (bfp_fake_quant
-// and pow2_quantize; each says so). softmax backward's dx measured no faster streamed (12288 x 512: 0.89x
-// oneDNN either way), so it stores through the cache. Default TPP_STREAM_BYTES (16 MiB: half this machine's
-// L3); SIZE_MAX: never. The output is then not in cache for its next reader: raise the threshold where a
+// tpp::stream_threshold: outputs of at least this many bytes stream, in the ops that do (bfp_fake_quant,
+// pow2_quantize, and batchnorm over columns, forward y and backward dx; each says so). softmax backward's
+// dx measured no faster streamed (12288 x 512: 0.89x oneDNN either way), so it stores through the cache.
+// Default TPP_STREAM_BYTES (16 MiB: half this machine's L3); SIZE_MAX: never. The output is then not in cache for its next reader: raise the threshold where a
 // larger cache would hold it.
 //
 // detail::streams(y): whether output y streams: fp32, at least the threshold, x86 SIMD (AVX: 8 lanes,

@@ -18,13 +18,14 @@
 //   RMSNorm: y = P(x, gamma rstd), rstd = 1 / sqrt(mean(P(x, x)) + eps)
 //   batchnorm with relu = true: y = max(y, +0) (a NaN y stays NaN)
 // Statistics. Mean and (biased) variance in one pass over x with a numerically safe update: the values go
-// in blocks (batchnorm over columns: 128 rows x 2 vectors of columns; rows: 1024 elements) that stay in L1;
-// a block's fp32 sum gives an fp32 mean estimate mb, then the deviations d = x - mb (exact in fp32 for
-// x within a factor 2 of mb) give Σ d and Σ P(d, d) in fp32 (the corrected two-pass algorithm: block mean
-// mb + Σd / nb, block M2 Σ P(d, d) - (Σd)^2 / nb); the blocks merge into a running (count, mean, M2) in
-// double by Chan, Golub and LeVeque's update. So there is no cancellation of E[x^2] - E[x]^2 and the
-// error does not grow with |mean| / sigma: it is that of fp32 sums of deviations over one block (at most
-// 128 or 1024 terms) plus P's relative error on the squares.
+// in blocks that stay in cache (batchnorm over columns: 8 to 256 rows, about 256 KiB, L2; rows: 1024
+// elements, L1); a block's fp32 sum gives an fp32 mean estimate mb, then the deviations d = x - mb (exact
+// in fp32 for x within a factor 2 of mb) give Σ d and Σ P(d, d) in fp32 (the corrected two-pass
+// algorithm: block mean mb + Σd / nb, block M2 Σ P(d, d) - (Σd)^2 / nb); the blocks merge into a running
+// (count, mean, M2) in double by Chan, Golub and LeVeque's update. So there is no cancellation of
+// E[x^2] - E[x]^2 and the error does not grow with |mean| / sigma: it is that of fp32 sums of deviations
+// over one block (at most 256 or 1024 terms; a term meets at most 70 or 1024 / (2 W) + 8 fp32 roundings)
+// plus P's relative error on the squares.
 //   variance_estimator::range: var = (range_scale(n) (max - min))^2, range_scale(n) = 1 / (2 sqrt(2 ln n))
 //   (the expected range of n Gaussian samples is about 2 sigma sqrt(2 ln n); Banner et al. 2018 write the
 //   constant as 1 / sqrt(2 ln n) with the factor 2 in the range; n < 2 gives var = 0). The mean is the mean.
@@ -39,8 +40,11 @@
 //                       dgamma = Σ_rows P(dy, xh), dbeta = Σ_rows dy
 //   RMSNorm:            xh = P(x, rstd), dx = P(g - P(xh, Σ P(g, xh) / n), rstd), dgamma = Σ_rows P(dy, xh)
 // Row constants (dbeta / n, gamma rstd, ...) are exact fp32 products or quotients; sums are fp32 within
-// blocks and double across them, as for the statistics. With accumulate = true, dgamma / dbeta are added to
-// what they hold (else overwritten).
+// blocks (batchnorm over columns: 128 rows) and double across them, as for the statistics.
+// Streaming: batchnorm over columns writes fp32 y (forward) and dx (backward) of at least
+// tpp::stream_threshold bytes with non-temporal stores (core/stream.hpp), as oneDNN does: from DRAM the
+// read for ownership of each output line would be a sixth of the backward's traffic.
+// With accumulate = true, dgamma / dbeta are added to what they hold (else overwritten).
 //
 // Types: x, y, dy, dx fp32 or bf16 (computation fp32, bf16 outputs rounded to nearest even); statistics,
 // gamma, beta, dgamma, dbeta fp32 spans. y may be the very same view as x, dx as dy or x (in-place); other
@@ -66,17 +70,20 @@
 // Single-threaded, safe inside a caller's OpenMP region (per-thread scratch, slot 9).
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <span>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <type_traits>
 
 #include "../approx/exact.hpp"
 #include "../approx/policy.hpp"
 #include "../core/mat.hpp"
 #include "../core/scratch.hpp"
+#include "../core/stream.hpp"
 #include "detail/elementwise.hpp"
 #include "detail/norm_softmax.hpp"
 
@@ -110,7 +117,6 @@ using io = lane_io<V>;
 inline constexpr index_t W = io::width;
 inline constexpr index_t row_block = 1024;  // elements of a row summed in fp32 before the double merge
 inline constexpr index_t col_rows = 128;    // most rows of a column block (batchnorm backward)
-inline constexpr index_t col_vecs = 2;      // vectors of columns per column block
 
 using lanes::hsum;
 
@@ -289,54 +295,52 @@ moments row_moments(const T* x, index_t n, extremes* ex = nullptr) {
   return s;
 }
 
-// Column statistics of x (N, C) go through blocks of whole rows: rb rows, rb C elements within ~256 KiB
-// (8 <= rb <= 256), so a block read once from memory is re-read from L2. Within a block, groups of up to
-// 64 rows spanning at most 32 KiB (at least 8) are summed in registers over 2-vector column strips and added
-// into per-column fp32 rows (L1). A strip of 8 rows never conflicts in an 8-way L1, whatever C (a strip of
-// 128 rows at a power-of-two ld maps to one cache set and thrashes).
-inline constexpr index_t group_rows = 8;
-
+// The column passes of batchnorm over x (N, C) go row by row, every row in full: one sequential walk per
+// view, which the hardware prefetchers follow from DRAM, with per-column constants and sums in fp32 rows
+// of C values (L1). (Strips of two vectors of columns walked down a block of rows, constants and sums in
+// registers, measured 5-15% slower on bench/compare_norm's ResNet-50 shapes.) The statistics go through
+// blocks of whole rows, 8 to 256 rows within ~256 KiB, so a block read once from memory is re-read from L2.
 inline index_t col_block_rows(index_t cols, std::size_t elem) noexcept {
   const index_t r = index_t((std::size_t(256) << 10) / (std::size_t(std::max<index_t>(cols, 1)) * elem));
-  return std::clamp<index_t>(r, group_rows, 256);
+  return std::clamp<index_t>(r, 8, 256);
 }
 
-// For each strip of 2 vectors (the last one partial) of columns [0, C): f(c, m0, m1) with the lane
-// counts of its two vectors (m1 = 0 when the strip has one).
-template <class F>
-[[gnu::always_inline]] inline void for_strips(index_t C, F&& f) {
-  index_t c = 0;
-  for (; c + 2 * W <= C; c += 2 * W) f(c, W, W);
-  if (c < C) f(c, std::min(W, C - c), std::max<index_t>(C - c - W, 0));
+// acc[k][c] += Σ_{i in [r0, r1)} f(c, m, xs(i, c)...)[k] over every column of the views xs (all of the
+// same shape; acc[k] fp32 rows of their cols values): f gets the vectors of lanes [c, c + m) (the others
+// zero) and returns std::array<V, K>.
+template <int K, class F, class... T>
+void add_rows(index_t r0, index_t r1, std::array<float*, K> acc, F f, mat<const T>... xs) {
+  const index_t C = std::get<0>(std::tuple{xs...}).cols;
+  const auto term = [&](index_t i, index_t c, index_t m) __attribute__((always_inline)) { return f(c, m, load(xs.row(i) + c, m)...); };
+  const auto add = [&](index_t c, index_t m, const std::array<V, K>& t) __attribute__((always_inline)) {
+    _Pragma("GCC unroll 4") for (int k = 0; k < K; ++k) store(acc[k] + c, load(acc[k] + c, m) + t[k], m);
+  };
+  // Four rows at a time: each fp32 row is read and written once per four (through L1 the sums would
+  // otherwise wait on the last store at small C).
+  index_t i = r0;
+  for (; i + 4 <= r1; i += 4)
+    for_lanes(C, [&](index_t c, index_t m) __attribute__((always_inline)) {
+      auto t = term(i, c, m);
+      const auto t1 = term(i + 1, c, m), t2 = term(i + 2, c, m), t3 = term(i + 3, c, m);
+      _Pragma("GCC unroll 4") for (int k = 0; k < K; ++k) t[k] = (t[k] + t1[k]) + (t2[k] + t3[k]);
+      add(c, m, t);
+    });
+  for (; i < r1; ++i) for_lanes(C, [&](index_t c, index_t m) __attribute__((always_inline)) { add(c, m, term(i, c, m)); });
 }
 
-// acc[k][c] += Σ_{i in [r0, r1)} g(x(i, c), c)[k] over every column, up to 8 rows at a time in registers.
-template <int K, class G, class T>
-void add_rows(mat<const T> x, index_t r0, index_t r1, std::array<float*, K> acc, const G& g) {
-  // rows per group: 8 to 64, spanning at most 32 KiB of x
-  const index_t gr = std::clamp<index_t>(index_t((std::size_t(32) << 10) / (std::size_t(x.ld) * sizeof(T) + 1)), 8, 64);
-  for (index_t g0 = r0; g0 < r1; g0 += gr) {
-    const index_t ge = std::min(r1, g0 + gr);
-    for_strips(x.cols, [&](index_t c, index_t m0, index_t m1) __attribute__((always_inline)) {
-      V a0[K], a1[K];
-      _Pragma("GCC unroll 4")  // accumulators in registers
-      for (int k = 0; k < K; ++k) a0[k] = load(acc[k] + c, m0), a1[k] = m1 > 0 ? load(acc[k] + c + W, m1) : V(0.0f);
-      for (index_t i = g0; i < ge; ++i) {
-        const T* row = x.row(i) + c;
-        const auto t0 = g(load(row, m0), c);
-        _Pragma("GCC unroll 4")  // accumulators in registers
-        for (int k = 0; k < K; ++k) a0[k] += t0[k];
-        if (m1 > 0) {
-          const auto t1 = g(load(row + W, m1), c + W);
-          _Pragma("GCC unroll 4")  // accumulators in registers
-          for (int k = 0; k < K; ++k) a1[k] += t1[k];
-        }
-      }
-      _Pragma("GCC unroll 4")  // accumulators in registers
-      for (int k = 0; k < K; ++k) {
-        store(acc[k] + c, a0[k], m0);
-        if (m1 > 0) store(acc[k] + c + W, a1[k], m1);
-      }
+// out(i, c) = f(c, m, xs(i, c)...) over every element (f as for add_rows, returning V). With stream, whole
+// fp32 vectors are stored past the caches (core/stream.hpp; the caller fences). (f is taken by value, and
+// should capture by value: a vector store may alias anything, so what it reaches through a reference is
+// re-read after every store.)
+template <class F, class TO, class... T>
+void map_rows(mat<TO> out, bool stream, F f, mat<const T>... xs) {
+  for (index_t i = 0; i < out.rows; ++i) {
+    TO* o = out.row(i);
+    for_lanes(out.cols, [&, p = std::tuple{xs.row(i)...}](index_t c, index_t m) __attribute__((always_inline)) {
+      const V y = std::apply([&](const auto*... r) { return f(c, m, load(r + c, m)...); }, p);
+      if constexpr (detail::streaming_available && std::is_same_v<TO, float>)
+        if (stream && m == W) return detail::stream_store(o + c, y);
+      store(o + c, y, m);
     });
   }
 }
@@ -357,12 +361,15 @@ void col_moments(mat<const T> x, double* mean, double* m2, extremes* ex) {
     const index_t r1 = std::min(x.rows, r0 + RB);
     const double nb = double(r1 - r0), inv = 1.0 / nb, tot = n + nb, w = nb / tot, g = n * nb / tot;
     std::fill_n(f, 3 * C, 0.0f);
-    add_rows<1>(x, r0, r1, {mb}, [](V v, index_t) { return std::array<V, 1>{v}; });
+    add_rows<1>(r0, r1, {mb}, [](index_t, index_t, V v) { return std::array<V, 1>{v}; }, x);
     for (index_t c = 0; c < C; ++c) mb[c] = float(double(mb[c]) * inv);
-    add_rows<2>(x, r0, r1, {sd, sq}, [&](V v, index_t c) {
-      const V d = v - load(mb + c, W);
-      return std::array<V, 2>{d, Policy::mul(d, d)};
-    });
+    add_rows<2>(
+        r0, r1, {sd, sq},
+        [mb](index_t c, index_t m, V v) {
+          const V d = v - load(mb + c, m);
+          return std::array<V, 2>{d, Policy::mul(d, d)};
+        },
+        x);
     for (index_t c = 0; c < C; ++c) {
       const double e = double(sd[c]), md = double(mb[c]) + e * inv, d = md - mean[c];
       m2[c] += (double(sq[c]) - e * e * inv) + d * d * g;
@@ -488,14 +495,20 @@ class batchnorm_kernel {
     check_span(beta, std::size_t(C), label, "beta");
     float* s = tpp::thread_scratch<9>(std::size_t(C));
     for (index_t c = 0; c < C; ++c) s[c] = gamma[c] * rstd_of(var[c], p_.eps);
-    const broadcast b = by_cols() ? broadcast::row : broadcast::col;
-    const auto chan = [&](const float* p) { return detail::make_operand(channel_view(p), b); };
-    if (p_.relu)
-      detail::for_each_element<V>(normalize<Policy, true>{}, y, detail::make_operand(x, broadcast::none),
-                                  chan(mean.data()), chan(s), chan(beta.data()));
-    else
-      detail::for_each_element<V>(normalize<Policy, false>{}, y, detail::make_operand(x, broadcast::none),
-                                  chan(mean.data()), chan(s), chan(beta.data()));
+    const auto run = [&]<bool Relu>() {
+      if (by_cols()) {
+        const bool nt = detail::streams(y);
+        map_rows(y, nt, [mu = mean.data(), s, b = beta.data()](index_t c, index_t m, V xv) {
+            return normalize<Policy, Relu>{}(xv, load(mu + c, m), load(s + c, m), load(b + c, m));
+          }, x);
+        if (nt) detail::stream_fence();
+      } else {
+        const auto chan = [&](const float* p) { return detail::make_operand(channel_view(p), broadcast::col); };
+        detail::for_each_element<V>(normalize<Policy, Relu>{}, y, detail::make_operand(x, broadcast::none),
+                                    chan(mean.data()), chan(s), chan(beta.data()));
+      }
+    };
+    p_.relu ? run.template operator()<true>() : run.template operator()<false>();
   }
 
   // dx, dgamma, dbeta from dy and the forward's x, mean, var, gamma (and beta, read only with relu).
@@ -534,22 +547,29 @@ class batchnorm_kernel {
       dbn[c] = n > 0 ? float(acc[c] / double(n)) : 0.0f;
       dgn[c] = n > 0 ? float(acc[C + c] / double(n)) : 0.0f;
     }
-    const broadcast b = by_cols() ? broadcast::row : broadcast::col;
-    const auto chan = [&](const float* p) { return detail::make_operand(channel_view(p), b); };
     const auto run = [&]<bool Relu, bool Range>() {
+      const auto grad = [](auto g, auto xv, auto mu, auto r, auto sv, auto bv, auto db, auto dg) {
+        using L = decltype(g);
+        if constexpr (Relu) g = detail::lanes::select(normalize<Policy, false>{}(xv, mu, sv, bv) <= L(0.0f), L(0.0f), g);
+        if constexpr (Range) {
+          return Policy::mul(g - db, sv);
+        } else {
+          const L xh = Policy::mul(xv - mu, r);
+          return Policy::mul(g - db - Policy::mul(xh, dg), sv);
+        }
+      };
+      if (by_cols()) {
+        const bool nt = detail::streams(dx);
+        map_rows(dx, nt, [grad, mu = mean.data(), rstd, s, bt, dbn, dgn](index_t c, index_t m, V g, V xv) {
+            return grad(g, xv, load(mu + c, m), Range ? V(0.0f) : load(rstd + c, m), load(s + c, m),
+                     Relu ? load(bt + c, m) : V(0.0f), load(dbn + c, m), Range ? V(0.0f) : load(dgn + c, m));
+          }, dy, x);
+        if (nt) detail::stream_fence();
+        return;
+      }
+      const auto chan = [&](const float* p) { return detail::make_operand(channel_view(p), broadcast::col); };
       detail::for_each_element<V>(
-          [](auto g, auto xv, auto mu, auto r, auto sv, auto bv, auto db, auto dg) {
-            using L = decltype(g);
-
-            if constexpr (Relu) g = detail::lanes::select(normalize<Policy, false>{}(xv, mu, sv, bv) <= L(0.0f), L(0.0f), g);
-            if constexpr (Range) {
-              return Policy::mul(g - db, sv);
-            } else {
-              const L xh = Policy::mul(xv - mu, r);
-              return Policy::mul(g - db - Policy::mul(xh, dg), sv);
-            }
-          },
-          dx, detail::make_operand(dy, broadcast::none), detail::make_operand(x, broadcast::none), chan(mean.data()),
+          grad, dx, detail::make_operand(dy, broadcast::none), detail::make_operand(x, broadcast::none), chan(mean.data()),
           chan(rstd), chan(s), chan(bt), chan(dbn), chan(dgn));
     };
     if (p_.relu)
@@ -624,38 +644,21 @@ class batchnorm_kernel {
       }
       return;
     }
-    // Channels are columns: blocks of up to col_rows rows x col_vecs vectors, fp32 within a block, double
-    // across; a block's rows of dy and x span at most 64 KiB (a taller strip at a power-of-two ld maps to
-    // few L1 sets and thrashes).
-    const index_t strip = std::clamp<index_t>(
-        index_t((std::size_t(32) << 10) / (std::size_t(std::max(dy.ld, x.ld)) * std::max(sizeof(TG), sizeof(TX)) + 1)), 8, col_rows);
-    constexpr index_t CW = col_vecs * W;
+    // Channels are columns: blocks of up to col_rows rows summed into fp32 rows, merged in double.
+    float* f = tpp::thread_scratch<12>(std::size_t(2 * C));
     std::fill_n(acc, 2 * C, 0.0);
     if (ex != nullptr) std::fill_n(ex, C, extremes{});
-    for (index_t r0 = 0; r0 < rows_; r0 += strip) {
-      const index_t rb = std::min(strip, rows_ - r0);
-      for (index_t c0 = 0; c0 < C; c0 += CW) {
-        const index_t cw = std::min(CW, C - c0), nv = (cw + W - 1) / W;
-        V a0[col_vecs], a1[col_vecs], mu[col_vecs], r[col_vecs], sv[col_vecs], bv[col_vecs];
-        for (index_t v = 0; v < nv; ++v) {
-          const index_t m = std::min(W, cw - v * W), c = c0 + v * W;
-          a0[v] = a1[v] = V(0.0f);
-          mu[v] = load(mean + c, m), r[v] = load(rstd + c, m), sv[v] = load(s + c, m), bv[v] = load(beta + c, m);
-        }
-        for (index_t i = 0; i < rb; ++i) {
-          const TG* g = dy.row(r0 + i) + c0;
-          const TX* xr = x.row(r0 + i) + c0;
-          for (index_t v = 0; v < nv; ++v) {
-            const index_t m = std::min(W, cw - v * W);
-            const auto t = term(load(g + v * W, m), load(xr + v * W, m), mu[v], r[v], sv[v], bv[v]);
-            a0[v] += t[0], a1[v] += t[1];
-          }
-        }
-        alignas(64) float t0[CW], t1[CW];
-        for (index_t v = 0; v < col_vecs; ++v) store(t0 + v * W, v < nv ? a0[v] : V(0.0f), W), store(t1 + v * W, v < nv ? a1[v] : V(0.0f), W);
-        for (index_t k = 0; k < cw; ++k) acc[c0 + k] += double(t0[k]), acc[C + c0 + k] += double(t1[k]);
-        if (ex != nullptr) col_extremes(x, r0, r0 + rb, c0, c0 + cw, ex);
-      }
+    for (index_t r0 = 0; r0 < rows_; r0 += col_rows) {
+      const index_t r1 = std::min(rows_, r0 + col_rows);
+      std::fill_n(f, 2 * C, 0.0f);
+      add_rows<2>(
+          r0, r1, {f, f + C},
+          [term, mean, rstd, s, beta](index_t c, index_t m, V g, V xv) {
+            return term(g, xv, load(mean + c, m), load(rstd + c, m), load(s + c, m), Relu ? load(beta + c, m) : V(0.0f));
+          },
+          dy, x);
+      for (index_t c = 0; c < C; ++c) acc[c] += double(f[c]), acc[C + c] += double(f[C + c]);
+      if (ex != nullptr) col_extremes(x, r0, r1, 0, C, ex);
     }
   }
 };
