@@ -14,6 +14,8 @@
 
 #include <tpp/tpp.hpp>
 
+#include "aligned.hpp"
+
 namespace tpp::bench {
 
 struct size_case {
@@ -22,11 +24,9 @@ struct size_case {
 };
 inline constexpr size_case sizes[] = {{"l1", 32, 256}, {"l2", 256, 512}, {"dram", 4096, 4096}};
 
-// Buffers start on 64-byte boundaries, as tensor allocators give them (oneDNN's, PyTorch's). std::vector's
-// 64 MiB blocks start 16 bytes past a page: every vector load and store then spans two lines, and no output
-// can be streamed (bfp_fake_quant ran 0.83-0.9x memcpy from DRAM so, against 1.0-1.1x).
+// 64-byte aligned (aligned.hpp).
 template <class T>
-using buffer = std::vector<T, xsimd::aligned_allocator<T, 64>>;
+using buffer = aligned_vector<T>;
 
 // n values base + (i % 97) / 100 - 0.5, as T.
 template <class T>

@@ -32,6 +32,7 @@
 #include <tpp/approx/registry.hpp>
 #include <tpp/ops/gemm.hpp>
 
+#include "aligned.hpp"
 #include "peak.hpp"
 #include "policy_loops.hpp"
 #include "timing.hpp"
@@ -133,9 +134,9 @@ void print_row(const result& r) {
 }
 
 template <class T>
-std::vector<T> random_vector(std::size_t n, std::uint32_t seed) {
+tpp::bench::aligned_vector<T> random_vector(std::size_t n, std::uint32_t seed) {
   std::mt19937 gen(seed);
-  std::vector<T> v(n);
+  tpp::bench::aligned_vector<T> v(n);
   if constexpr (std::is_same_v<T, float> || std::is_same_v<T, tpp::bf16>) {
     // Uniform in [-1, 1): no exact zeros (blocks with zeros take masked steps in some policies).
     std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
@@ -189,7 +190,7 @@ int main(int argc, char** argv) {
     omp_set_num_threads(threads);
     for (const shape& s : shapes) {
       auto a = random_vector<float>(std::size_t(s.m * s.k), 42), b = random_vector<float>(std::size_t(s.k * s.n), 43);
-      std::vector<float> c(std::size_t(s.m * s.n));
+      tpp::bench::aligned_vector<float> c(std::size_t(s.m * s.n));
       const tpp::mat<const float> A{a.data(), s.m, s.k, s.k}, B{b.data(), s.k, s.n, s.n};
       const tpp::mat<float> C{c.data(), s.m, s.n, s.n};
       matmul_peer mm(eng, strm, s.m, s.n, s.k, dt::f32, dt::f32, dt::f32, a.data(), b.data(), c.data());
@@ -227,7 +228,7 @@ int main(int argc, char** argv) {
     omp_set_num_threads(threads);
     for (const shape& s : shapes) {
       auto a = random_vector<tpp::bf16>(std::size_t(s.m * s.k), 44), b = random_vector<tpp::bf16>(std::size_t(s.k * s.n), 45);
-      std::vector<float> c(std::size_t(s.m * s.n));
+      tpp::bench::aligned_vector<float> c(std::size_t(s.m * s.n));
       const tpp::mat<const tpp::bf16> A{a.data(), s.m, s.k, s.k}, B{b.data(), s.k, s.n, s.n};
       const tpp::mat<float> C{c.data(), s.m, s.n, s.n};
       matmul_peer mm(eng, strm, s.m, s.n, s.k, dt::bf16, dt::bf16, dt::f32, a.data(), b.data(), c.data());
@@ -245,7 +246,7 @@ int main(int argc, char** argv) {
     for (const shape& s : shapes) {
       auto a = random_vector<std::uint8_t>(std::size_t(s.m * s.k), 46);
       auto b = random_vector<std::int8_t>(std::size_t(s.k * s.n), 47);
-      std::vector<std::int32_t> c(std::size_t(s.m * s.n));
+      tpp::bench::aligned_vector<std::int32_t> c(std::size_t(s.m * s.n));
       const tpp::mat<const std::uint8_t> A{a.data(), s.m, s.k, s.k};
       const tpp::mat<const std::int8_t> B{b.data(), s.k, s.n, s.n};
       const tpp::mat<std::int32_t> C{c.data(), s.m, s.n, s.n};
@@ -276,7 +277,7 @@ int main(int argc, char** argv) {
     const long batch = sb.second;
     // A_i (m, k) and B_i (k, n) dense, one after another; the peer multiplies A' (m, k batch) B' (k batch, n).
     auto a = random_vector<float>(std::size_t(s.m * s.k * batch), 48), b = random_vector<float>(std::size_t(s.k * s.n * batch), 49);
-    std::vector<float> c(std::size_t(s.m * s.n));
+    tpp::bench::aligned_vector<float> c(std::size_t(s.m * s.n));
     const tpp::brgemm_kernel<> br({s.m, s.n, s.k}), own({s.m, s.n, s.k}, {}, tpp::gemm_backend::tpp);
     matmul_peer mm(eng, strm, s.m, s.n, s.k * batch, dt::f32, dt::f32, dt::f32, a.data(), b.data(), c.data());
     std::vector<std::function<void()>> fs = {
@@ -297,7 +298,7 @@ int main(int argc, char** argv) {
     const shape s{"square", 128, 128, 128};
     omp_set_num_threads(1);
     auto a = random_vector<float>(std::size_t(s.m * s.k), 50), b = random_vector<float>(std::size_t(s.k * s.n), 51);
-    std::vector<float> c(std::size_t(s.m * s.n));
+    tpp::bench::aligned_vector<float> c(std::size_t(s.m * s.n));
     const tpp::mat<const float> A{a.data(), s.m, s.k, s.k}, B{b.data(), s.k, s.n, s.n};
     const tpp::mat<float> C{c.data(), s.m, s.n, s.n};
     std::printf("\nnaive loop (one out-of-line scalar call per product) time / tpp time, %ldx%ldx%ld, one thread:\n ",
@@ -314,7 +315,7 @@ int main(int argc, char** argv) {
     {  // approx8: the naive loop reads the model's table once per product
       using P8 = tpp::approx::approx8<tpp::approx::mitchell8u>;
       auto a8 = random_vector<std::uint8_t>(std::size_t(s.m * s.k), 52), b8 = random_vector<std::uint8_t>(std::size_t(s.k * s.n), 53);
-      std::vector<std::int32_t> c8(std::size_t(s.m * s.n));
+      tpp::bench::aligned_vector<std::int32_t> c8(std::size_t(s.m * s.n));
       const tpp::mat<const std::uint8_t> A8{a8.data(), s.m, s.k, s.k}, B8{b8.data(), s.k, s.n, s.n};
       const auto t = interleaved(
           {[&] { tpp::gemm<P8>(A8, B8, tpp::mat<std::int32_t>{c8.data(), s.m, s.n, s.n}); },

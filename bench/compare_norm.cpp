@@ -24,6 +24,7 @@
 
 #include <tpp/ops/norm.hpp>
 
+#include "aligned.hpp"
 #include "timing.hpp"
 
 namespace {
@@ -33,9 +34,7 @@ using dt = dnnl::memory::data_type;
 using tag = dnnl::memory::format_tag;
 using dnnl::normalization_flags;
 
-// Buffers start on 64-byte boundaries, as oneDNN's own allocations and tensor allocators do (std::vector's
-// large blocks start 16 bytes past a page); outputs can then stream (core/stream.hpp).
-using fvec = std::vector<float, xsimd::aligned_allocator<float, 64>>;
+using fvec = tpp::bench::aligned_vector<float>;
 
 struct row {
   std::string op, shape, dir;

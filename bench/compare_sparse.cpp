@@ -18,14 +18,16 @@
 #include <tpp/ops/gemm.hpp>
 #include <tpp/ops/sparse.hpp>
 
+#include "aligned.hpp"
 #include "timing.hpp"
 
 namespace {
 
 using tpp::bench::interleaved;
+using fvec = tpp::bench::aligned_vector<float>;
 
-std::vector<float> random_vector(std::size_t n, unsigned seed) {
-  std::vector<float> v(n);
+fvec random_vector(std::size_t n, unsigned seed) {
+  fvec v(n);
   std::uint64_t s = seed * 0x9e3779b97f4a7c15ull + 1;
   for (auto& x : v) {
     s = s * 6364136223846793005ull + 1442695040888963407ull;
@@ -47,7 +49,7 @@ int main(int argc, char** argv) {
               "vs tpp");
   for (const long N : {1024L, 64L}) {
     const auto b = random_vector(std::size_t(K * N), 2);
-    std::vector<float> c(std::size_t(M * N)), c2 = c, c3 = c;
+    fvec c(std::size_t(M * N)), c2 = c, c3 = c;
     const tpp::mat<const float> B{b.data(), K, N, N};
     const tpp::mat<float> C{c.data(), M, N, N};
     const int reps = quick ? 5 : (N >= 1024 ? 15 : 41);
