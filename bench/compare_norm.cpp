@@ -8,7 +8,8 @@
 // Per row: the minimal memory traffic's GB/s for both (forward: read x, write y; backward: read x or y and
 // dy, write dx), and speed = oneDNN time / tpp time (> 1: tpp faster). Geomean per op at the end.
 //
-//   tpp_compare_norm [--quick] [--json FILE]
+//   tpp_compare_norm [--quick] [--json FILE] [--stream-threshold BYTES]
+// (--stream-threshold sets tpp::stream_threshold: outputs of at least BYTES stream, core/stream.hpp.)
 
 #include <cmath>
 #include <cstdio>
@@ -78,10 +79,12 @@ int main(int argc, char** argv) {
     const std::string a = argv[i];
     if (a == "--quick")
       quick = true;
+    else if (a == "--stream-threshold" && i + 1 < argc)
+      tpp::stream_threshold = std::stoull(argv[++i]);
     else if (a == "--json" && i + 1 < argc)
       json = argv[++i];
     else {
-      std::fprintf(stderr, "usage: %s [--quick] [--json FILE]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--quick] [--json FILE] [--stream-threshold BYTES]\n", argv[0]);
       return 2;
     }
   }

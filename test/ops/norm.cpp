@@ -474,7 +474,7 @@ TEST_CASE("batchnorm: streaming stores (outputs past tpp::stream_threshold) writ
       for (index_t i = 0; i < rows; ++i)
         for (index_t j = 0; j < cols; ++j) di(i, j) = dy(i, j);
       tpp::stream_threshold = 0;  // every output streams where it can
-      CHECK(tpp::detail::streams(ys) == tpp::detail::streaming_available);
+      CHECK(tpp::detail::streams(ys, tpp::detail::view_bytes(ys)) == tpp::detail::streaming_available);
       k.forward(mat<const float>(x), mean, var, g, b, ys);
       k.backward(mat<const float>(dy), mat<const float>(x), mean, var, g, b, ds, dgs, dbs);
       k.backward(mat<const float>(di), mat<const float>(x), mean, var, g, b, di, dgs, dbs);  // in place

@@ -705,7 +705,7 @@ TEST_CASE("bfp: streaming stores (outputs past tpp::stream_threshold) write what
         x(2, cols - 2) = xy(2, cols - 2) = nan_q;
         const bfp_params p{B, m, truncate};
         tpp::stream_threshold = 0;  // every output streams where it can
-        CHECK(detail::streams(ys) == detail::streaming_available);
+        CHECK(detail::streams(ys, detail::view_bytes(ys)) == detail::streaming_available);
         bfp_fake_quant(mat<const float>(x), ys, p);
         bfp_fake_quant(mat<const float>(xy), xy, p);  // in place
         tpp::stream_threshold = SIZE_MAX;
@@ -802,7 +802,7 @@ TEST_CASE("pow2: 0 or +-2^k with k in range, nearest in value, ties up; encode /
     x(2, 4) = -inf;
     const pow2_params ps{-5, 3, 0.01f};
     tpp::stream_threshold = 0;
-    CHECK(detail::streams(ys) == detail::streaming_available);
+    CHECK(detail::streams(ys, detail::view_bytes(ys)) == detail::streaming_available);
     pow2_quantize(mat<const float>(x), ys, ps);
     tpp::stream_threshold = SIZE_MAX;
     pow2_quantize(mat<const float>(x), yc, ps);

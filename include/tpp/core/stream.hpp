@@ -4,16 +4,20 @@
 // traffic, and the memory-level parallelism it takes is what a single core runs short of: a plain AVX-512
 // copy loop measured 1.3x memcpy with them (glibc's memcpy stores through the cache at 64 MiB here).
 //
-// tpp::stream_threshold: outputs of at least this many bytes stream, in the ops that do (bfp_fake_quant,
-// pow2_quantize, and batchnorm over columns, forward y and backward dx; each says so). softmax backward's
-// dx measured no faster streamed (12288 x 512: 0.89x oneDNN either way), so it stores through the cache.
-// Default TPP_STREAM_BYTES (16 MiB: half this machine's L3); SIZE_MAX: never. The output is then not in cache for its next reader: raise the threshold where a
-// larger cache would hold it.
+// tpp::stream_threshold: an op streams its outputs when its footprint, the bytes of the views it reads
+// and writes, is at least this many; in the ops that do (bfp_fake_quant, pow2_quantize, and batchnorm over
+// columns, forward y and backward dx; each says so). The footprint, not the output alone, decides: an
+// output stays in cache for its next reader only if everything the op touched fits (past that, LRU has
+// evicted the output's first lines by the time the op ends, and the reader starts there). softmax
+// backward's dx measured no faster streamed (12288 x 512: 0.89x oneDNN either way), so it stores through
+// the cache. Default TPP_STREAM_BYTES (16 MiB: half this machine's L3); SIZE_MAX: never; 0: always, as
+// oneDNN 2.6's batchnorm does (its JIT kernels stream dst and diff_src whenever they are aligned).
 //
-// detail::streams(y): whether output y streams: fp32, at least the threshold, x86 SIMD (AVX: 8 lanes,
-// AVX-512: 16), rows starting on vector boundaries (the op stores whole vectors at multiples of the width
-// from a row's start; partial vectors store through the cache). An op that streamed ends with
-// detail::stream_fence() (sfence: the stores are weakly ordered until then).
+// detail::streams(y, footprint): whether output y streams: fp32, footprint at least the threshold, x86
+// SIMD (AVX: 8 lanes, AVX-512: 16), rows starting on vector boundaries (the op stores whole vectors at
+// multiples of the width from a row's start; partial vectors store through the cache). An op that
+// streamed ends with detail::stream_fence() (sfence: the stores are weakly ordered until then).
+// detail::view_bytes(m) adds up a footprint.
 
 #include <atomic>
 #include <cstddef>
@@ -44,10 +48,14 @@ inline constexpr bool streaming_available = false;
 #endif
 
 template <class T>
-bool streams(mat<T> y) noexcept {
-  const std::size_t bytes = std::size_t(y.rows) * std::size_t(y.cols) * sizeof(T);
+std::size_t view_bytes(mat<T> m) noexcept {
+  return std::size_t(m.rows) * std::size_t(m.cols) * sizeof(T);
+}
+
+template <class T>
+bool streams(mat<T> y, std::size_t footprint) noexcept {
   return streaming_available && std::is_same_v<std::remove_const_t<T>, float> &&
-         bytes >= stream_threshold.load(std::memory_order_relaxed) &&
+         footprint >= stream_threshold.load(std::memory_order_relaxed) &&
          reinterpret_cast<std::uintptr_t>(y.data) % (stream_width * sizeof(float)) == 0 && y.ld % stream_width == 0;
 }
 

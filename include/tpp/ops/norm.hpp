@@ -41,9 +41,10 @@
 //   RMSNorm:            xh = P(x, rstd), dx = P(g - P(xh, Σ P(g, xh) / n), rstd), dgamma = Σ_rows P(dy, xh)
 // Row constants (dbeta / n, gamma rstd, ...) are exact fp32 products or quotients; sums are fp32 within
 // blocks (batchnorm over columns: 128 rows) and double across them, as for the statistics.
-// Streaming: batchnorm over columns writes fp32 y (forward) and dx (backward) of at least
-// tpp::stream_threshold bytes with non-temporal stores (core/stream.hpp), as oneDNN does: from DRAM the
-// read for ownership of each output line would be a sixth of the backward's traffic.
+// Streaming: batchnorm over columns writes fp32 y (forward) and dx (backward) with non-temporal stores
+// when the op's footprint is at least tpp::stream_threshold (core/stream.hpp; forward x and y, backward
+// dy, x and dx), as oneDNN does always: from DRAM the read for ownership of each output line
+// would be a sixth of the backward's traffic.
 // With accumulate = true, dgamma / dbeta are added to what they hold (else overwritten).
 //
 // Types: x, y, dy, dx fp32 or bf16 (computation fp32, bf16 outputs rounded to nearest even); statistics,
@@ -497,7 +498,7 @@ class batchnorm_kernel {
     for (index_t c = 0; c < C; ++c) s[c] = gamma[c] * rstd_of(var[c], p_.eps);
     const auto run = [&]<bool Relu>() {
       if (by_cols()) {
-        const bool nt = detail::streams(y);
+        const bool nt = detail::streams(y, detail::view_bytes(x) + detail::view_bytes(y));
         map_rows(y, nt, [mu = mean.data(), s, b = beta.data()](index_t c, index_t m, V xv) {
             return normalize<Policy, Relu>{}(xv, load(mu + c, m), load(s + c, m), load(b + c, m));
           }, x);
@@ -559,7 +560,7 @@ class batchnorm_kernel {
         }
       };
       if (by_cols()) {
-        const bool nt = detail::streams(dx);
+        const bool nt = detail::streams(dx, detail::view_bytes(dy) + detail::view_bytes(x) + detail::view_bytes(dx));
         map_rows(dx, nt, [grad, mu = mean.data(), rstd, s, bt, dbn, dgn](index_t c, index_t m, V g, V xv) {
             return grad(g, xv, load(mu + c, m), Range ? V(0.0f) : load(rstd + c, m), load(s + c, m),
                      Relu ? load(bt + c, m) : V(0.0f), load(dbn + c, m), Range ? V(0.0f) : load(dgn + c, m));

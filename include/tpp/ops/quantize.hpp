@@ -87,8 +87,9 @@
 // (per-thread scratch, slots 14 and 15). An output may be the very same view as an input of the same element
 // type (in-place: the fake-quant ops); any other overlap of an output with an input or another output throws.
 // Streaming stores (core/stream.hpp): the fake-quant ops bfp_fake_quant and pow2_quantize write an fp32
-// output of at least tpp::stream_threshold bytes (default 16 MiB) past the caches, where its rows start on
-// vector boundaries (x86 AVX / AVX-512) and, for BFP, B is a multiple of the vector width.
+// output past the caches when x and y together hold at least tpp::stream_threshold bytes (default 16 MiB),
+// where its rows start on vector boundaries (x86 AVX / AVX-512) and, for BFP, B is a multiple of the
+// vector width.
 //
 // API (kernel objects validate their arguments once; free functions make one and call it):
 //   compute_quant_params<TQ>(x, mode, granularity, scale, zero_point)
@@ -350,7 +351,7 @@ void store(T* p, V v, index_t n) noexcept {
   io_for<T>::store(p, v);
 }
 
-// store(p, v, n), or a streaming store (core/stream.hpp) where stream (the op's detail::streams(y)) and
+// store(p, v, n), or a streaming store (core/stream.hpp) where stream (the op's detail::streams) and
 // the vector is whole: fp32 outputs only.
 template <class T>
 void store_out(T* p, V v, index_t n, [[maybe_unused]] bool stream) noexcept {
@@ -1557,7 +1558,8 @@ class bfp_fake_quant_kernel : public detail::kernel_shape {
     using namespace detail::quant;
     detail::check_in_out(x, y, rows_, cols_, label, "x", "y");
     const V kmax(pow2f(params_.mantissa_bits) - 1.0f);
-    const bool stream = detail::streams(y) && params_.block % W == 0;  // (then every full vector is aligned)
+    const bool stream = detail::streams(y, detail::view_bytes(x) + detail::view_bytes(y)) &&
+                        params_.block % W == 0;  // (then every full vector is aligned)
     bfp_blocks_of<true>(
         x, params_, [](index_t, index_t, index_t, const bfp_group_scales&) {},
         [=](index_t i) {
@@ -1623,7 +1625,7 @@ class pow2_quantize_kernel : public detail::kernel_shape {
     using namespace detail::quant;
     detail::check_in_out(x, y, rows_, cols_, label, "x", "y");
     const pow2_consts c = make_pow2(params_);
-    const bool stream = detail::streams(y);
+    const bool stream = detail::streams(y, detail::view_bytes(x) + detail::view_bytes(y));
     for (index_t i = 0; i < rows_; ++i) {
       const in_type* xr = x.row(i);
       TO* yr = y.row(i);
