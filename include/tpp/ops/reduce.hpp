@@ -177,20 +177,10 @@ struct op_sum {
 };
 
 template <class P>
-struct op_sum_sq {
-  static constexpr int outs = 1;
-  static constexpr bool additive = true;
-  template <class V>
-  static void init(V* s) noexcept {
-    s[0] = V(0.0f);
-  }
+struct op_sum_sq : op_sum {  // (op_sum's init and merge)
   template <class V>
   static void step(V* s, V x) noexcept {
     s[0] = s[0] + P::mul(x, x);
-  }
-  template <class V>
-  static void merge(V* s, const V* t) noexcept {
-    s[0] = s[0] + t[0];
   }
 };
 
