@@ -17,7 +17,8 @@
 // SIMD (AVX: 8 lanes, AVX-512: 16), rows starting on vector boundaries (the op stores whole vectors at
 // multiples of the width from a row's start; partial vectors store through the cache). An op that
 // streamed ends with detail::stream_fence() (sfence: the stores are weakly ordered until then).
-// detail::view_bytes(m) adds up a footprint.
+// detail::view_bytes(m) adds up a footprint; detail::stream_whole(p, v, m, stream) is an op's store of a
+// vector of m lanes that streams where it can (and returns false where the op must store it itself).
 
 #include <atomic>
 #include <cstddef>
@@ -72,6 +73,22 @@ void stream_store(float* p, L v) noexcept {
     (void)p;
     (void)v;
   }
+}
+
+// Where stream (the op's streams(y, ...)) and v is a whole vector (m == stream_width) of an fp32 output:
+// v to p past the caches, and true; else false, and the caller stores v its own way (partial vectors,
+// bf16 or integer outputs, no streaming).
+template <class T, class L>
+bool stream_whole(T* p, L v, index_t m, bool stream) noexcept {
+  if constexpr (streaming_available && std::is_same_v<T, float>) {
+    if (stream && m == stream_width) {
+      stream_store(p, v);
+      return true;
+    }
+  } else {
+    (void)p, (void)v, (void)m, (void)stream;
+  }
+  return false;
 }
 
 inline void stream_fence() noexcept {

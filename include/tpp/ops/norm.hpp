@@ -339,9 +339,7 @@ void map_rows(mat<TO> out, bool stream, F f, mat<const T>... xs) {
     TO* o = out.row(i);
     for_lanes(out.cols, [&, p = std::tuple{xs.row(i)...}](index_t c, index_t m) __attribute__((always_inline)) {
       const V y = std::apply([&](const auto*... r) { return f(c, m, load(r + c, m)...); }, p);
-      if constexpr (detail::streaming_available && std::is_same_v<TO, float>)
-        if (stream && m == W) return detail::stream_store(o + c, y);
-      store(o + c, y, m);
+      if (!detail::stream_whole(o + c, y, m, stream)) store(o + c, y, m);
     });
   }
 }

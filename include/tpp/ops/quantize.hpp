@@ -354,10 +354,8 @@ void store(T* p, V v, index_t n) noexcept {
 // store(p, v, n), or a streaming store (core/stream.hpp) where stream (the op's detail::streams) and
 // the vector is whole: fp32 outputs only.
 template <class T>
-void store_out(T* p, V v, index_t n, [[maybe_unused]] bool stream) noexcept {
-  if constexpr (detail::streaming_available && std::is_same_v<T, float>)
-    if (stream && n == W) return detail::stream_store(p, v);
-  store(p, v, n);
+void store_out(T* p, V v, index_t n, bool stream) noexcept {
+  if (!detail::stream_whole(p, v, n, stream)) store(p, v, n);
 }
 
 // Integer lanes (already within T's range) to T.
