@@ -13,6 +13,7 @@
 #include <xsimd/xsimd.hpp>
 
 #include "../arch/convert.hpp"
+#include "../arch/ieee.hpp"
 #include "bf16.hpp"
 #include "types.hpp"
 
@@ -47,15 +48,10 @@ batch<std::int32_t, A> select(xsimd::batch_bool<std::int32_t, A> c, batch<std::i
       xsimd::select(xsimd::bool_cast(c), xsimd::bitwise_cast<F>(a), xsimd::bitwise_cast<F>(b)));
 }
 
-// a b + c with one rounding, on batches or scalars. xsimd 8.1 has no AVX-512 fma kernel and falls back
-// to a * b + c, which is fused only where the compiler contracts it (GCC does by default; clang 14 does
-// not, and the exact policy's sums then differed from their fused definition).
+// a b + c with one rounding (arch/ieee.hpp). (Old spelling: use lanes::fma.)
 template <class A>
 batch<float, A> fma(batch<float, A> a, batch<float, A> b, batch<float, A> c) noexcept {
-#if defined(__AVX512F__)
-  if constexpr (std::is_base_of_v<xsimd::avx512f, A>) return _mm512_fmadd_ps(a, b, c);
-#endif
-  return xsimd::fma(a, b, c);
+  return arch::fma<A>(a, b, c);
 }
 inline float fma(float a, float b, float c) noexcept { return std::fma(a, b, c); }
 

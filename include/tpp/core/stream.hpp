@@ -25,12 +25,9 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "../arch/stream.hpp"
 #include "mat.hpp"
 #include "simd.hpp"
-
-#if defined(__SSE__)
-#include <immintrin.h>
-#endif
 
 namespace tpp {
 
@@ -42,11 +39,7 @@ inline std::atomic<std::size_t> stream_threshold{TPP_STREAM_BYTES};
 namespace detail {
 
 inline constexpr index_t stream_width = simd::enabled ? simd::width<> : 1;
-#if defined(__AVX__) && !defined(TPP_NO_SIMD)
-inline constexpr bool streaming_available = stream_width == 8 || stream_width == 16;
-#else
-inline constexpr bool streaming_available = false;
-#endif
+inline constexpr bool streaming_available = simd::enabled && arch::streaming_stores<simd::default_arch>;
 
 template <class T>
 std::size_t view_bytes(mat<T> m) noexcept {
@@ -62,17 +55,8 @@ bool streams(mat<T> y, std::size_t footprint) noexcept {
 
 // v to p, a vector-aligned float*, past the caches (streaming_available only).
 template <class L>
-void stream_store(float* p, L v) noexcept {
-#if defined(__AVX512F__) && !defined(TPP_NO_SIMD)
-  if constexpr (stream_width == 16) _mm512_stream_ps(p, v);
-#endif
-#if defined(__AVX__) && !defined(TPP_NO_SIMD)
-  if constexpr (stream_width == 8) _mm256_stream_ps(p, v);
-#endif
-  if constexpr (!streaming_available) {
-    (void)p;
-    (void)v;
-  }
+void stream_store([[maybe_unused]] float* p, [[maybe_unused]] L v) noexcept {
+  if constexpr (streaming_available) arch::stream_store<simd::default_arch>(p, v);
 }
 
 // Where stream (the op's streams(y, ...)) and v is a whole vector (m == stream_width) of an fp32 output:
@@ -92,9 +76,7 @@ bool stream_whole(T* p, L v, index_t m, bool stream) noexcept {
 }
 
 inline void stream_fence() noexcept {
-#if defined(__SSE__) && !defined(TPP_NO_SIMD)
-  _mm_sfence();
-#endif
+  if constexpr (streaming_available) arch::stream_fence();
 }
 
 }  // namespace detail
