@@ -20,14 +20,6 @@ inline int max_threads() noexcept {
 #endif
 }
 
-inline int thread_id() noexcept {
-#if defined(_OPENMP)
-  return omp_get_thread_num();
-#else
-  return 0;
-#endif
-}
-
 inline bool in_parallel() noexcept {
 #if defined(_OPENMP)
   return omp_in_parallel() != 0;
