@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
-# Installs what tpp needs, then builds and runs the test suite three times, one per SIMD path this
-# machine can execute:
-#   native   -march=native             (AVX-512 on Zen 4)
+# Installs what tpp needs, then builds and runs the whole test suite in each configuration:
+#   aarch64  NEON: cross-compiled with Debian's g++-aarch64-linux-gnu, run under qemu-user
+#   asan     -march=native, AddressSanitizer + UndefinedBehaviorSanitizer, RelWithDebInfo, every finding
+#            fatal (-fno-sanitize-recover=all)
+#   native   -march=native             (AVX-512 on Zen 5)
 #   avx2     -mavx2 -mfma              (the AVX2 kernels)
 #   clang    -march=native with clang++-14 (the headers under the other compiler users have)
 #   generic  -march=x86-64, TPP_SIMD=OFF (scalar op loops; SSE2 for the policies' SIMD mul)
-#   aarch64  NEON: cross-compiled with Debian's g++-aarch64-linux-gnu, run under qemu-user
-# Warnings are errors. Usage: scripts/run-tests.sh [native|avx2|clang|generic|aarch64 ...]
-# (default: all five; ctest of the generic build reports last)
+# Warnings are errors. Every public header compiling alone and the installed-package consumer are
+# checked in the native and generic configurations (the others would repeat them).
+# Usage: scripts/run-tests.sh [aarch64|asan|native|avx2|clang|generic ...] (default: all six, in that order)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 configs=("$@")
-[ ${#configs[@]} -eq 0 ] && configs=(aarch64 native avx2 clang generic)
+[ ${#configs[@]} -eq 0 ] && configs=(aarch64 asan native avx2 clang generic)
 extra=()
 case " ${configs[*]} " in *" aarch64 "*) extra+=(g++-aarch64-linux-gnu qemu-user) ;; esac
 case " ${configs[*]} " in *" clang "*) extra+=(clang-14) ;; esac
@@ -40,18 +42,24 @@ for c in "${configs[@]}"; do
     run_aarch64
     continue
   fi
+  type=Release
+  env=()
   case "$c" in
     native) flags=(-DTPP_ARCH_FLAGS=-march=native) ;;
-    avx2) flags=("-DTPP_ARCH_FLAGS=-mavx2 -mfma") ;;
-    clang) flags=(-DTPP_ARCH_FLAGS=-march=native -DCMAKE_CXX_COMPILER=clang++-14) ;;
+    asan)
+      type=RelWithDebInfo
+      flags=(-DTPP_ARCH_FLAGS=-march=native -DTPP_SANITIZE=address,undefined -DTPP_TEST_PACKAGING=OFF)
+      env=(ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1) ;;
+    avx2) flags=("-DTPP_ARCH_FLAGS=-mavx2 -mfma" -DTPP_TEST_PACKAGING=OFF) ;;
+    clang) flags=(-DTPP_ARCH_FLAGS=-march=native -DCMAKE_CXX_COMPILER=clang++-14 -DTPP_TEST_PACKAGING=OFF) ;;
     generic) flags=(-DTPP_ARCH_FLAGS=-march=x86-64 -DTPP_SIMD=OFF) ;;
-    *) echo "unknown configuration '$c' (native, avx2, clang, generic, aarch64)" >&2; exit 2 ;;
+    *) echo "unknown configuration '$c' (aarch64, asan, native, avx2, clang, generic)" >&2; exit 2 ;;
   esac
   build="$root/build/test-$c"
   echo "=== tpp tests: $c ==="
-  cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DTPP_WERROR=ON -DTPP_BUILD_BENCH=OFF \
+  cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=$type -DTPP_WERROR=ON -DTPP_BUILD_BENCH=OFF \
         -DTPP_BUILD_EXAMPLES=ON "${flags[@]}" > "$build.configure.log" 2>&1 || { cat "$build.configure.log"; exit 1; }
   grep '^-- tpp:' "$build.configure.log" || true
   cmake --build "$build" -j "$jobs"
-  (cd "$build" && OMP_NUM_THREADS=2 ctest --output-on-failure -j 1)
+  (cd "$build" && env OMP_NUM_THREADS=2 "${env[@]}" ctest --output-on-failure -j 1)
 done
