@@ -51,15 +51,16 @@ void dropout_case(benchmark::State& state, size_case s) {
   });
 }
 
-void reduce_case(benchmark::State& state, size_case s, reduce_op op, reduce_dir dir) {
+template <reduce_kind K>
+void reduce_case(benchmark::State& state, size_case s, reduce_dir dir) {
   auto x = filled<float>(s.rows * s.cols, 0.3f);
   std::vector<float> o1(std::size_t(std::max(s.rows, s.cols))), o2(o1.size());
-  const reduce_kernel<approx::exact, float, float> k(s.rows, s.cols, op, {dir, false});
+  const reduce_kernel<K, approx::exact, float, float> k(s.rows, s.cols, {dir, false});
   const index_t orows = dir == reduce_dir::each_row ? s.rows : 1, ocols = dir == reduce_dir::each_row ? 1 : s.cols;
   const mat<const float> in{x.data(), s.rows, s.cols, s.cols};
   const mat<float> out1{o1.data(), orows, ocols, ocols}, out2{o2.data(), orows, ocols, ocols};
   run(state, double(x.size() * sizeof(float)), [&] {
-    if (op == reduce_op::sum_and_sum_sq)
+    if constexpr (K == reduce_kind::sum_and_sum_sq)
       k(in, out1, out2);
     else
       k(in, out1);
@@ -106,10 +107,10 @@ const bool registered = [] {
   reg("mul/f32/mitchell7", binary_case<binary_kind::mul, m7, float>);
   reg("muladd/f32", binary_case<binary_kind::muladd, exact, float>);
   reg("dropout/f32", dropout_case);
-  reg("reduce_sum_rows/f32", [](benchmark::State& st, size_case s) { reduce_case(st, s, reduce_op::sum, reduce_dir::each_row); });
-  reg("reduce_sum_cols/f32", [](benchmark::State& st, size_case s) { reduce_case(st, s, reduce_op::sum, reduce_dir::each_col); });
+  reg("reduce_sum_rows/f32", [](benchmark::State& st, size_case s) { reduce_case<reduce_kind::sum>(st, s, reduce_dir::each_row); });
+  reg("reduce_sum_cols/f32", [](benchmark::State& st, size_case s) { reduce_case<reduce_kind::sum>(st, s, reduce_dir::each_col); });
   reg("reduce_sum_sumsq_rows/f32",
-      [](benchmark::State& st, size_case s) { reduce_case(st, s, reduce_op::sum_and_sum_sq, reduce_dir::each_row); });
+      [](benchmark::State& st, size_case s) { reduce_case<reduce_kind::sum_and_sum_sq>(st, s, reduce_dir::each_row); });
   reg("transpose/f32", transpose_case<float>);
   reg("transpose/bf16", transpose_case<bf16>);
   reg("vnni2_pack/bf16", vnni2_case);

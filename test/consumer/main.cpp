@@ -33,7 +33,7 @@ int main() {
     const unary_kernel<unary_kind::gelu_erf, approx::mitchell<7>> gelu(64, 32);   // made once for a shape
     gelu(A, O);                                                                  // called many times
     binary<binary_kind::add>(A, bias_row, O, {broadcast::none, broadcast::row}); // O = A + bias (1, 32)
-    reduce(A, row_sums, reduce_op::sum, {reduce_dir::each_row});                 // (64, 1)
+    reduce<reduce_kind::sum>(A, row_sums, {reduce_dir::each_row});                // (64, 1)
     gemm<approx::bf16_rz>(A, W, Y, {.alpha = 1.0f, .beta = 0.0f, .trans_b = true});
     failures += y[7] != 4.0f;  // 32 products 0.5 x 0.25, exact in bf16
     const float* b = bias.data();

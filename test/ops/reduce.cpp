@@ -1,13 +1,14 @@
-// ops/reduce.hpp: every op in both directions against a double-precision reference, with the tolerance
+// ops/reduce.hpp: every kind in both directions against a double-precision reference, with the tolerance
 // the header documents (γ_d Σ|t|, d = 24 + ceil(log2 n)); max/min/absmax exact; the squares through every
 // registered policy; named shapes around the vector width, padded views with NaN sentinels, bf16 in and
-// out, accumulate, special values, large-n accuracy, bad arguments.
+// out, accumulate, special values, large-n accuracy, the caller's workspace, bad arguments and aliasing.
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <tpp/approx/registry.hpp>
@@ -44,6 +45,20 @@ T from_f(float f) {
   return from_float<T>(f);
 }
 
+// f(std::integral_constant<reduce_kind, k>{}): a run-time kind to the compile-time one the API takes.
+template <class F>
+void with_kind(reduce_kind k, F&& f) {
+  using enum reduce_kind;
+  switch (k) {
+    case sum: f(std::integral_constant<reduce_kind, sum>{}); break;
+    case max: f(std::integral_constant<reduce_kind, max>{}); break;
+    case min: f(std::integral_constant<reduce_kind, min>{}); break;
+    case absmax: f(std::integral_constant<reduce_kind, absmax>{}); break;
+    case sum_sq: f(std::integral_constant<reduce_kind, sum_sq>{}); break;
+    case sum_and_sum_sq: f(std::integral_constant<reduce_kind, sum_and_sum_sq>{}); break;
+  }
+}
+
 // A padded matrix of TI: (rows, cols) with ld, padding filled with NaN (must never reach a result).
 template <class TI>
 struct padded {
@@ -66,32 +81,32 @@ struct ref_result {
 };
 
 template <class P>
-ref_result reference(const std::vector<float>& x, reduce_op op) {
+ref_result reference(const std::vector<float>& x, reduce_kind op) {
   ref_result r{{0, 0}, {0, 0}, index_t(x.size())};
   switch (op) {
-    case reduce_op::sum:
-    case reduce_op::sum_sq:
-    case reduce_op::sum_and_sum_sq:
+    case reduce_kind::sum:
+    case reduce_kind::sum_sq:
+    case reduce_kind::sum_and_sum_sq:
       for (float v : x) {
-        const double s = op == reduce_op::sum_sq ? double(P::mul(v, v)) : double(v);
+        const double s = op == reduce_kind::sum_sq ? double(P::mul(v, v)) : double(v);
         r.value[0] += s;
         r.abs_sum[0] += std::fabs(s);
-        if (op == reduce_op::sum_and_sum_sq) {
+        if (op == reduce_kind::sum_and_sum_sq) {
           const double q = double(P::mul(v, v));
           r.value[1] += q;
           r.abs_sum[1] += std::fabs(q);
         }
       }
       break;
-    case reduce_op::max:
+    case reduce_kind::max:
       r.value[0] = -INFINITY;
       for (float v : x) r.value[0] = std::isnan(v) || std::isnan(r.value[0]) ? NAN : std::max(r.value[0], double(v));
       break;
-    case reduce_op::min:
+    case reduce_kind::min:
       r.value[0] = INFINITY;
       for (float v : x) r.value[0] = std::isnan(v) || std::isnan(r.value[0]) ? NAN : std::min(r.value[0], double(v));
       break;
-    case reduce_op::absmax:
+    case reduce_kind::absmax:
       r.value[0] = 0;
       for (float v : x) r.value[0] = std::isnan(v) || std::isnan(r.value[0]) ? NAN : std::max(r.value[0], std::fabs(double(v)));
       break;
@@ -99,10 +114,10 @@ ref_result reference(const std::vector<float>& x, reduce_op op) {
   return r;
 }
 
-bool additive(reduce_op op) { return op == reduce_op::sum || op == reduce_op::sum_sq || op == reduce_op::sum_and_sum_sq; }
+bool additive(reduce_kind op) { return op == reduce_kind::sum || op == reduce_kind::sum_sq || op == reduce_kind::sum_and_sum_sq; }
 
 // Combines an old out value into a reference (accumulate).
-void add_old(ref_result& r, int k, reduce_op op, float old) {
+void add_old(ref_result& r, int k, reduce_kind op, float old) {
   if (additive(op)) {
     r.value[k] += old;
     r.abs_sum[k] += std::fabs(old);
@@ -110,12 +125,12 @@ void add_old(ref_result& r, int k, reduce_op op, float old) {
   } else if (std::isnan(old) || std::isnan(r.value[k])) {
     r.value[k] = NAN;
   } else {
-    r.value[k] = op == reduce_op::min ? std::min(r.value[k], double(old)) : std::max(r.value[k], double(old));
+    r.value[k] = op == reduce_kind::min ? std::min(r.value[k], double(old)) : std::max(r.value[k], double(old));
   }
 }
 
 template <class TO>
-void check_value(float got, const ref_result& r, int k, reduce_op op) {
+void check_value(float got, const ref_result& r, int k, reduce_kind op) {
   if (!additive(op)) {
     if (std::isnan(r.value[k])) {
       CHECK(bits(got) == 0x7fc00000u);
@@ -131,7 +146,7 @@ void check_value(float got, const ref_result& r, int k, reduce_op op) {
 
 // Runs one case and checks every output element and the output padding.
 template <class P, class TI, class TO>
-void check_case(index_t M, index_t N, reduce_op op, reduce_dir dir, bool accumulate, std::uint64_t seed,
+void check_case(index_t M, index_t N, reduce_kind op, reduce_dir dir, bool accumulate, std::uint64_t seed,
                 float lo = -2.0f, float hi = 2.0f, index_t pad = 3) {
   CAPTURE(M);
   CAPTURE(N);
@@ -140,7 +155,7 @@ void check_case(index_t M, index_t N, reduce_op op, reduce_dir dir, bool accumul
   CAPTURE(accumulate);
   const std::vector<float> v = test::uniform(std::size_t(M * N), lo, hi, seed);
   padded<TI> in(v, M, N, N + pad);
-  const int K = op == reduce_op::sum_and_sum_sq ? 2 : 1;
+  const int K = op == reduce_kind::sum_and_sum_sq ? 2 : 1;
   const bool rows = dir == reduce_dir::each_row;
   const index_t len = rows ? M : N;  // output elements
   const index_t ldo = rows ? 2 : N;  // each_row: an (M, 1) view with ld 2
@@ -155,10 +170,12 @@ void check_case(index_t M, index_t N, reduce_op op, reduce_dir dir, bool accumul
   mat<TO> out[2];
   for (int k = 0; k < K; ++k) out[k] = rows ? mat<TO>{outbuf[k].data(), M, 1, ldo} : mat<TO>{outbuf[k].data(), 1, N, N};
   const reduce_params p{dir, accumulate};
-  if (K == 2)
-    reduce_sum_and_sum_sq<P>(in.view(), out[0], out[1], p);
-  else
-    reduce<P>(in.cview(), out[0], op, p);
+  with_kind(op, [&](auto kind) {
+    if constexpr (kind() == reduce_kind::sum_and_sum_sq)
+      reduce<kind(), P>(in.view(), out[0], out[1], p);
+    else
+      reduce<kind(), P>(in.cview(), out[0], p);
+  });
   for (index_t o = 0; o < len; ++o) {
     std::vector<float> terms;
     for (index_t t = 0; t < (rows ? N : M); ++t) terms.push_back(rows ? in.at(o, t) : in.at(t, o));
@@ -180,15 +197,15 @@ void check_case(index_t M, index_t N, reduce_op op, reduce_dir dir, bool accumul
   }
 }
 
-const reduce_op all_ops[] = {reduce_op::sum, reduce_op::max, reduce_op::min, reduce_op::absmax, reduce_op::sum_sq,
-                             reduce_op::sum_and_sum_sq};
+const reduce_kind all_ops[] = {reduce_kind::sum, reduce_kind::max, reduce_kind::min, reduce_kind::absmax, reduce_kind::sum_sq,
+                             reduce_kind::sum_and_sum_sq};
 const reduce_dir both_dirs[] = {reduce_dir::each_row, reduce_dir::each_col};
 
 }  // namespace
 
 TEST_CASE("reduce: every op and direction on edge shapes (fp32, padded ld with NaN sentinels)") {
   std::uint64_t seed = 1;
-  for (reduce_op op : all_ops)
+  for (reduce_kind op : all_ops)
     for (reduce_dir dir : both_dirs)
       for (index_t M : edge_sizes())
         for (index_t N : edge_sizes()) check_case<approx::exact, float, float>(M, N, op, dir, false, seed++);
@@ -196,7 +213,7 @@ TEST_CASE("reduce: every op and direction on edge shapes (fp32, padded ld with N
 
 TEST_CASE("reduce: 1x1, long rows and tall columns (several leaves)") {
   std::uint64_t seed = 500;
-  for (reduce_op op : all_ops)
+  for (reduce_kind op : all_ops)
     for (reduce_dir dir : both_dirs) {
       check_case<approx::exact, float, float>(1, 1, op, dir, false, seed++);
       check_case<approx::exact, float, float>(3, 64 * W * 3 + 5, op, dir, false, seed++);  // 3+ row leaves
@@ -207,7 +224,7 @@ TEST_CASE("reduce: 1x1, long rows and tall columns (several leaves)") {
 
 TEST_CASE("reduce: bf16 in, bf16 out, accumulate") {
   std::uint64_t seed = 1000;
-  for (reduce_op op : all_ops)
+  for (reduce_kind op : all_ops)
     for (reduce_dir dir : both_dirs)
       for (index_t M : {index_t(1), W + 1, index_t(35)})
         for (index_t N : {index_t(1), W - 1, 2 * W + 3, index_t(67)}) {
@@ -220,7 +237,7 @@ TEST_CASE("reduce: bf16 in, bf16 out, accumulate") {
 
 TEST_CASE_TEMPLATE_DEFINE("reduce: squares go through the policy", P, reduce_policy_sweep) {
   std::uint64_t seed = 2000;
-  for (reduce_op op : {reduce_op::sum_sq, reduce_op::sum_and_sum_sq})
+  for (reduce_kind op : {reduce_kind::sum_sq, reduce_kind::sum_and_sum_sq})
     for (reduce_dir dir : both_dirs) {
       for (index_t M : {index_t(1), W - 1, index_t(67)})
         for (index_t N : {index_t(1), W + 1, 2 * W + 3}) check_case<P, float, float>(M, N, op, dir, false, seed++);
@@ -236,9 +253,10 @@ TEST_CASE_TEMPLATE_DEFINE("reduce: squares go through the policy", P, reduce_pol
   x[2] = 1e30f;
   x[3] = 1e-30f;
   std::vector<float> col(static_cast<std::size_t>(N)), row(col), s(col);
-  reduce<P>(view(x.data(), 1, N), view(col.data(), 1, N), reduce_op::sum_sq, {reduce_dir::each_col});
-  reduce<P>(view(x.data(), N, 1), view(row.data(), N, 1), reduce_op::sum_sq, {reduce_dir::each_row});
-  reduce_sum_and_sum_sq<P>(view(x.data(), 1, N), view(s.data(), 1, N), view(col.data(), 1, N), {reduce_dir::each_col});
+  reduce<reduce_kind::sum_sq, P>(view(x.data(), 1, N), view(col.data(), 1, N), {reduce_dir::each_col});
+  reduce<reduce_kind::sum_sq, P>(view(x.data(), N, 1), view(row.data(), N, 1), {reduce_dir::each_row});
+  reduce<reduce_kind::sum_and_sum_sq, P>(view(x.data(), 1, N), view(s.data(), 1, N), view(col.data(), 1, N),
+                                         {reduce_dir::each_col});
   std::size_t bad = 0;
   for (index_t j = 0; j < N; ++j) {
     const float want = P::mul(x[std::size_t(j)], x[std::size_t(j)]);
@@ -261,14 +279,14 @@ TEST_CASE("reduce: large-n accuracy is pairwise, not sequential") {
   }
   const double tol = gamma(depth(n)) * ref;
   float r = 0, q = 0;
-  reduce(view(x.data(), 1, n), view(&r, 1, 1), reduce_op::sum);
-  reduce_sum_and_sum_sq(view(x.data(), 1, n), view(&r, 1, 1), view(&q, 1, 1));
+  reduce<reduce_kind::sum>(view(x.data(), 1, n), view(&r, 1, 1));
+  reduce<reduce_kind::sum_and_sum_sq>(view(x.data(), 1, n), view(&r, 1, 1), view(&q, 1, 1));
   CHECK(std::fabs(r - ref) <= tol);
   CHECK(std::fabs(q - ref_sq) <= gamma(depth(n)) * ref_sq);
   // each_col: 2^20 rows x 4 columns.
   const index_t M = index_t(1) << 20;
   float c[4] = {};
-  reduce(view(x.data(), M, 4), view(c, 1, 4), reduce_op::sum, {reduce_dir::each_col});
+  reduce<reduce_kind::sum>(view(x.data(), M, 4), view(c, 1, 4), {reduce_dir::each_col});
   for (index_t j = 0; j < 4; ++j) {
     double cref = 0;
     for (index_t i = 0; i < M; ++i) cref += x[std::size_t(i * 4 + j)];
@@ -282,69 +300,78 @@ TEST_CASE("reduce: max / min / absmax special values") {
       CAPTURE(n);
       CAPTURE(int(dir));
       const bool rows = dir == reduce_dir::each_row;
-      auto run = [&](const std::vector<float>& x, reduce_op op, float old = 0.0f, bool acc = false) {
+      auto run = [&](const std::vector<float>& x, reduce_kind op, float old = 0.0f, bool acc = false) {
         float r = old;
-        if (rows)
-          reduce(view(x.data(), 1, n), view(&r, 1, 1), op, {dir, acc});
-        else
-          reduce(view(x.data(), n, 1), view(&r, 1, 1), op, {dir, acc});
+        with_kind(op, [&](auto kind) {
+          if constexpr (kind() != reduce_kind::sum_and_sum_sq) {
+            if (rows)
+              reduce<kind()>(view(x.data(), 1, n), view(&r, 1, 1), {dir, acc});
+            else
+              reduce<kind()>(view(x.data(), n, 1), view(&r, 1, 1), {dir, acc});
+          }
+        });
         return r;
       };
       // A NaN at every position (including the vector tail) gives the canonical qNaN, any payload or sign.
       for (index_t pos = 0; pos < n; pos += std::max<index_t>(1, n / 7)) {
         std::vector<float> x = test::uniform(std::size_t(n), -5.0f, 5.0f, std::uint64_t(pos));
         x[std::size_t(pos)] = test::from_bits(0xffc01234u);  // -NaN with a payload
-        for (reduce_op op : {reduce_op::max, reduce_op::min, reduce_op::absmax}) CHECK(bits(run(x, op)) == 0x7fc00000u);
-        CHECK(std::isnan(run(x, reduce_op::sum)));
+        for (reduce_kind op : {reduce_kind::max, reduce_kind::min, reduce_kind::absmax}) CHECK(bits(run(x, op)) == 0x7fc00000u);
+        CHECK(std::isnan(run(x, reduce_kind::sum)));
         x[std::size_t(pos)] = test::from_bits(0x7f800001u);  // signalling NaN
-        CHECK(bits(run(x, reduce_op::max)) == 0x7fc00000u);
+        CHECK(bits(run(x, reduce_kind::max)) == 0x7fc00000u);
       }
       // Infinities are ordinary values; Inf - Inf in a sum is NaN.
       std::vector<float> x(std::size_t(n), -inf);
-      CHECK(run(x, reduce_op::max) == -inf);
-      CHECK(run(x, reduce_op::min) == -inf);
-      CHECK(run(x, reduce_op::absmax) == inf);
-      CHECK(run(x, reduce_op::sum) == -inf);
+      CHECK(run(x, reduce_kind::max) == -inf);
+      CHECK(run(x, reduce_kind::min) == -inf);
+      CHECK(run(x, reduce_kind::absmax) == inf);
+      CHECK(run(x, reduce_kind::sum) == -inf);
       x.back() = inf;
-      CHECK(run(x, reduce_op::max) == inf);
-      if (n > 1) CHECK(std::isnan(run(x, reduce_op::sum)));
+      CHECK(run(x, reduce_kind::max) == inf);
+      if (n > 1) CHECK(std::isnan(run(x, reduce_kind::sum)));
       // absmax is a magnitude.
       std::vector<float> y(std::size_t(n), -0.5f);
       y[std::size_t(n / 2)] = -3.0f;
-      CHECK(run(y, reduce_op::absmax) == 3.0f);
-      if (n > 1) CHECK(run(y, reduce_op::max) == -0.5f);
-      CHECK(run(y, reduce_op::min) == -3.0f);
+      CHECK(run(y, reduce_kind::absmax) == 3.0f);
+      if (n > 1) CHECK(run(y, reduce_kind::max) == -0.5f);
+      CHECK(run(y, reduce_kind::min) == -3.0f);
       // accumulate: the old out value takes part, a NaN one too.
-      CHECK(run(y, reduce_op::max, 2.0f, true) == 2.0f);
-      CHECK(run(y, reduce_op::min, -2.0f, true) == -3.0f);
-      CHECK(bits(run(y, reduce_op::max, test::from_bits(0xffc00001u), true)) == 0x7fc00000u);
-      CHECK(run(y, reduce_op::sum, 1.0f, true) == 1.0f + float(n - 1) * -0.5f - 3.0f);
+      CHECK(run(y, reduce_kind::max, 2.0f, true) == 2.0f);
+      CHECK(run(y, reduce_kind::min, -2.0f, true) == -3.0f);
+      CHECK(bits(run(y, reduce_kind::max, test::from_bits(0xffc00001u), true)) == 0x7fc00000u);
+      CHECK(run(y, reduce_kind::sum, 1.0f, true) == 1.0f + float(n - 1) * -0.5f - 3.0f);
     }
 }
 
 TEST_CASE("reduce: empty reductions give the identity") {
   std::vector<float> none(1);
-  for (auto [op, id] : {std::pair{reduce_op::sum, 0.0f}, std::pair{reduce_op::max, -inf}, std::pair{reduce_op::min, inf},
-                        std::pair{reduce_op::absmax, 0.0f}, std::pair{reduce_op::sum_sq, 0.0f}}) {
-    std::vector<float> o(5, 9.0f);
-    reduce(mat<const float>{none.data(), 5, 0, 0}, view(o.data(), 5, 1), op);  // each_row, no columns
-    for (float v : o) CHECK(v == id);
-    reduce(mat<const float>{nullptr, 0, 5, 5}, view(o.data(), 1, 5), op, {reduce_dir::each_col});  // no rows
-    for (float v : o) CHECK(v == id);
-    std::vector<bf16> ob(5, from_f<bf16>(9.0f));
-    reduce(mat<const float>{nullptr, 0, 5, 5}, view(ob.data(), 1, 5), op, {reduce_dir::each_col});
-    for (bf16 v : ob) CHECK(to_float(v) == id);
-    o.assign(5, 9.0f);
-    reduce(mat<const float>{nullptr, 0, 5, 5}, view(o.data(), 1, 5), op, {reduce_dir::each_col, true});
-    for (float v : o) CHECK(v == 9.0f);
+  for (auto [op, id] : {std::pair{reduce_kind::sum, 0.0f}, std::pair{reduce_kind::max, -inf}, std::pair{reduce_kind::min, inf},
+                        std::pair{reduce_kind::absmax, 0.0f}, std::pair{reduce_kind::sum_sq, 0.0f}}) {
+    with_kind(op, [&, id = id](auto kind) {
+      if constexpr (kind() != reduce_kind::sum_and_sum_sq) {
+        constexpr reduce_kind K = kind();
+        std::vector<float> o(5, 9.0f);
+        reduce<K>(mat<const float>{none.data(), 5, 0, 0}, view(o.data(), 5, 1));  // each_row, no columns
+        for (float v : o) CHECK(v == id);
+        reduce<K>(mat<const float>{nullptr, 0, 5, 5}, view(o.data(), 1, 5), {reduce_dir::each_col});  // no rows
+        for (float v : o) CHECK(v == id);
+        std::vector<bf16> ob(5, from_f<bf16>(9.0f));
+        reduce<K>(mat<const float>{nullptr, 0, 5, 5}, view(ob.data(), 1, 5), {reduce_dir::each_col});
+        for (bf16 v : ob) CHECK(to_float(v) == id);
+        o.assign(5, 9.0f);
+        reduce<K>(mat<const float>{nullptr, 0, 5, 5}, view(o.data(), 1, 5), {reduce_dir::each_col, true});
+        for (float v : o) CHECK(v == 9.0f);
+      }
+    });
   }
   // Zero-size outputs: nothing to do.
-  reduce(mat<const float>{nullptr, 0, 3, 3}, mat<float>{nullptr, 0, 1, 1}, reduce_op::sum);
+  reduce<reduce_kind::sum>(mat<const float>{nullptr, 0, 3, 3}, mat<float>{nullptr, 0, 1, 1});
 }
 
 TEST_CASE("reduce: kernel object reuse, const and mutable views") {
   const index_t M = 9, N = 2 * W + 1;
-  reduce_kernel<approx::exact, float, float> k(M, N, reduce_op::sum, {reduce_dir::each_col});
+  reduce_kernel<reduce_kind::sum, approx::exact, float, float> k(M, N, {reduce_dir::each_col});
   CHECK(k.out_rows() == 1);
   CHECK(k.out_cols() == N);
   for (int rep = 0; rep < 3; ++rep) {
@@ -369,40 +396,117 @@ TEST_CASE("reduce: called from inside an OpenMP region") {
   const index_t M = 300, N = 77;
   const std::vector<float> x = test::uniform(std::size_t(M * N), -1.0f, 1.0f, 5);
   std::vector<float> ref(static_cast<std::size_t>(N)), got(static_cast<std::size_t>(8 * N));
-  reduce(view(x.data(), M, N), view(ref.data(), 1, N), reduce_op::sum, {reduce_dir::each_col});
+  reduce<reduce_kind::sum>(view(x.data(), M, N), view(ref.data(), 1, N), {reduce_dir::each_col});
 #pragma omp parallel for num_threads(4)
   for (int t = 0; t < 8; ++t)
-    reduce(view(x.data(), M, N), view(got.data() + t * N, 1, N), reduce_op::sum, {reduce_dir::each_col});
+    reduce<reduce_kind::sum>(view(x.data(), M, N), view(got.data() + t * N, 1, N), {reduce_dir::each_col});
   for (index_t t = 0; t < 8; ++t)
     for (index_t j = 0; j < N; ++j) CHECK(bits(got[std::size_t(t * N + j)]) == bits(ref[std::size_t(j)]));
 }
 
+namespace {
+
+// Whether reduce<K> / reduce_kernel<K> take these arguments (the kind is a template parameter: a wrong
+// kind or output count does not compile).
+template <reduce_kind K, class... Args>
+concept reduce_call = requires(Args... args) { tpp::reduce<K>(args...); };
+template <reduce_kind K>
+concept reduce_kind_accepted = requires { typename reduce_kernel<K>; };
+
+}  // namespace
+
 TEST_CASE("reduce: bad arguments throw tpp::error naming op and argument") {
   std::vector<float> a(64), o(64);
   const auto in = view(a.data(), 4, 8);
-  CHECK_THROWS_WITH_AS(reduce(in, view(o.data(), 1, 8), reduce_op::sum), doctest::Contains("reduce: out"), error);
-  CHECK_THROWS_WITH_AS(reduce(in, view(o.data(), 4, 2), reduce_op::sum), doctest::Contains("reduce: out"), error);
-  CHECK_THROWS_AS(reduce(in, view(o.data(), 4, 1), reduce_op::sum, {reduce_dir::each_col}), error);
-  CHECK_NOTHROW(reduce(in, view(o.data(), 1, 8), reduce_op::sum, {reduce_dir::each_col}));
-  CHECK_THROWS_WITH_AS(reduce(mat<float>{a.data(), 4, 8, 7}, view(o.data(), 4, 1), reduce_op::sum),
+  using enum reduce_kind;
+  CHECK_THROWS_WITH_AS(reduce<sum>(in, view(o.data(), 1, 8)), doctest::Contains("reduce: out"), error);
+  CHECK_THROWS_WITH_AS(reduce<sum>(in, view(o.data(), 4, 2)), doctest::Contains("reduce: out"), error);
+  CHECK_THROWS_AS(reduce<sum>(in, view(o.data(), 4, 1), {reduce_dir::each_col}), error);
+  CHECK_NOTHROW(reduce<sum>(in, view(o.data(), 1, 8), {reduce_dir::each_col}));
+  CHECK_THROWS_WITH_AS(reduce<sum>(mat<float>{a.data(), 4, 8, 7}, view(o.data(), 4, 1)),
                        doctest::Contains("reduce: in.ld"), error);
-  CHECK_THROWS_WITH_AS(reduce(mat<float>{nullptr, 4, 8, 8}, view(o.data(), 4, 1), reduce_op::sum),
+  CHECK_THROWS_WITH_AS(reduce<sum>(mat<float>{nullptr, 4, 8, 8}, view(o.data(), 4, 1)),
                        doctest::Contains("reduce: in.data"), error);
-  CHECK_THROWS_WITH_AS(reduce(mat<float>{a.data(), -1, 8, 8}, view(o.data(), 4, 1), reduce_op::sum),
+  CHECK_THROWS_WITH_AS(reduce<sum>(mat<float>{a.data(), -1, 8, 8}, view(o.data(), 4, 1)),
                        doctest::Contains("reduce: in.rows"), error);
-  CHECK_THROWS_WITH_AS(reduce(in, mat<float>{o.data(), 4, 1, 0}, reduce_op::sum), doctest::Contains("reduce: out.ld"), error);
-  CHECK_THROWS_WITH_AS(reduce(in, mat<float>{nullptr, 4, 1, 1}, reduce_op::sum), doctest::Contains("reduce: out.data"), error);
-  CHECK_THROWS_WITH_AS(reduce(in, view(o.data(), 4, 1), reduce_op::sum_and_sum_sq), doctest::Contains("reduce: op"), error);
-  CHECK_THROWS_WITH_AS(reduce(in, view(o.data(), 4, 1), reduce_op(42)), doctest::Contains("reduce: op"), error);
-  CHECK_THROWS_WITH_AS(reduce(in, view(o.data(), 4, 1), reduce_op::sum, {reduce_dir(7)}), doctest::Contains("params.dir"), error);
-  CHECK_THROWS_WITH_AS(reduce_sum_and_sum_sq(in, view(o.data(), 4, 1), view(o.data(), 4, 1)),
+  CHECK_THROWS_WITH_AS(reduce<sum>(in, mat<float>{o.data(), 4, 1, 0}), doctest::Contains("reduce: out.ld"), error);
+  CHECK_THROWS_WITH_AS(reduce<sum>(in, mat<float>{nullptr, 4, 1, 1}), doctest::Contains("reduce: out.data"), error);
+  // sum_and_sum_sq with one output, a kind that is not a reduce_kind, a two-output call of another kind:
+  // rejected at compile time now that the kind is a template parameter.
+  static_assert(!reduce_call<sum_and_sum_sq, mat<float>, mat<float>>);
+  static_assert(reduce_call<sum_and_sum_sq, mat<float>, mat<float>, mat<float>>);
+  static_assert(reduce_call<sum, mat<float>, mat<float>>);
+  static_assert(!reduce_call<reduce_kind(42), mat<float>, mat<float>>);
+  static_assert(!reduce_kind_accepted<reduce_kind(42)>);
+  static_assert(reduce_kind_accepted<absmax>);
+  static_assert(!std::is_invocable_v<const reduce_kernel<max>&, mat<const float>, mat<float>, mat<float>>);
+  static_assert(std::is_invocable_v<const reduce_kernel<max>&, mat<const float>, mat<float>>);
+  static_assert(!std::is_invocable_v<const reduce_kernel<sum_and_sum_sq>&, mat<const float>, mat<float>>);
+  CHECK_THROWS_WITH_AS(reduce<sum>(in, view(o.data(), 4, 1), {reduce_dir(7)}), doctest::Contains("params.dir"), error);
+  CHECK_THROWS_WITH_AS(reduce<sum_and_sum_sq>(in, view(o.data(), 4, 1), view(o.data(), 4, 1)),
                        doctest::Contains("reduce: sum_sq"), error);
-  CHECK_THROWS_WITH_AS(reduce_sum_and_sum_sq(in, view(o.data(), 4, 1), view(o.data() + 8, 1, 8)),
+  CHECK_THROWS_WITH_AS(reduce<sum_and_sum_sq>(in, view(o.data(), 4, 1), view(o.data() + 8, 1, 8)),
                        doctest::Contains("reduce: sum_sq"), error);
-  CHECK_THROWS_WITH_AS((reduce_kernel<>(-1, 3, reduce_op::sum)), doctest::Contains("reduce: rows"), error);
-  CHECK_THROWS_WITH_AS((reduce_kernel<>(3, -1, reduce_op::sum)), doctest::Contains("reduce: cols"), error);
-  reduce_kernel<> k(4, 8, reduce_op::max);
+  CHECK_THROWS_WITH_AS((reduce_kernel<sum>(-1, 3)), doctest::Contains("reduce: rows"), error);
+  CHECK_THROWS_WITH_AS((reduce_kernel<sum>(3, -1)), doctest::Contains("reduce: cols"), error);
+  reduce_kernel<max> k(4, 8);
   CHECK_THROWS_WITH_AS(k(view(a.data(), 4, 7), view(o.data(), 4, 1)), doctest::Contains("reduce: in"), error);
-  CHECK_THROWS_WITH_AS(k(in, view(o.data(), 4, 1), view(o.data() + 8, 4, 1)), doctest::Contains("reduce: op"), error);
   CHECK_NOTHROW(k(in, view(o.data(), 4, 1)));
+}
+
+TEST_CASE("reduce: outputs may not overlap the input nor each other") {
+  using enum reduce_kind;
+  std::vector<float> a(64, 1.0f);
+  const auto in = view(a.data(), 4, 8);
+  // Each output against in: the first element, the last, and a strided column inside in's rows.
+  CHECK_THROWS_WITH_AS(reduce<sum>(in, view(a.data(), 4, 1)), doctest::Contains("reduce: out overlaps in"), error);
+  CHECK_THROWS_WITH_AS(reduce<max>(in, view(a.data() + 7, 1, 8), {reduce_dir::each_col}),
+                       doctest::Contains("reduce: out overlaps in"), error);
+  CHECK_THROWS_WITH_AS(reduce<absmax>(in, view(a.data() + 3, 4, 1, 8)), doctest::Contains("reduce: out overlaps in"), error);
+  std::vector<float> o(64);
+  CHECK_THROWS_WITH_AS(reduce<sum_and_sum_sq>(in, view(a.data() + 31, 4, 1), view(o.data(), 4, 1)),
+                       doctest::Contains("reduce: sum overlaps in"), error);
+  CHECK_THROWS_WITH_AS(reduce<sum_and_sum_sq>(in, view(o.data(), 1, 8), view(a.data() + 24, 1, 8), {reduce_dir::each_col}),
+                       doctest::Contains("reduce: sum_sq overlaps in"), error);
+  CHECK_THROWS_WITH_AS(reduce<sum_and_sum_sq>(in, view(o.data(), 4, 1, 2), view(o.data() + 6, 4, 1, 2)),
+                       doctest::Contains("reduce: sum_sq overlaps sum"), error);
+  // Disjoint views of one buffer are fine: in's rows 0-3 of 8 columns, outputs after them or between the
+  // columns of an input view with a wider ld.
+  CHECK_NOTHROW(reduce<sum>(in, view(a.data() + 32, 4, 1)));
+  std::vector<float> b(40, 1.0f);
+  CHECK_NOTHROW(reduce<sum_and_sum_sq>(view(b.data(), 4, 8, 10), view(b.data() + 8, 4, 1, 10), view(b.data() + 9, 4, 1, 10)));
+  CHECK(b[8] == 8.0f);
+  CHECK(b[9] == 8.0f);
+}
+
+TEST_CASE("reduce: a caller's workspace gives the arena's results; too small throws") {
+  using enum reduce_kind;
+  const index_t M = 16 * 5 + 3, N = 2048 + W + 1;  // several leaves and two column chunks
+  const std::vector<float> x = test::uniform(std::size_t(M * N), -1.0f, 1.0f, 77);
+  const auto in = view(x.data(), M, N);
+  const reduce_kernel<sum_and_sum_sq> k(M, N, {reduce_dir::each_col});
+  const reduce_kernel<max, approx::exact, float, bf16> kmax(M, N, {reduce_dir::each_col});
+  const reduce_kernel<sum> krow(M, N);
+  CHECK(k.workspace_bytes() > 0);
+  CHECK(kmax.workspace_bytes() > 0);  // one leaf through scratch for a bf16 out
+  CHECK(reduce_kernel<max>(M, N, {reduce_dir::each_col}).workspace_bytes() == 0);  // straight into out
+  CHECK(krow.workspace_bytes() == 0);
+  std::vector<float> s1(static_cast<std::size_t>(N)), q1(s1), s2(s1), q2(s1);
+  std::vector<bf16> m1(static_cast<std::size_t>(N)), m2(m1);
+  k(in, view(s1.data(), 1, N), view(q1.data(), 1, N));
+  kmax(in, view(m1.data(), 1, N));
+  // Unaligned caller memory, poisoned.
+  std::vector<unsigned char> mem(std::max(k.workspace_bytes(), kmax.workspace_bytes()) + 3, 0xff);
+  const workspace ws{mem.data() + 3, mem.size() - 3};
+  k(in, view(s2.data(), 1, N), view(q2.data(), 1, N), ws);
+  kmax(in, view(m2.data(), 1, N), ws);
+  std::size_t bad = 0;
+  for (index_t j = 0; j < N; ++j)
+    bad += bits(s1[std::size_t(j)]) != bits(s2[std::size_t(j)]) || bits(q1[std::size_t(j)]) != bits(q2[std::size_t(j)]) ||
+           m1[std::size_t(j)].bits != m2[std::size_t(j)].bits;
+  CHECK(bad == 0);
+  const workspace small{mem.data(), k.workspace_bytes() - 65};
+  CHECK_THROWS_WITH_AS(k(in, view(s2.data(), 1, N), view(q2.data(), 1, N), small), doctest::Contains("reduce: workspace"), error);
+  std::vector<float> r(static_cast<std::size_t>(M));
+  CHECK_NOTHROW(krow(in, view(r.data(), M, 1), workspace{}));
 }

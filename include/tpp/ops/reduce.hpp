@@ -5,7 +5,7 @@
 //   each_row: every row of in (M, N) reduces to one value     -> out (M, 1):  out(i, 0) = R_j in(i, j)
 //   each_col: every column of in (M, N) reduces to one value  -> out (1, N):  out(0, j) = R_i in(i, j)
 //
-// Ops (reduce_op), R over the n terms x of a row or column:
+// Kinds (reduce_kind, the first template parameter), R over the n terms x of a row or column:
 //   sum             Σ x
 //   max, min        max x, min x
 //   absmax          max |x|                     (a magnitude: never negative)
@@ -27,8 +27,8 @@
 //             summed masked off (nothing outside the row is read); rows shorter than W run in order.
 //   each_col: 8 rows at a time stream into a row of fp32 partial states (one lane per column), B = 16 rows
 //             per leaf; leaves combine pairwise. Columns go in chunks of 2048 so the partial rows stay in
-//             L1/L2; the leaf levels live in a grow-only per-thread scratch buffer (thread_local: safe in a
-//             caller's OpenMP region; at most 8 KiB x outputs x (log2(M / 16) + 2) per thread).
+//             L1/L2; the leaf levels live in the call's scratch memory (K outputs x 2048 floats x
+//             (log2(M / 16) + 2) levels at most; workspace_bytes()).
 // Every term passes through at most d = 24 + ceil(log2 n) roundings, so for n terms t_i
 //   |computed - Σ t_i| <= γ_d Σ |t_i|,   γ_d = d u / (1 - d u),  u = 2^-24,
 // (t_i = Policy::mul(x_i, x_i) for the squares; with accumulate the old out value is one more term), plus
@@ -39,43 +39,56 @@
 // is the quiet NaN 0x7fc00000, identically in SIMD and scalar code; otherwise the result is exact. Which of
 // +0 / -0 max and min return when both occur is unspecified.
 //
-// Dispatch: the op is chosen once per call (a switch to a kernel compiled for that op; no per-element
+// Dispatch: the kind is a template parameter, so each kernel is compiled for its kind (no per-element
 // branching). Vector loops at simd::default_arch with partial-vector tails; with TPP_NO_SIMD the same
 // blocked algorithms run on scalar lanes (W = 1).
 //
 // API (Policy = approx::exact, constrained by approx::multiplier; the kernel object validates its views):
-//   reduce_kernel<Policy, TI, TO> k(rows, cols, op, reduce_params{dir, accumulate});
-//   k(in, out);                          // single-output ops
+//   reduce_kernel<K, Policy, TI, TO> k(rows, cols, reduce_params{dir, accumulate});
+//   k(in, out);                          // every kind but sum_and_sum_sq
 //   k(in, sum, sum_sq);                  // sum_and_sum_sq
-//   reduce<Policy>(in, out, op, params); reduce_sum_and_sum_sq<Policy>(in, sum, sum_sq, params);
-//   reduce_sum_depth(n)                  // the d of the accuracy bound below, for tests and callers
-// in and out must not overlap (not checked). A kernel checks the policy (approx::check_policy) once per
-// process and policy, and only for the ops that multiply.
+//   k.workspace_bytes()                  // scratch a call takes (each_col only); pass a tpp::workspace of
+//                                        // that size as the call's last argument, or none (the thread's arena)
+//   reduce<K, Policy>(in, out, params);  reduce<reduce_kind::sum_and_sum_sq, Policy>(in, sum, sum_sq, params);
+//   reduce_sum_depth(n)                  // the d of the accuracy bound above, for tests and callers
+// No output may share an element with in, nor sum with sum_sq (tpp::error). A kernel checks the policy
+// (approx::check_policy) once per process and policy, and only for the kinds that multiply.
 
 #include <algorithm>
 #include <bit>
-#include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <limits>
-#include <string>
+#include <string_view>
 #include <type_traits>
-#include <vector>
-
-#include <xsimd/xsimd.hpp>
 
 #include "../approx/exact.hpp"
 #include "../approx/policy.hpp"
+#include "../arch/registers.hpp"
 #include "../core/bf16.hpp"
 #include "../core/error.hpp"
+#include "../core/lanes.hpp"
 #include "../core/mat.hpp"
-#include "../core/scratch.hpp"
 #include "../core/simd.hpp"
 #include "../core/types.hpp"
+#include "../core/workspace.hpp"
 
 namespace tpp {
 
-enum class reduce_op { sum, max, min, absmax, sum_sq, sum_and_sum_sq };
+enum class reduce_kind : std::uint8_t { sum, max, min, absmax, sum_sq, sum_and_sum_sq };
 enum class reduce_dir { each_row, each_col };
+
+constexpr std::string_view name(reduce_kind k) noexcept {
+  switch (k) {
+    case reduce_kind::sum: return "sum";
+    case reduce_kind::max: return "max";
+    case reduce_kind::min: return "min";
+    case reduce_kind::absmax: return "absmax";
+    case reduce_kind::sum_sq: return "sum_sq";
+    case reduce_kind::sum_and_sum_sq: return "sum_and_sum_sq";
+  }
+  return "invalid";
+}
 
 struct reduce_params {
   reduce_dir dir = reduce_dir::each_row;
@@ -91,73 +104,11 @@ constexpr index_t reduce_sum_depth(index_t n) noexcept {
 
 namespace detail::reduce_impl {
 
-// ---- lanes: float (scalar) or xsimd::batch<float, A>, with the same helper names -------------------
-
-template <class V>
-inline constexpr index_t lanes = 1;
-template <class A>
-inline constexpr index_t lanes<xsimd::batch<float, A>> = index_t(xsimd::batch<float, A>::size);
-
-template <class V, class T>
-V load(const T* p) noexcept {
-  if constexpr (std::is_same_v<V, float>)
-    return to_float(*p);
-  else
-    return simd::load<typename V::arch_type>(p);
-}
-
-template <class V>
-void store(float* p, V v) noexcept {
-  if constexpr (std::is_same_v<V, float>)
-    *p = v;
-  else
-    v.store_unaligned(p);
-}
-
-// Stores in out's element type (bf16: round to nearest even, like from_float).
-template <class V, class T>
-void store_out(T* p, V v) noexcept {
-  if constexpr (std::is_same_v<V, float>)
-    *p = from_float<T>(v);
-  else
-    simd::store<typename V::arch_type>(p, v);
-}
-
 inline constexpr float qnan = std::numeric_limits<float>::quiet_NaN();  // 0x7fc00000
 inline constexpr float inf = std::numeric_limits<float>::infinity();
 
-// max/min with x86 semantics, (x > m) ? x : m: a NaN m is kept. (xsimd's max(x, m) is maxps on x86, which
-// returns m when either is NaN, and NEON's fmax returns NaN: both keep a NaN m.)
-inline float vmax(float x, float m) noexcept { return x > m ? x : m; }
-inline float vmin(float x, float m) noexcept { return x < m ? x : m; }
-inline float vabs(float x) noexcept { return std::fabs(x); }
-inline bool vnan(float x) noexcept { return x != x; }
-inline float vsel(bool c, float a, float b) noexcept { return c ? a : b; }
-
-template <class A>
-xsimd::batch<float, A> vmax(xsimd::batch<float, A> x, xsimd::batch<float, A> m) noexcept {
-  return xsimd::max(x, m);
-}
-template <class A>
-xsimd::batch<float, A> vmin(xsimd::batch<float, A> x, xsimd::batch<float, A> m) noexcept {
-  return xsimd::min(x, m);
-}
-template <class A>
-xsimd::batch<float, A> vabs(xsimd::batch<float, A> x) noexcept {
-  return xsimd::abs(x);
-}
-template <class A>
-xsimd::batch_bool<float, A> vnan(xsimd::batch<float, A> x) noexcept {
-  return xsimd::isnan(x);
-}
-template <class A>
-xsimd::batch<float, A> vsel(xsimd::batch_bool<float, A> c, xsimd::batch<float, A> a,
-                            xsimd::batch<float, A> b) noexcept {
-  return xsimd::select(c, a, b);
-}
-
-// ---- ops: state = `outs` lanes; init / step (one term) / merge (two partial states) ------------------
-// Every op is compile-time: the kernels below are instantiated per op.
+// ---- state functions: state = `outs` lanes; init / step (one term) / merge (two partial states) -------
+// One per kind (op_for<K, P>), compile-time: the kernels below are instantiated per kind.
 
 struct op_sum {
   static constexpr int outs = 1;
@@ -205,7 +156,8 @@ struct op_sum_and_sum_sq {
   }
 };
 
-// max / min / absmax: a NaN term makes the state the canonical qNaN, which then sticks (vmax keeps a NaN m).
+// max / min / absmax: a NaN term makes the state the canonical qNaN, which then sticks (max_second_on_nan(x, m)
+// keeps a NaN m).
 template <bool is_max, bool is_abs>
 struct op_extremum {
   static constexpr int outs = 1;
@@ -217,13 +169,13 @@ struct op_extremum {
   template <class V>
   static V pick(V x, V m) noexcept {
     if constexpr (is_max)
-      return vsel(vnan(x), V(qnan), vmax(x, m));
+      return tpp::lanes::select(tpp::lanes::is_nan(x), V(qnan), tpp::lanes::max_second_on_nan(x, m));
     else
-      return vsel(vnan(x), V(qnan), vmin(x, m));
+      return tpp::lanes::select(tpp::lanes::is_nan(x), V(qnan), tpp::lanes::min_second_on_nan(x, m));
   }
   template <class V>
   static void step(V* s, V x) noexcept {
-    if constexpr (is_abs) x = vabs(x);
+    if constexpr (is_abs) x = tpp::lanes::abs(x);
     s[0] = pick(x, s[0]);
   }
   template <class V>
@@ -264,30 +216,12 @@ struct lane_cascade {
   }
 };
 
-// The arch of half a batch at A (a batch of W/2 lanes), or void when there is none: halving trees.
-template <class A>
-auto half_arch_of() {
-  [[maybe_unused]] constexpr std::size_t W = xsimd::batch<float, A>::size;
-#if defined(__AVX2__)
-  if constexpr (W == 16) return xsimd::avx2{};
-  else
-#elif defined(__AVX__)
-  if constexpr (W == 16) return xsimd::avx{};
-  else
-#endif
-#if defined(__SSE2__)
-  if constexpr (W == 8) return xsimd::sse2{};
-  else
-#endif
-  return;
-}
-
 // r[k] = the merge of the lanes of v[k]: a tree, halving the batch width each level (W - 1 merges).
 template <class Op, class A>
 void horizontal(const xsimd::batch<float, A>* v, float* r) noexcept {
   constexpr int K = Op::outs;
   constexpr std::size_t W = xsimd::batch<float, A>::size;
-  using H = decltype(half_arch_of<A>());
+  using H = arch::half_arch<A>;
   alignas(64) float lane[K][W];
   for (int k = 0; k < K; ++k) v[k].store_aligned(lane[k]);
   if constexpr (!std::is_void_v<H>) {
@@ -315,17 +249,6 @@ void horizontal(const xsimd::batch<float, A>* v, float* r) noexcept {
   }
 }
 
-template <class A>
-xsimd::batch_bool<float, A> last_lanes(index_t n) noexcept {
-  alignas(64) static constexpr float iota[64] = {0,  1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14, 15,
-                                                 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31,
-                                                 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47,
-                                                 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63};
-  constexpr std::size_t W = xsimd::batch<float, A>::size;
-  static_assert(W <= 64);
-  return xsimd::batch<float, A>::load_aligned(iota) >= xsimd::batch<float, A>(float(index_t(W) - n));
-}
-
 constexpr index_t row_accumulators = 4, row_steps = 16;  // U and S of the doc block
 
 // Over x[j, n) with n - j at most one leaf (S U W elements) and n >= W: U accumulators, combined into
@@ -333,21 +256,21 @@ constexpr index_t row_accumulators = 4, row_steps = 16;  // U and S of the doc b
 template <class Op, class V, class T>
 [[gnu::always_inline]] inline void row_leaf(const T* x, index_t j, index_t n, V* tot) noexcept {
   constexpr int K = Op::outs;
-  constexpr index_t U = row_accumulators, W = lanes<V>, step = U * W;
+  constexpr index_t U = row_accumulators, W = tpp::lanes::width<V>, step = U * W;
   static_assert(U == 4);
   V acc[U][K];
   for (index_t u = 0; u < U; ++u) Op::init(acc[u]);
   for (; j + step <= n; j += step)
-    for (index_t u = 0; u < U; ++u) Op::step(acc[u], load<V>(x + j + u * W));
+    for (index_t u = 0; u < U; ++u) Op::step(acc[u], tpp::lanes::load<V>(x + j + u * W));
   index_t u = 0;
-  for (; j + W <= n; j += W) Op::step(acc[u++], load<V>(x + j));
+  for (; j + W <= n; j += W) Op::step(acc[u++], tpp::lanes::load<V>(x + j));
   if constexpr (W > 1) {
     if (j < n) {
       V t[K];
       for (int k = 0; k < K; ++k) t[k] = acc[u][k];
-      Op::step(t, load<V>(x + n - W));
-      const auto m = last_lanes<typename V::arch_type>(n - j);
-      for (int k = 0; k < K; ++k) acc[u][k] = xsimd::select(m, t[k], acc[u][k]);
+      Op::step(t, tpp::lanes::load<V>(x + n - W));
+      const auto seen = tpp::lanes::first_n<V>(W - (n - j));  // lanes of x[n - W, j): already summed
+      for (int k = 0; k < K; ++k) acc[u][k] = tpp::lanes::select(seen, acc[u][k], t[k]);
     }
   }
   Op::merge(acc[0], acc[1]);
@@ -359,7 +282,7 @@ template <class Op, class V, class T>
 // Rows longer than one leaf: full leaves of S steps per accumulator, combined pairwise.
 template <class Op, class V, class T>
 [[gnu::noinline]] void long_row(const T* x, index_t n, V* tot) noexcept {
-  constexpr index_t U = row_accumulators, W = lanes<V>, leaf = row_steps * U * W;
+  constexpr index_t U = row_accumulators, W = tpp::lanes::width<V>, leaf = row_steps * U * W;
   lane_cascade<Op, V> c;
   V t[Op::outs];
   index_t j = 0;
@@ -378,11 +301,11 @@ template <class Op, class V, class T>
 template <class Op, class V, class T>
 void reduce_row(const T* x, index_t n, float* r) noexcept {
   constexpr int K = Op::outs;
-  constexpr index_t W = lanes<V>, leaf = row_steps * row_accumulators * W;
+  constexpr index_t W = tpp::lanes::width<V>, leaf = row_steps * row_accumulators * W;
   if (W > 1 && n < W) {  // shorter than a vector: scalar, in order
     float s[K];
     Op::init(s);
-    for (index_t j = 0; j < n; ++j) Op::step(s, load<float>(x + j));
+    for (index_t j = 0; j < n; ++j) Op::step(s, tpp::lanes::load<float>(x + j));
     for (int k = 0; k < K; ++k) r[k] = s[k];
     return;
   }
@@ -394,7 +317,7 @@ void reduce_row(const T* x, index_t n, float* r) noexcept {
   if constexpr (W == 1) {
     for (int k = 0; k < K; ++k) r[k] = tot[k];
   } else if constexpr (Op::additive) {
-    for (int k = 0; k < K; ++k) r[k] = xsimd::hadd(tot[k]);  // a tree over the lanes on every xsimd arch
+    for (int k = 0; k < K; ++k) r[k] = tpp::lanes::hsum(tot[k]);
   } else {
     horizontal<Op>(tot, r);
   }
@@ -426,22 +349,22 @@ enum class init_mode { load, identity, from_old };
 template <class Op, class V, int G, class T>
 void col_group(const T* const* x, float* const* acc, index_t n, init_mode init) noexcept {
   constexpr int K = Op::outs;
-  constexpr index_t W = lanes<V>;
+  constexpr index_t W = tpp::lanes::width<V>;
   index_t j = 0;
   for (; j + W <= n; j += W) {
     V a[K];
     if (init == init_mode::identity) {
       Op::init(a);
     } else {
-      for (int k = 0; k < K; ++k) a[k] = load<V>(acc[k] + j);
+      for (int k = 0; k < K; ++k) a[k] = tpp::lanes::load<V>(acc[k] + j);
       if (init == init_mode::from_old) {
         V old[K];
         for (int k = 0; k < K; ++k) old[k] = a[k];
         state_from<Op>(a, old);
       }
     }
-    for (int g = 0; g < G; ++g) Op::step(a, load<V>(x[g] + j));
-    for (int k = 0; k < K; ++k) store<V>(acc[k] + j, a[k]);
+    for (int g = 0; g < G; ++g) Op::step(a, tpp::lanes::load<V>(x[g] + j));
+    for (int k = 0; k < K; ++k) tpp::lanes::store(acc[k] + j, a[k]);
   }
   if constexpr (W > 1) {
     if (j < n) {  // column tail: the same lane-wise arithmetic on scalars
@@ -496,16 +419,16 @@ void col_leaf(mat<const T> in, index_t c0, index_t n, index_t r0, index_t r1, fl
 template <class Op, class V>
 void merge_rows(float* const* acc, float* const* t, index_t n) noexcept {
   constexpr int K = Op::outs;
-  constexpr index_t W = lanes<V>;
+  constexpr index_t W = tpp::lanes::width<V>;
   index_t j = 0;
   for (; j + W <= n; j += W) {
     V a[K], b[K];
     for (int k = 0; k < K; ++k) {
-      a[k] = load<V>(acc[k] + j);
-      b[k] = load<V>(t[k] + j);
+      a[k] = tpp::lanes::load<V>(acc[k] + j);
+      b[k] = tpp::lanes::load<V>(t[k] + j);
     }
     Op::merge(a, b);
-    for (int k = 0; k < K; ++k) store<V>(acc[k] + j, a[k]);
+    for (int k = 0; k < K; ++k) tpp::lanes::store(acc[k] + j, a[k]);
   }
   for (; j < n; ++j) {
     float a[K], b[K];
@@ -522,19 +445,19 @@ void merge_rows(float* const* acc, float* const* t, index_t n) noexcept {
 template <class Op, class V, class TO>
 void store_cols(float* const* acc, mat<TO> const* out, index_t c0, index_t n, bool accumulate) noexcept {
   constexpr int K = Op::outs;
-  constexpr index_t W = lanes<V>;
+  constexpr index_t W = tpp::lanes::width<V>;
   index_t j = 0;
   for (; j + W <= n; j += W) {
     V a[K];
-    for (int k = 0; k < K; ++k) a[k] = load<V>(acc[k] + j);
+    for (int k = 0; k < K; ++k) a[k] = tpp::lanes::load<V>(acc[k] + j);
     if (accumulate) {
       V old[K], s[K];
-      for (int k = 0; k < K; ++k) old[k] = load<V>(out[k].data + c0 + j);
+      for (int k = 0; k < K; ++k) old[k] = tpp::lanes::load<V>(out[k].data + c0 + j);
       state_from<Op>(s, old);
       Op::merge(s, a);
       for (int k = 0; k < K; ++k) a[k] = s[k];
     }
-    for (int k = 0; k < K; ++k) store_out<V>(out[k].data + c0 + j, a[k]);
+    for (int k = 0; k < K; ++k) tpp::lanes::store(out[k].data + c0 + j, a[k]);
   }
   if constexpr (W > 1) {
     if (j < n) {
@@ -545,24 +468,46 @@ void store_cols(float* const* acc, mat<TO> const* out, index_t c0, index_t n, bo
   }
 }
 
+constexpr index_t col_chunk = 2048, col_leaf_rows = 16;
+
+// The leaves of an each_col reduction over M rows (the extremes take all rows as one).
+template <class Op>
+constexpr index_t col_leaves(index_t M) noexcept {
+  return Op::additive ? (M + col_leaf_rows - 1) / col_leaf_rows : (M > 0 ? 1 : 0);
+}
+
+// The floats of fp32 scratch an each_col reduction of (M, N) into TO takes: K state rows of col_chunk
+// floats per level (one leaf: one level, none when it goes straight into a float out).
+template <class Op, class TO>
+constexpr std::size_t col_scratch_floats(index_t M, index_t N) noexcept {
+  const index_t leaves = col_leaves<Op>(M);
+  if (N == 0 || (leaves <= 1 && std::is_same_v<TO, float>)) return 0;
+  const int levels = leaves <= 1 ? 1 : int(std::bit_width(std::uint64_t(leaves))) + 1;
+  return std::size_t(Op::outs) * std::size_t(col_chunk) * std::size_t(levels);
+}
+
 template <class Op, class V, class T, class TO>
-void reduce_each_col(mat<const T> in, mat<TO> const* out, bool accumulate) {
+void reduce_each_col(mat<const T> in, mat<TO> const* out, bool accumulate, workspace ws) {
   constexpr int K = Op::outs;
-  constexpr index_t chunk = 2048, leaf_rows = 16;
+  constexpr index_t chunk = col_chunk, leaf_rows = col_leaf_rows;
   const index_t M = in.rows, N = in.cols;
-  const index_t leaves = Op::additive ? (M + leaf_rows - 1) / leaf_rows : (M > 0 ? 1 : 0);
-  for (index_t c0 = 0; c0 < N; c0 += chunk) {
-    const index_t n = std::min(chunk, N - c0);
-    if constexpr (std::is_same_v<TO, float>) {
-      if (leaves <= 1) {  // one leaf, straight into out
+  const index_t leaves = col_leaves<Op>(M);
+  if (N == 0) return;
+  if constexpr (std::is_same_v<TO, float>) {
+    if (leaves <= 1) {  // one leaf, straight into out
+      for (index_t c0 = 0; c0 < N; c0 += chunk) {
         float* acc[K];
         for (int k = 0; k < K; ++k) acc[k] = out[k].data + c0;
-        col_leaf<Op, V>(in, c0, n, 0, M, acc, accumulate ? init_mode::from_old : init_mode::identity);
-        continue;
+        col_leaf<Op, V>(in, c0, std::min(chunk, N - c0), 0, M, acc, accumulate ? init_mode::from_old : init_mode::identity);
       }
+      return;
     }
+  }
+  scratch s(ws, "reduce");
+  float* const base = s.take<float>(col_scratch_floats<Op, TO>(M, N));
+  for (index_t c0 = 0; c0 < N; c0 += chunk) {
+    const index_t n = std::min(chunk, N - c0);
     if (leaves <= 1) {  // one leaf through fp32 scratch
-      float* base = thread_scratch<0>(std::size_t(K * chunk));
       float* acc[K];
       for (int k = 0; k < K; ++k) acc[k] = base + k * chunk;
       col_leaf<Op, V>(in, c0, n, 0, M, acc, init_mode::identity);
@@ -572,7 +517,6 @@ void reduce_each_col(mat<const T> in, mat<TO> const* out, bool accumulate) {
     // Pairwise over leaves of leaf_rows rows: level l holds the sum of 2^l leaves; bit l of count says
     // whether it is occupied. L levels + 1 buffer for the leaf being formed, each K rows of chunk floats.
     const int L = int(std::bit_width(std::uint64_t(leaves)));
-    float* base = thread_scratch<0>(std::size_t(K * chunk * (L + 1)));
     float* level[64];
     for (int l = 0; l <= L; ++l) level[l] = base + std::size_t(l) * K * chunk;
     float* t = level[L];
@@ -611,22 +555,38 @@ void reduce_each_col(mat<const T> in, mat<TO> const* out, bool accumulate) {
 }
 
 template <class Op, class T, class TO>
-void run(mat<const T> in, mat<TO> const* out, reduce_params p) {
+void run(mat<const T> in, mat<TO> const* out, reduce_params p, workspace ws) {
   using V = simd::lane;
   if (p.dir == reduce_dir::each_row)
     reduce_each_row<Op, V>(in, out, p.accumulate);
   else
-    reduce_each_col<Op, V>(in, out, p.accumulate);
+    reduce_each_col<Op, V>(in, out, p.accumulate, ws);
 }
 
-// approx::check_policy<P>() once per process and policy (a policy's tables are built once; a throwing
-// check is retried by the next kernel made).
+// The state functions of kind K.
+template <reduce_kind K, class P>
+auto op_of() noexcept {
+  if constexpr (K == reduce_kind::sum) return op_sum{};
+  else if constexpr (K == reduce_kind::max) return op_max{};
+  else if constexpr (K == reduce_kind::min) return op_min{};
+  else if constexpr (K == reduce_kind::absmax) return op_absmax{};
+  else if constexpr (K == reduce_kind::sum_sq) return op_sum_sq<P>{};
+  else return op_sum_and_sum_sq<P>{};
+}
+template <reduce_kind K, class P>
+using op_for = decltype(op_of<K, P>());
+
 }  // namespace detail::reduce_impl
 
-// A reduction compiled for one (Policy, in type, out type) and made for one shape, op and direction.
+namespace detail {
+template <reduce_kind K>
+concept reduce_kind_value = K <= reduce_kind::sum_and_sum_sq;
+}  // namespace detail
+
+// A reduction compiled for one (kind, Policy, in type, out type) and made for one shape and direction.
 // TI, TO: float or bf16 (TI may be given const-qualified).
-template <class Policy = approx::exact, class TI = float, class TO = float>
-  requires approx::multiplier<Policy>
+template <reduce_kind K, class Policy = approx::exact, class TI = float, class TO = float>
+  requires detail::reduce_kind_value<K> && approx::multiplier<Policy>
 class reduce_kernel {
  public:
   using in_type = std::remove_const_t<TI>;
@@ -634,52 +594,53 @@ class reduce_kernel {
   static_assert(std::is_same_v<in_type, float> || std::is_same_v<in_type, bf16>, "tpp: reduce input must be float or bf16");
   static_assert(std::is_same_v<TO, float> || std::is_same_v<TO, bf16>, "tpp: reduce output must be float or bf16");
 
-  reduce_kernel(index_t rows, index_t cols, reduce_op op, reduce_params p = {}) : rows_(rows), cols_(cols), op_(op), p_(p) {
+  reduce_kernel(index_t rows, index_t cols, reduce_params p = {}) : rows_(rows), cols_(cols), p_(p) {
     detail::check_sizes("reduce", rows, cols);
-    detail::require(op >= reduce_op::sum && op <= reduce_op::sum_and_sum_sq, "reduce", "op", "is not a reduce_op");
     detail::require(p.dir == reduce_dir::each_row || p.dir == reduce_dir::each_col, "reduce", "params.dir",
                     "is not a reduce_dir");
-    if (op == reduce_op::sum_sq || op == reduce_op::sum_and_sum_sq) approx::check_policy<Policy>();
+    if constexpr (K == reduce_kind::sum_sq || K == reduce_kind::sum_and_sum_sq) approx::check_policy<Policy>();
   }
 
   index_t rows() const noexcept { return rows_; }
   index_t cols() const noexcept { return cols_; }
-  reduce_op op() const noexcept { return op_; }
   reduce_params params() const noexcept { return p_; }
   // The shape of each output: (rows, 1) for each_row, (1, cols) for each_col.
   index_t out_rows() const noexcept { return p_.dir == reduce_dir::each_row ? rows_ : 1; }
   index_t out_cols() const noexcept { return p_.dir == reduce_dir::each_row ? 1 : cols_; }
 
-  // Single-output ops.
-  void operator()(mat<const in_type> in, mat<TO> out) const {
-    detail::require(op_ != reduce_op::sum_and_sum_sq, "reduce", "op",
-                    "is sum_and_sum_sq, which writes two outputs (call with sum and sum_sq)");
+  // The bytes of a tpp::workspace a call takes (0: none).
+  std::size_t workspace_bytes() const noexcept {
+    if (p_.dir == reduce_dir::each_row) return 0;
+    return scratch_size().take<float>(detail::reduce_impl::col_scratch_floats<op, TO>(rows_, cols_)).bytes();
+  }
+
+  // Every kind but sum_and_sum_sq: out (out_rows(), out_cols()).
+  void operator()(mat<const in_type> in, mat<TO> out, workspace ws = {}) const
+    requires(K != reduce_kind::sum_and_sum_sq)
+  {
     check_in(in);
     check_out(out, "out");
-    namespace ri = detail::reduce_impl;
-    switch (op_) {
-      case reduce_op::sum: ri::run<ri::op_sum>(in, &out, p_); break;
-      case reduce_op::max: ri::run<ri::op_max>(in, &out, p_); break;
-      case reduce_op::min: ri::run<ri::op_min>(in, &out, p_); break;
-      case reduce_op::absmax: ri::run<ri::op_absmax>(in, &out, p_); break;
-      case reduce_op::sum_sq: ri::run<ri::op_sum_sq<Policy>>(in, &out, p_); break;
-      case reduce_op::sum_and_sum_sq: break;
-    }
+    detail::require(!detail::views_overlap(out, in), "reduce", "out", "overlaps in");
+    detail::reduce_impl::run<op>(in, &out, p_, ws);
   }
 
   // sum_and_sum_sq: Σ x into sum, Σ Policy::mul(x, x) into sum_sq, one pass.
-  void operator()(mat<const in_type> in, mat<TO> sum, mat<TO> sum_sq) const {
-    detail::require(op_ == reduce_op::sum_and_sum_sq, "reduce", "op",
-                    "is not sum_and_sum_sq (the two-output call is only for that op)");
+  void operator()(mat<const in_type> in, mat<TO> sum, mat<TO> sum_sq, workspace ws = {}) const
+    requires(K == reduce_kind::sum_and_sum_sq)
+  {
     check_in(in);
     check_out(sum, "sum");
     check_out(sum_sq, "sum_sq");
-    detail::require(sum.data != sum_sq.data || sum.empty(), "reduce", "sum_sq", "is the same view as sum");
+    detail::require(!detail::views_overlap(sum, in), "reduce", "sum", "overlaps in");
+    detail::require(!detail::views_overlap(sum_sq, in), "reduce", "sum_sq", "overlaps in");
+    detail::require(!detail::views_overlap(sum_sq, sum), "reduce", "sum_sq", "overlaps sum");
     const mat<TO> outs[2] = {sum, sum_sq};
-    detail::reduce_impl::run<detail::reduce_impl::op_sum_and_sum_sq<Policy>>(in, outs, p_);
+    detail::reduce_impl::run<op>(in, outs, p_, ws);
   }
 
  private:
+  using op = detail::reduce_impl::op_for<K, Policy>;
+
   void check_in(const mat<const in_type>& in) const {
     detail::check_mat(in, "reduce", "in");
     detail::check_shape(in, rows_, cols_, "reduce", "in", "the kernel's");
@@ -691,23 +652,22 @@ class reduce_kernel {
   }
 
   index_t rows_, cols_;
-  reduce_op op_;
   reduce_params p_;
 };
 
-// One-off calls. out: (rows, 1) for each_row, (1, cols) for each_col.
-template <class Policy = approx::exact, class TI, class TO>
-  requires approx::multiplier<Policy>
-void reduce(mat<TI> in, mat<TO> out, reduce_op op, reduce_params p = {}) {
+// One-off calls. out, sum, sum_sq: (rows, 1) for each_row, (1, cols) for each_col.
+template <reduce_kind K, class Policy = approx::exact, class TI, class TO>
+  requires detail::reduce_kind_value<K> && approx::multiplier<Policy> && (K != reduce_kind::sum_and_sum_sq)
+void reduce(mat<TI> in, mat<TO> out, reduce_params p = {}) {
   detail::check_mat(in, "reduce", "in");
-  reduce_kernel<Policy, std::remove_const_t<TI>, TO>(in.rows, in.cols, op, p)(in, out);
+  reduce_kernel<K, Policy, std::remove_const_t<TI>, TO>(in.rows, in.cols, p)(in, out);
 }
 
-template <class Policy = approx::exact, class TI, class TO>
-  requires approx::multiplier<Policy>
-void reduce_sum_and_sum_sq(mat<TI> in, mat<TO> sum, mat<TO> sum_sq, reduce_params p = {}) {
+template <reduce_kind K, class Policy = approx::exact, class TI, class TO>
+  requires approx::multiplier<Policy> && (K == reduce_kind::sum_and_sum_sq)
+void reduce(mat<TI> in, mat<TO> sum, mat<TO> sum_sq, reduce_params p = {}) {
   detail::check_mat(in, "reduce", "in");
-  reduce_kernel<Policy, std::remove_const_t<TI>, TO>(in.rows, in.cols, reduce_op::sum_and_sum_sq, p)(in, sum, sum_sq);
+  reduce_kernel<K, Policy, std::remove_const_t<TI>, TO>(in.rows, in.cols, p)(in, sum, sum_sq);
 }
 
 }  // namespace tpp
