@@ -67,11 +67,11 @@ struct binary_op {
     } else if constexpr (K == binary_kind::mul) {
       return P::mul(a, b);
     } else if constexpr (K == binary_kind::div) {
-      return lanes::div(a, b);
+      return tpp::lanes::div(a, b);
     } else if constexpr (K == binary_kind::max) {
-      return lanes::max(a, b);
+      return tpp::lanes::max_propagating_nan(a, b);
     } else if constexpr (K == binary_kind::min) {
-      return lanes::min(a, b);
+      return tpp::lanes::min_propagating_nan(a, b);
     } else {
       static_assert(dependent_false<V>, "tpp: binary_kind without a two-input definition");
     }

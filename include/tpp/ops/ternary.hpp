@@ -61,7 +61,7 @@ struct ternary_op {
     if constexpr (K == ternary_kind::muladd)
       return P::mul(in0, in1) + in2;
     else if constexpr (K == ternary_kind::select)
-      return lanes::select(in0, in1, in2);
+      return tpp::lanes::select(in0, in1, in2);
     else
       static_assert(dependent_false<V>, "tpp: ternary_kind without a definition");
   }

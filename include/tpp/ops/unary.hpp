@@ -134,9 +134,9 @@ struct sigmoid_parts {
 };
 template <class V>
 sigmoid_parts<V> sigmoid_of(V t) noexcept {
-  const V e = lanes::exp(lanes::neg(lanes::abs(t)));
-  const V r = lanes::div(V(1.0f), V(1.0f) + e);
-  return {lanes::select(t >= V(0.0f), r, e * r), e * r * r};
+  const V e = tpp::lanes::exp(tpp::lanes::neg(tpp::lanes::abs(t)));
+  const V r = tpp::lanes::div(V(1.0f), V(1.0f) + e);
+  return {tpp::lanes::select(t >= V(0.0f), r, e * r), e * r * r};
 }
 
 // gelu_tanh: the cdf s(x) = sigmoid(t), t = 2 sqrt(2/pi) (x + c x^3), and its derivative ds/dx.
@@ -148,13 +148,13 @@ sigmoid_parts<V> gelu_tanh_parts(V x) noexcept {
 
 template <class V>
 V gelu_erf_cdf(V x) noexcept {
-  return V(0.5f) * lanes::erfc(x * V(-inv_sqrt2));
+  return V(0.5f) * tpp::lanes::erfc(x * V(-inv_sqrt2));
 }
 
 // y = P(x, cdf), with gelu(-inf) = -0 (the limit) instead of -inf * 0.
 template <class P, class V>
 V gelu_product(V x, V cdf) noexcept {
-  return lanes::select(x == V(-std::numeric_limits<float>::infinity()), V(-0.0f), P::mul(x, cdf));
+  return tpp::lanes::select(x == V(-std::numeric_limits<float>::infinity()), V(-0.0f), P::mul(x, cdf));
 }
 
 // y = f(x), written once for float and batch lanes.
@@ -170,29 +170,29 @@ struct unary_forward {
     } else if constexpr (K == zero) {
       return V(0.0f);
     } else if constexpr (K == negate) {
-      return lanes::neg(x);
+      return tpp::lanes::neg(x);
     } else if constexpr (K == square) {
       return P::mul(x, x);
     } else if constexpr (K == unary_kind::sqrt) {
-      return lanes::sqrt(x);
+      return tpp::lanes::sqrt(x);
     } else if constexpr (K == rsqrt) {
-      return lanes::div(V(1.0f), lanes::sqrt(x));
+      return tpp::lanes::div(V(1.0f), tpp::lanes::sqrt(x));
     } else if constexpr (K == reciprocal) {
-      return lanes::div(V(1.0f), x);
+      return tpp::lanes::div(V(1.0f), x);
     } else if constexpr (K == unary_kind::exp) {
-      return lanes::exp(x);
+      return tpp::lanes::exp(x);
     } else if constexpr (K == relu) {
-      return lanes::select(x <= V(0.0f), V(0.0f), x);
+      return tpp::lanes::select(x <= V(0.0f), V(0.0f), x);
     } else if constexpr (K == leaky_relu) {
-      return lanes::select(x > V(0.0f), x, P::mul(x, V(alpha)));
+      return tpp::lanes::select(x > V(0.0f), x, P::mul(x, V(alpha)));
     } else if constexpr (K == elu) {
-      return lanes::select(x > V(0.0f), x, P::mul(lanes::expm1(x), V(alpha)));
+      return tpp::lanes::select(x > V(0.0f), x, P::mul(tpp::lanes::expm1(x), V(alpha)));
     } else if constexpr (K == gelu_tanh) {
-      return gelu_product<P>(x, gelu_tanh_parts(lanes::clamp(x, -gelu_clamp, gelu_clamp)).s);
+      return gelu_product<P>(x, gelu_tanh_parts(tpp::lanes::clamp(x, -gelu_clamp, gelu_clamp)).s);
     } else if constexpr (K == gelu_erf) {
-      return gelu_product<P>(x, gelu_erf_cdf(lanes::clamp(x, -gelu_clamp, gelu_clamp)));
+      return gelu_product<P>(x, gelu_erf_cdf(tpp::lanes::clamp(x, -gelu_clamp, gelu_clamp)));
     } else if constexpr (K == unary_kind::tanh) {
-      return lanes::tanh(x);
+      return tpp::lanes::tanh(x);
     } else if constexpr (K == sigmoid) {
       return sigmoid_of(x).s;
     } else {
@@ -214,30 +214,30 @@ struct unary_backward_op {
     } else if constexpr (K == zero) {
       return V(0.0f);
     } else if constexpr (K == negate) {
-      return lanes::neg(dy);
+      return tpp::lanes::neg(dy);
     } else if constexpr (K == square) {
       return P::mul(dy, v + v);
     } else if constexpr (K == unary_kind::sqrt) {
-      return P::mul(dy, lanes::div(V(0.5f), v));
+      return P::mul(dy, tpp::lanes::div(V(0.5f), v));
     } else if constexpr (K == rsqrt) {
       return P::mul(dy, V(-0.5f) * (v * v * v));
     } else if constexpr (K == reciprocal) {
-      return P::mul(dy, lanes::neg(v * v));
+      return P::mul(dy, tpp::lanes::neg(v * v));
     } else if constexpr (K == unary_kind::exp) {
       return P::mul(dy, v);
     } else if constexpr (K == relu) {  // NaN x: both compares false -> x
-      return lanes::select(v > V(0.0f), dy, lanes::select(v <= V(0.0f), V(0.0f), v));
+      return tpp::lanes::select(v > V(0.0f), dy, tpp::lanes::select(v <= V(0.0f), V(0.0f), v));
     } else if constexpr (K == leaky_relu) {
-      return lanes::select(v > V(0.0f), dy, lanes::select(v <= V(0.0f), P::mul(dy, V(alpha)), v));
+      return tpp::lanes::select(v > V(0.0f), dy, tpp::lanes::select(v <= V(0.0f), P::mul(dy, V(alpha)), v));
     } else if constexpr (K == elu) {
-      return lanes::select(v > V(0.0f), dy, P::mul(dy, V(alpha) * lanes::exp(v)));
+      return tpp::lanes::select(v > V(0.0f), dy, P::mul(dy, V(alpha) * tpp::lanes::exp(v)));
     } else if constexpr (K == gelu_tanh) {
-      const V x = lanes::clamp(v, -gelu_clamp, gelu_clamp);
+      const V x = tpp::lanes::clamp(v, -gelu_clamp, gelu_clamp);
       const sigmoid_parts<V> p = gelu_tanh_parts(x);
       return P::mul(dy, p.s + x * p.ds);
     } else if constexpr (K == gelu_erf) {
-      const V x = lanes::clamp(v, -gelu_clamp, gelu_clamp);
-      return P::mul(dy, gelu_erf_cdf(x) + x * (V(inv_sqrt_2pi) * lanes::exp(V(-0.5f) * (x * x))));
+      const V x = tpp::lanes::clamp(v, -gelu_clamp, gelu_clamp);
+      return P::mul(dy, gelu_erf_cdf(x) + x * (V(inv_sqrt_2pi) * tpp::lanes::exp(V(-0.5f) * (x * x))));
     } else if constexpr (K == unary_kind::tanh) {
       return P::mul(dy, V(1.0f) - v * v);
     } else if constexpr (K == sigmoid) {
@@ -399,12 +399,11 @@ inline float dropout_scale(float p) noexcept { return float(1.0 / (1.0 - double(
 // y = keep ? P(x, scale) : +0 and mask = keep over x's shape, one row at a time.
 template <class V, class P, class TI, class TO>
 void dropout_rows(mat<const TI> x, mat<TO> y, mat<std::uint8_t> mask, const dropout_params& p) noexcept {
-  using io = lane_io<V>;
-  using U = typename io::u32;
-  constexpr index_t W = io::width;
+  using U = tpp::lanes::u32_of<V>;
+  constexpr index_t W = tpp::lanes::width<V>;
   const std::uint32_t threshold = dropout_threshold(p.p);
   const V scale(dropout_scale(p.p));
-  const U iota = io::iota();
+  const U iota = tpp::lanes::iota<V>();
   const std::uint64_t seed = p.seed;
   const index_t row_offset = p.row_offset, col_offset = p.col_offset;  // locals: the mask stores may alias p
   for (index_t i = 0; i < x.rows; ++i) {
@@ -413,20 +412,20 @@ void dropout_rows(mat<const TI> x, mat<TO> y, mat<std::uint8_t> mask, const drop
     TO* yr = y.row(i);
     std::uint8_t* mr = mask.row(i);
     const auto keep = [&](index_t j) {
-      return lanes::greater_equal(dropout_hash(key, U(std::uint32_t(col_offset + j)) + iota), threshold);
+      return tpp::lanes::greater_equal(dropout_hash(key, U(std::uint32_t(col_offset + j)) + iota), threshold);
     };
     index_t j = 0;
     for (; j + W <= x.cols; j += W) {
       const auto k = keep(j);
-      io::store(yr + j, lanes::select(k, P::mul(io::load(xr + j), scale), V(0.0f)));
-      io::store(mr + j, k);
+      tpp::lanes::store(yr + j, tpp::lanes::select(k, P::mul(load_lanes<V>(xr + j), scale), V(0.0f)));
+      tpp::lanes::store_mask(mr + j, k);
     }
     if constexpr (W > 1) {
       if (j < x.cols) {
         const index_t n = x.cols - j;
         const auto k = keep(j);
-        io::store_partial(yr + j, lanes::select(k, P::mul(io::load_partial(xr + j, n), scale), V(0.0f)), n);
-        io::store_partial(mr + j, k, n);
+        tpp::lanes::store(yr + j, tpp::lanes::select(k, P::mul(load_lanes<V>(xr + j, n), scale), V(0.0f)), n);
+        tpp::lanes::store_mask(mr + j, k, n);
       }
     }
   }
@@ -437,7 +436,7 @@ struct dropout_backward_op {
   float scale;
   template <class V, class M>
   V operator()(V dy, M keep) const noexcept {
-    return lanes::select(keep, P::mul(dy, V(scale)), V(0.0f));
+    return tpp::lanes::select(keep, P::mul(dy, V(scale)), V(0.0f));
   }
 };
 
@@ -452,7 +451,7 @@ class dropout_kernel : public detail::kernel_shape {
   using in_type = std::remove_const_t<TI>;
   static constexpr detail::op_label label = detail::make_label("dropout", "");
 
-  dropout_kernel(index_t rows, index_t cols, dropout_params p) : kernel_shape(label, rows, cols), params_(p) {
+  dropout_kernel(index_t rows, index_t cols, dropout_params p = {}) : kernel_shape(label, rows, cols), params_(p) {
     detail::check_dropout_params(p, label);
     approx::check_policy<Policy>();
   }
@@ -486,7 +485,7 @@ class dropout_backward_kernel : public detail::kernel_shape {
   using dy_type = std::remove_const_t<TG>;
   static constexpr detail::op_label label = detail::make_label("dropout_backward", "");
 
-  dropout_backward_kernel(index_t rows, index_t cols, dropout_params p) : kernel_shape(label, rows, cols), params_(p) {
+  dropout_backward_kernel(index_t rows, index_t cols, dropout_params p = {}) : kernel_shape(label, rows, cols), params_(p) {
     detail::check_dropout_params(p, label);
     approx::check_policy<Policy>();
   }
@@ -512,7 +511,7 @@ class dropout_backward_kernel : public detail::kernel_shape {
 };
 
 template <class Policy = approx::exact, class TI, class TO>
-void dropout(mat<TI> x, mat<TO> y, mat<std::uint8_t> mask, dropout_params p) {
+void dropout(mat<TI> x, mat<TO> y, mat<std::uint8_t> mask, dropout_params p = {}) {
   using kernel = dropout_kernel<Policy, std::remove_const_t<TI>, TO>;
   detail::check_mat(y, kernel::label, "y");
   kernel(y.rows, y.cols, p)(x, y, mask);
@@ -520,7 +519,7 @@ void dropout(mat<TI> x, mat<TO> y, mat<std::uint8_t> mask, dropout_params p) {
 
 template <class Policy = approx::exact, class TG, class TM, class TD>
   requires std::same_as<std::remove_const_t<TM>, std::uint8_t>
-void dropout_backward(mat<TG> dy, mat<TM> mask, mat<TD> dx, dropout_params p) {
+void dropout_backward(mat<TG> dy, mat<TM> mask, mat<TD> dx, dropout_params p = {}) {
   using kernel = dropout_backward_kernel<Policy, std::remove_const_t<TG>, TD>;
   detail::check_mat(dx, kernel::label, "dx");
   kernel(dx.rows, dx.cols, p)(dy, mask, dx);

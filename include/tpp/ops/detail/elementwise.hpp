@@ -4,14 +4,13 @@
 //   tpp::broadcast           how an input is applied to an (M, N) output: none (M, N), row (1, N) applied to
 //                            every row, col (M, 1) applied to every column, scalar (1, 1)
 //   simd::lane (core)        the lane type the op functors run on: simd::batch<float> at the compile-time arch,
-//                            or float with TPP_NO_SIMD (the generic build's scalar loops)
-//   detail::lanes::*         select, sqrt, exp, ... overloaded for float and batch, so each op's math is
-//                            written once as a template over its lane type V
-//   detail::lane_io<V>       loads (fp32, bf16 -> fp32 lanes; uint8 -> a mask, nonzero = true) and stores
-//                            (fp32 lanes -> fp32, bf16 rounded to nearest even), full and partial
-//   detail::for_each_element the row loop: for each row a SIMD body over full batches and one partial batch
-//                            for the tail, so every element goes through the same code and a result does not
-//                            depend on its position; broadcasts are resolved once per row, never per element
+//                            or float with TPP_NO_SIMD (the generic build's scalar loops); the functors write
+//                            their math once over it with core/lanes.hpp (tpp::lanes)
+//   detail::for_each_element the row loop: for each row a SIMD body over full batches and one first-n batch
+//                            for the tail (masked where the ISA has it), so every element goes through the
+//                            same code and a result does not depend on its position; broadcasts are resolved
+//                            once per row, never per element. Inputs load as fp32 lanes (fp32, bf16) or masks
+//                            (uint8, nonzero = true); outputs store fp32 or bf16 (rounded to nearest even).
 //   detail::check_*          argument validation shared by the ops (each throws tpp::error naming op + argument)
 //
 // Aliasing rule of every element-wise op (detail::check_alias, core/mat.hpp): the output may be the very
@@ -29,13 +28,10 @@
 
 #include "../../core/bf16.hpp"
 #include "../../core/error.hpp"
+#include "../../core/lanes.hpp"
 #include "../../core/mat.hpp"
 #include "../../core/simd.hpp"
 #include "../../core/types.hpp"
-
-#if defined(__aarch64__)
-#include <arm_neon.h>
-#endif
 
 namespace tpp {
 
@@ -63,9 +59,8 @@ namespace detail {
 template <class T>
 concept float_element = std::same_as<std::remove_const_t<T>, float> || std::same_as<std::remove_const_t<T>, bf16>;
 
-// The lane type the op functors run on.
-
-// ---- lane helpers: one name, a float and a batch overload ----
+// (to be deleted: use core/lanes.hpp) The lane helpers before core/lanes.hpp, for the families that still
+// call them; max / min here are lanes::max_propagating_nan / min_propagating_nan.
 namespace lanes {
 
 inline float select(bool c, float a, float b) noexcept { return c ? a : b; }
@@ -89,33 +84,17 @@ xsimd::batch<float, A> abs(xsimd::batch<float, A> x) noexcept {
   return xsimd::abs(x);
 }
 
-// a / b and sqrt(x), correctly rounded at every arch. xsimd 8.1's float div and sqrt at neon / neon64 are
-// Newton-Raphson refinements of the reciprocal estimates (a few ulp off, sqrt(+inf) = NaN,
-// sqrt(-0) = +0); AArch64 has the IEEE instructions. (These belong in arch/neon/ next to convert.hpp.)
+// a / b and sqrt(x), correctly rounded at every arch (arch/ieee.hpp).
 inline float div(float a, float b) noexcept { return a / b; }
 template <class A>
 xsimd::batch<float, A> div(xsimd::batch<float, A> a, xsimd::batch<float, A> b) noexcept {
-#if defined(__aarch64__)
-  if constexpr (std::is_base_of_v<xsimd::neon64, A>) {
-    return vdivq_f32(a, b);
-  } else
-#endif
-  {
-    return a / b;
-  }
+  return tpp::lanes::div(a, b);
 }
 
 inline float sqrt(float x) noexcept { return std::sqrt(x); }
 template <class A>
 xsimd::batch<float, A> sqrt(xsimd::batch<float, A> x) noexcept {
-#if defined(__aarch64__)
-  if constexpr (std::is_base_of_v<xsimd::neon64, A>) {
-    return vsqrtq_f32(x);
-  } else
-#endif
-  {
-    return xsimd::sqrt(x);
-  }
+  return tpp::lanes::sqrt(x);
 }
 
 inline float exp(float x) noexcept { return std::exp(x); }
@@ -185,19 +164,15 @@ xsimd::batch_bool<float, A> greater_equal(xsimd::batch<std::uint32_t, A> a, std:
 
 }  // namespace lanes
 
-// ---- loads and stores between memory and lanes ----
+// ---- (to be deleted: use core/lanes.hpp) loads and stores between memory and lanes ----
 
-// An optimisation barrier for a loaded batch at AVX-512. GCC otherwise folds a load into the op consuming
-// it, and when that op is masked (select(keep, x * s, 0) -> vmulps (mem), s, dst{k}{z}) the masked memory
-// operand streams from DRAM at about half speed on Zen 4 (measured, 4096 x 4096 fp32: dropout 2.1 -> 4.5,
-// dropout_backward 3.7 -> 5.2, select 3.0 -> 3.5 G elements/s; unmasked ops unchanged).
+// lanes::opaque (arch/registers.hpp).
 template <class A>
-void keep_in_register([[maybe_unused]] xsimd::batch<float, A>& v) noexcept {
-#if defined(__GNUC__) && defined(__AVX512F__)
-  if constexpr (std::is_base_of_v<xsimd::avx512f, A>) asm("" : "+v"(v.data));
-#endif
+void keep_in_register(xsimd::batch<float, A>& v) noexcept {
+  tpp::lanes::opaque(v);
 }
 
+// (to be deleted: use core/lanes.hpp: load<V>, store, load_mask, store_mask, opaque, iota)
 template <class V>
 struct lane_io {
   static_assert(dependent_false<V>, "tpp: lane_io is defined for float and xsimd::batch<float, A>");
@@ -327,17 +302,37 @@ class cursor {
   alignas(64) T buf_[W];
 };
 
+// An input's lanes: W elements (or the first n) of an fp32 or bf16 row as fp32 lanes, the full ones kept in
+// a register (lanes::opaque: at AVX-512 a load folded into a masked op streams from DRAM at half speed),
+// or of a uint8 row as a mask (nonzero = true).
+template <class V, class T>
+auto load_lanes(const T* p) noexcept {
+  if constexpr (std::is_same_v<T, std::uint8_t>) {
+    return tpp::lanes::load_mask<V>(p);
+  } else {
+    V v = tpp::lanes::load<V>(p);
+    tpp::lanes::opaque(v);
+    return v;
+  }
+}
+template <class V, class T>
+auto load_lanes(const T* p, index_t n) noexcept {
+  if constexpr (std::is_same_v<T, std::uint8_t>)
+    return tpp::lanes::load_mask<V>(p, n);
+  else
+    return tpp::lanes::load<V>(p, n);
+}
+
 // One row: out[j] = f(in[j]...) for j < cols.
 template <class V, class F, class TO, class... T>
 void run_row(const F& f, TO* out, index_t cols, row_ptr<T>... in) noexcept {
-  using io = lane_io<V>;
-  constexpr index_t W = io::width;
+  constexpr index_t W = tpp::lanes::width<V>;
   index_t j = 0;
-  for (; j + W <= cols; j += W) io::store(out + j, f(io::load(in.p + j * in.step)...));
+  for (; j + W <= cols; j += W) tpp::lanes::store(out + j, f(load_lanes<V>(in.p + j * in.step)...));
   if constexpr (W > 1) {
     if (j < cols) {
       const index_t n = cols - j;
-      io::store_partial(out + j, f(io::load_partial(in.p + j * in.step, n)...), n);
+      tpp::lanes::store(out + j, f(load_lanes<V>(in.p + j * in.step, n)...), n);
     }
   }
 }
@@ -348,11 +343,11 @@ void run_rows(const F& f, mat<TO> out, cursor<T, W>&&... cur) noexcept {
 }
 
 // out(i, j) = f(in_0(i, j), in_1(i, j), ...) over out's shape; f is called with lane values (V for fp32
-// and bf16 inputs, lane_io<V>::mask for uint8 inputs) and returns V.
+// and bf16 inputs, lanes::mask_of<V> for uint8 inputs) and returns V.
 template <class V, class F, class TO, class... T>
 void for_each_element(const F& f, mat<TO> out, const operand<const T>&... in) noexcept {
   if (out.empty()) return;
-  run_rows<V>(f, out, cursor<T, lane_io<V>::width>(in)...);
+  run_rows<V>(f, out, cursor<T, tpp::lanes::width<V>>(in)...);
 }
 
 // ---- validation ----
