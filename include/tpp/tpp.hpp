@@ -14,6 +14,7 @@
 #include "ops/norm.hpp"
 #include "ops/quantize.hpp"
 #include "ops/reduce.hpp"
+#include "ops/softmax.hpp"
 #include "ops/sparse.hpp"
 #include "ops/ternary.hpp"
 #include "ops/transform.hpp"

@@ -1,4 +1,4 @@
-// ops/detail/norm_softmax.hpp (softmax, log_softmax, their backwards, cross_entropy): every op against a
+// ops/softmax.hpp (softmax, log_softmax, their backwards, cross_entropy): every op against a
 // double-precision reference with an error bound derived from the arithmetic (policy sweep over the
 // registry), bit-exact policy products where the arithmetic around them is exact, edge and random shapes
 // x dtypes x in-place with padding sentinels, rows independent of their block, central finite differences,
@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <limits>
 #include <random>
@@ -14,7 +15,8 @@
 #include <vector>
 
 #include <tpp/approx/registry.hpp>
-#include <tpp/ops/detail/norm_softmax.hpp>
+#include <tpp/core/workspace.hpp>
+#include <tpp/ops/softmax.hpp>
 
 #include "ops/elementwise_support.hpp"
 
@@ -173,17 +175,20 @@ void check_forward(SK kind, const test::shape& s, std::uint64_t seed, bool in_pl
   x.fill(args(s.rows * s.cols, seed, lo, hi));
   const padded<TX> x0 = x;
   padded<TY> y(s.rows, s.cols, s.pad);
-  const softmax_kernel<P> k(s.rows, s.cols, kind);
-  if constexpr (std::is_same_v<TX, TY>) {
-    if (in_place) {
-      k.forward(x.m(), x.m());
-      y = x;
+  const auto run = [&]<SK K>() {
+    const softmax_kernel<K, P, TX, TY> k(s.rows, s.cols);
+    if constexpr (std::is_same_v<TX, TY>) {
+      if (in_place) {
+        k.forward(x.m(), x.m());
+        y = x;
+      } else {
+        k.forward(x.cm(), y.m());
+      }
     } else {
-      k.forward(x.cm(), y.m());
+      k.forward(x.m(), y.m());
     }
-  } else {
-    k.forward(x.m(), y.m());
-  }
+  };
+  kind == SK::softmax ? run.template operator()<SK::softmax>() : run.template operator()<SK::log_softmax>();
   std::size_t bad = 0;
   for (index_t i = 0; i < s.rows; ++i) {
     const row_ref r = reference(row_of(x0, i));
@@ -218,20 +223,23 @@ void check_backward(SK kind, const test::shape& s, std::uint64_t seed, int in_pl
   const padded<TG> dy0 = dy;
   const padded<TY> y0 = y;
   padded<TD> dx(s.rows, s.cols, s.pad);
-  const softmax_kernel<P> k(s.rows, s.cols, kind);
-  if constexpr (std::is_same_v<TG, TD> && std::is_same_v<TY, TD>) {
-    if (in_place == 1) {
-      k.backward(dy.m(), y.cm(), dy.m());
-      dx = dy;
-    } else if (in_place == 2) {
-      k.backward(dy.cm(), y.m(), y.m());
-      dx = y;
+  const auto run = [&]<SK K>() {
+    const softmax_kernel<K, P, TD, TY, TG, TD> k(s.rows, s.cols);  // (x's type TD: unused by backward)
+    if constexpr (std::is_same_v<TG, TD> && std::is_same_v<TY, TD>) {
+      if (in_place == 1) {
+        k.backward(dy.m(), y.cm(), dy.m());
+        dx = dy;
+      } else if (in_place == 2) {
+        k.backward(dy.cm(), y.m(), y.m());
+        dx = y;
+      } else {
+        k.backward(dy.cm(), y.cm(), dx.m());
+      }
     } else {
-      k.backward(dy.cm(), y.cm(), dx.m());
+      k.backward(dy.m(), y.m(), dx.m());
     }
-  } else {
-    k.backward(dy.m(), y.m(), dx.m());
-  }
+  };
+  kind == SK::softmax ? run.template operator()<SK::softmax>() : run.template operator()<SK::log_softmax>();
   std::size_t bad = 0;
   for (index_t i = 0; i < s.rows; ++i) {
     const backward_row b = backward_stats(row_of(dy0, i), row_of(y0, i));
@@ -319,17 +327,17 @@ bool differs_from_exact() {
     }
     all = all && in_body && in_tail;
   };
-  softmax<P>(view(x.data(), M, N), view(a.data(), M, N));
-  softmax<approx::exact>(view(x.data(), M, N), view(b.data(), M, N));
+  softmax<SK::softmax, P>(view(x.data(), M, N), view(a.data(), M, N));
+  softmax<SK::softmax, approx::exact>(view(x.data(), M, N), view(b.data(), M, N));
   cmp("softmax");
-  softmax_backward<P>(view(dy.data(), M, N), view(b.data(), M, N), view(c.data(), M, N));
-  softmax_backward<approx::exact>(view(dy.data(), M, N), view(b.data(), M, N), view(e.data(), M, N));
+  softmax_backward<SK::softmax, P>(view(dy.data(), M, N), view(b.data(), M, N), view(c.data(), M, N));
+  softmax_backward<SK::softmax, approx::exact>(view(dy.data(), M, N), view(b.data(), M, N), view(e.data(), M, N));
   a = c;
   b = e;
   cmp("softmax_backward");
-  log_softmax<approx::exact>(view(x.data(), M, N), view(e.data(), M, N));
-  log_softmax_backward<P>(view(dy.data(), M, N), view(e.data(), M, N), view(a.data(), M, N));
-  log_softmax_backward<approx::exact>(view(dy.data(), M, N), view(e.data(), M, N), view(b.data(), M, N));
+  softmax<SK::log_softmax, approx::exact>(view(x.data(), M, N), view(e.data(), M, N));
+  softmax_backward<SK::log_softmax, P>(view(dy.data(), M, N), view(e.data(), M, N), view(a.data(), M, N));
+  softmax_backward<SK::log_softmax, approx::exact>(view(dy.data(), M, N), view(e.data(), M, N), view(b.data(), M, N));
   cmp("log_softmax_backward");
   cross_entropy<P>(view(x.data(), M, N), labels, view(a.data(), M, N));
   cross_entropy<approx::exact>(view(x.data(), M, N), labels, view(b.data(), M, N));
@@ -385,7 +393,7 @@ TEST_CASE_TEMPLATE_DEFINE("softmax family: products go through the policy bit fo
   const index_t zeros[M] = {1, 2, 3, 5};  // row i has zeros[i] zeros, spread over body and tail
   for (index_t i = 0; i < M; ++i)
     for (index_t z = 0; z < zeros[i]; ++z) x[std::size_t(i * N + (z * 7 + i) % N)] = 0.0f;
-  softmax<P>(view(x.data(), M, N), view(y.data(), M, N));
+  softmax<SK::softmax, P>(view(x.data(), M, N), view(y.data(), M, N));
   std::vector<std::int32_t> labels(M);
   for (index_t i = 0; i < M; ++i) labels[std::size_t(i)] = std::int32_t(i % N);  // a zero of row i
   const float loss = cross_entropy<P>(view(x.data(), M, N), labels, view(d.data(), M, N));
@@ -410,7 +418,7 @@ TEST_CASE_TEMPLATE_DEFINE("softmax family: products go through the policy bit fo
   std::vector<float> dy = test::uniform(std::size_t(M * N), -2.0f, 2.0f, 5), oh(x.size(), 0.0f), dx(x.size());
   const index_t hot[M] = {0, W - 1, 2 * W + 1, N - 1};
   for (index_t i = 0; i < M; ++i) oh[std::size_t(i * N + hot[i])] = 1.0f;
-  softmax_backward<P>(view(dy.data(), M, N), view(oh.data(), M, N), view(dx.data(), M, N));
+  softmax_backward<SK::softmax, P>(view(dy.data(), M, N), view(oh.data(), M, N), view(dx.data(), M, N));
   bad = 0;
   for (index_t i = 0; i < M; ++i)
     for (index_t j = 0; j < N; ++j) {
@@ -430,7 +438,7 @@ TEST_CASE_TEMPLATE_DEFINE("softmax family: products go through the policy bit fo
     g[std::size_t(i * N + W / 2)] = 0x1p-10f;
     g[std::size_t(i * N + N - 1)] = 0x1p-12f;
   }
-  log_softmax_backward<P>(view(g.data(), M, N), view(z.data(), M, N), view(dx.data(), M, N));
+  softmax_backward<SK::log_softmax, P>(view(g.data(), M, N), view(z.data(), M, N), view(dx.data(), M, N));
   const float S = 1.0f + 0x1p-10f + 0x1p-12f;
   bad = 0;
   for (std::size_t k = 0; k < g.size(); ++k)
@@ -503,10 +511,10 @@ TEST_CASE("softmax family: a row's result does not depend on the rows around it 
     const auto run = [&](std::vector<float>* out, index_t i0, index_t rows) {
       const auto at = [&](const std::vector<float>& v) { return view(v.data() + i0 * N, rows, N); };
       const auto mut = [&](std::vector<float>& v) { return view(v.data() + i0 * N, rows, N); };
-      softmax(at(x), mut(out[0]));
-      log_softmax(at(x), mut(out[1]));
-      softmax_backward(at(dy), at(out[0]), mut(out[2]));
-      log_softmax_backward(at(dy), at(out[1]), mut(out[3]));
+      softmax<SK::softmax>(at(x), mut(out[0]));
+      softmax<SK::log_softmax>(at(x), mut(out[1]));
+      softmax_backward<SK::softmax>(at(dy), at(out[0]), mut(out[2]));
+      softmax_backward<SK::log_softmax>(at(dy), at(out[1]), mut(out[3]));
     };
     run(all, 0, M);
     for (index_t i = 0; i < M; ++i) run(one, i, 1);
@@ -538,28 +546,67 @@ TEST_CASE("softmax family: free functions and kernel objects agree; a kernel is 
   const index_t M = 5, N = 2 * W + 3;
   const std::vector<float> x = args(M * N, 41), dy = test::uniform(std::size_t(M * N), -1.0f, 1.0f, 42);
   std::vector<bf16> a(x.size()), b(x.size());
-  const softmax_kernel<approx::mitchell<7>> k(M, N);
+  const softmax_kernel<SK::softmax, approx::mitchell<7>, float, bf16, float, float> k(M, N);
   CHECK(k.rows() == M);
   CHECK(k.cols() == N);
   CHECK(k.kind() == SK::softmax);
-  CHECK(softmax_kernel<>(1, 1, SK::log_softmax).kind() == SK::log_softmax);
+  CHECK(softmax_kernel<SK::log_softmax>(1, 1).kind() == SK::log_softmax);
   k.forward(view(x.data(), M, N), view(a.data(), M, N));
-  softmax<approx::mitchell<7>>(view<const float>(x.data(), M, N), view(b.data(), M, N));
+  softmax<SK::softmax, approx::mitchell<7>>(view<const float>(x.data(), M, N), view(b.data(), M, N));
   CHECK(a == b);
   k.forward(view(x.data(), M, N), view(b.data(), M, N));
   CHECK(a == b);
   std::vector<float> c(x.size()), e(x.size());
   k.backward(view(dy.data(), M, N), view<const bf16>(a.data(), M, N), view(c.data(), M, N));
-  softmax_backward<approx::mitchell<7>>(view(dy.data(), M, N), view(a.data(), M, N), view(e.data(), M, N));
+  softmax_backward<SK::softmax, approx::mitchell<7>>(view(dy.data(), M, N), view(a.data(), M, N), view(e.data(), M, N));
   CHECK(c == e);
-  const softmax_kernel<> kl(M, N, SK::log_softmax);
+  const softmax_kernel<SK::log_softmax, approx::exact, float, float, float, bf16> kl(M, N);
   kl.forward(view(x.data(), M, N), view(c.data(), M, N));
-  log_softmax(view(x.data(), M, N), view(e.data(), M, N));
+  softmax<SK::log_softmax>(view(x.data(), M, N), view(e.data(), M, N));
   CHECK(c == e);
   kl.backward(view(dy.data(), M, N), view(c.data(), M, N), view(a.data(), M, N));
-  log_softmax_backward(view(dy.data(), M, N), view(c.data(), M, N), view(b.data(), M, N));
+  softmax_backward<SK::log_softmax>(view(dy.data(), M, N), view(c.data(), M, N), view(b.data(), M, N));
   CHECK(a == b);
   static_assert(name(SK::softmax) == "softmax" && name(SK::log_softmax) == "log_softmax");
+}
+
+TEST_CASE("softmax family: a caller's workspace gives the arena's results; too small throws; nested frames") {
+  const index_t M = 19, N = 100;  // several blocks of 8 rows
+  const std::vector<float> x = args(M * N, 51);
+  const softmax_kernel<SK::softmax, approx::exact, float, bf16> k(M, N);
+  CHECK(k.workspace_bytes() > 0);
+  CHECK(softmax_kernel<SK::softmax>(M, N).workspace_bytes() == 0);  // an fp32 y holds e itself
+  CHECK(softmax_kernel<SK::log_softmax, approx::exact, float, bf16>(M, N).workspace_bytes() == 0);
+  const std::size_t need = k.workspace_bytes();
+  std::vector<std::byte> mem(need + 5);
+  const workspace ws{mem.data() + 5, need};  // unaligned on purpose
+  std::vector<bf16> a(x.size()), b(x.size()), c(x.size());
+  k.forward(view(x.data(), M, N), view(a.data(), M, N));
+  const std::vector<std::int32_t> labels = random_labels(M, N, 52);
+  const cross_entropy_kernel<approx::exact, float, bf16> ce(M, N);
+  CHECK(ce.workspace_bytes() == need);
+  CHECK(cross_entropy_kernel<>(M, N).workspace_bytes() == 0);
+  std::vector<bf16> d1(x.size()), d2(x.size()), d3(x.size());
+  const float l1 = ce(view(x.data(), M, N), labels, view(d1.data(), M, N));
+  CHECK(l1 == cross_entropy(view(x.data(), M, N), labels, view(d2.data(), M, N)));
+  CHECK(d1 == d2);
+  {
+    tpp::scratch outer;  // a frame held around the calls, as a layer's loop would
+    float* held = outer.take<float>(3000);
+    std::fill_n(held, 3000, 1.25f);
+    k.forward(view(x.data(), M, N), view(b.data(), M, N), ws);
+    k.forward(view(x.data(), M, N), view(c.data(), M, N));  // on the arena, above `held`
+    CHECK(a == b);
+    CHECK(a == c);
+    CHECK(ce(view(x.data(), M, N), labels, view(d3.data(), M, N), ws) == l1);
+    CHECK(d1 == d3);
+    CHECK(std::all_of(held, held + 3000, [](float v) { return v == 1.25f; }));
+  }
+  const workspace small{mem.data() + 5, need - 65};  // short of the rows at any alignment
+  CHECK_THROWS_WITH_AS(k.forward(view(x.data(), M, N), view(b.data(), M, N), small),
+                       doctest::Contains("tpp::softmax: workspace"), error);
+  CHECK_THROWS_WITH_AS(ce(view(x.data(), M, N), labels, view(d3.data(), M, N), small),
+                       doctest::Contains("tpp::cross_entropy: workspace"), error);
 }
 
 TEST_CASE("softmax_sum_depth: the blocking's depth, within 24 + ceil(log2 n)") {
@@ -570,7 +617,7 @@ TEST_CASE("softmax_sum_depth: the blocking's depth, within 24 + ceil(log2 n)") {
     while ((index_t(1) << l) < v) ++l;
     return l;
   };
-  constexpr index_t L = detail::lane_io<simd::lane>::width;  // the ops' lanes: 1 with TPP_NO_SIMD
+  constexpr index_t L = lanes::width<simd::lane>;  // the ops' lanes: 1 with TPP_NO_SIMD
   for (index_t n = 2; n < 20000; n += (n < 300 ? 1 : 97)) {
     const index_t first = std::min(n, 64 * L);
     const index_t want = ((first + L - 1) / L + 3) / 4 + 2 + clog2(L) + clog2((n + 64 * L - 1) / (64 * L));
@@ -624,9 +671,9 @@ TEST_CASE("softmax, log_softmax backward: central finite differences of the forw
       const std::vector<double> yd = f(x);
       std::vector<float> yf(yd.begin(), yd.end()), dx(static_cast<std::size_t>(N));
       if (kind == SK::softmax)
-        softmax_backward(view(dyf.data(), 1, N), view(yf.data(), 1, N), view(dx.data(), 1, N));
+        softmax_backward<SK::softmax>(view(dyf.data(), 1, N), view(yf.data(), 1, N), view(dx.data(), 1, N));
       else
-        log_softmax_backward(view(dyf.data(), 1, N), view(yf.data(), 1, N), view(dx.data(), 1, N));
+        softmax_backward<SK::log_softmax>(view(dyf.data(), 1, N), view(yf.data(), 1, N), view(dx.data(), 1, N));
       const backward_row b = backward_stats(dy, std::vector<double>(yf.begin(), yf.end()));
       const auto L = [&](const std::vector<double>& v) {
         const std::vector<double> p = f(v);
@@ -700,8 +747,8 @@ template <class P>
 std::pair<std::vector<float>, std::vector<float>> run_rows(std::vector<float> row, index_t N) {
   std::vector<float> y(row.size()), ly(row.size());
   const index_t M = index_t(row.size()) / N;
-  softmax<P>(view(row.data(), M, N), view(y.data(), M, N));
-  log_softmax<P>(view(row.data(), M, N), view(ly.data(), M, N));
+  softmax<SK::softmax, P>(view(row.data(), M, N), view(y.data(), M, N));
+  softmax<SK::log_softmax, P>(view(row.data(), M, N), view(ly.data(), M, N));
   return {y, ly};
 }
 
@@ -777,17 +824,17 @@ TEST_CASE("softmax, log_softmax backward: special values propagate as documented
   const index_t N = 2 * W + 3, M = 3;
   std::vector<float> dy = test::uniform(std::size_t(M * N), -1.0f, 1.0f, 900), y(dy.size()), ly(dy.size()), dx(dy.size());
   const std::vector<float> x = args(M * N, 901);
-  softmax(view(x.data(), M, N), view(y.data(), M, N));
-  log_softmax(view(x.data(), M, N), view(ly.data(), M, N));
+  softmax<SK::softmax>(view(x.data(), M, N), view(y.data(), M, N));
+  softmax<SK::log_softmax>(view(x.data(), M, N), view(ly.data(), M, N));
   dy[std::size_t(1 * N + N - 1)] = qnan;  // row 1: a NaN dy in the tail
   y[std::size_t(2 * N + 1)] = qnan;       // row 2: a NaN y in the body
-  softmax_backward(view(dy.data(), M, N), view(y.data(), M, N), view(dx.data(), M, N));
+  softmax_backward<SK::softmax>(view(dy.data(), M, N), view(y.data(), M, N), view(dx.data(), M, N));
   CHECK(all_finite(dx, 0, N));
   CHECK(all_nan(dx, 1, N));
   CHECK(all_nan(dx, 2, N));
   // log_softmax backward: a NaN dy makes Σ dy NaN (the row NaN); y = -Inf (a -Inf logit) gives dx = dy there.
   ly[std::size_t(2 * N + 1)] = -inf;
-  log_softmax_backward(view(dy.data(), M, N), view(ly.data(), M, N), view(dx.data(), M, N));
+  softmax_backward<SK::log_softmax>(view(dy.data(), M, N), view(ly.data(), M, N), view(dx.data(), M, N));
   CHECK(all_finite(dx, 0, N));
   CHECK(all_nan(dx, 1, N));
   CHECK(all_finite(dx, 2, N));
@@ -841,49 +888,57 @@ TEST_CASE("cross_entropy: special values as documented") {
 
 // ---- bad arguments ----
 
+namespace {
+
+// Whether softmax_kernel<K> names a type (its requires-clause admits only softmax_kind's values).
+template <SK K>
+concept kernel_of = requires { typename softmax_kernel<K>; };
+
+}  // namespace
+
 TEST_CASE("softmax family: bad arguments throw tpp::error naming op and argument") {
   float buf[64] = {};
   float other[64] = {};
   const mat<float> a{buf, 2, 4, 4}, b{other, 2, 4, 4};
   // sizes and kind
-  CHECK_THROWS_WITH_AS(softmax_kernel<>(-1, 4), "tpp::softmax: rows is negative (-1)", error);
-  CHECK_THROWS_WITH_AS(softmax_kernel<>(4, -2, SK::log_softmax), "tpp::log_softmax: cols is negative (-2)", error);
-  CHECK_THROWS_WITH_AS(softmax_kernel<>(2, 2, SK(7)), "tpp::softmax: kind (7) is not a softmax_kind", error);
-  CHECK_THROWS_WITH_AS(softmax(a, mat<float>{other, -1, 4, 4}), "tpp::softmax: y.rows is negative (-1)", error);
-  CHECK_THROWS_WITH_AS(log_softmax_backward(a, a, mat<float>{other, 2, -4, 4}),
+  CHECK_THROWS_WITH_AS(softmax_kernel<SK::softmax>(-1, 4), "tpp::softmax: rows is negative (-1)", error);
+  CHECK_THROWS_WITH_AS(softmax_kernel<SK::log_softmax>(4, -2), "tpp::log_softmax: cols is negative (-2)", error);
+  static_assert(!kernel_of<SK(7)> && kernel_of<SK::softmax> && kernel_of<SK::log_softmax>);  // a kind outside softmax_kind does not compile
+  CHECK_THROWS_WITH_AS(softmax<SK::softmax>(a, mat<float>{other, -1, 4, 4}), "tpp::softmax: y.rows is negative (-1)", error);
+  CHECK_THROWS_WITH_AS(softmax_backward<SK::log_softmax>(a, a, mat<float>{other, 2, -4, 4}),
                        "tpp::log_softmax_backward: dx.cols is negative (-4)", error);
   // shapes
-  const softmax_kernel<> k(2, 4);
+  const softmax_kernel<SK::softmax> k(2, 4);
   CHECK_THROWS_WITH_AS(k.forward(mat<float>{buf, 2, 3, 4}, b), "tpp::softmax: x shape (2x3) differs from the kernel's (2x4)",
                        error);
   CHECK_THROWS_WITH_AS(k.forward(a, mat<float>{other, 1, 4, 4}),
                        "tpp::softmax: y shape (1x4) differs from the kernel's (2x4)", error);
   CHECK_THROWS_WITH_AS(k.backward(mat<float>{buf, 1, 4, 4}, a, b),
                        "tpp::softmax_backward: dy shape (1x4) differs from the kernel's (2x4)", error);
-  CHECK_THROWS_WITH_AS(log_softmax_backward(a, mat<float>{buf, 4, 2, 2}, b),
+  CHECK_THROWS_WITH_AS(softmax_backward<SK::log_softmax>(a, mat<float>{buf, 4, 2, 2}, b),
                        "tpp::log_softmax_backward: y shape (4x2) differs from the kernel's (2x4)", error);
-  CHECK_THROWS_WITH_AS(softmax_backward(a, a, mat<float>{other, 2, 3, 3}),
+  CHECK_THROWS_WITH_AS(softmax_backward<SK::softmax>(a, a, mat<float>{other, 2, 3, 3}),
                        "tpp::softmax_backward: dy shape (2x4) differs from the kernel's (2x3)", error);
   // ld < cols, null data
-  CHECK_THROWS_WITH_AS(softmax(mat<float>{buf, 2, 4, 3}, b), "tpp::softmax: x.ld (3) is smaller than cols (4)", error);
-  CHECK_THROWS_WITH_AS(log_softmax(mat<float>{nullptr, 2, 4, 4}, b), "tpp::log_softmax: x.data is null with nonzero size",
+  CHECK_THROWS_WITH_AS(softmax<SK::softmax>(mat<float>{buf, 2, 4, 3}, b), "tpp::softmax: x.ld (3) is smaller than cols (4)", error);
+  CHECK_THROWS_WITH_AS(softmax<SK::log_softmax>(mat<float>{nullptr, 2, 4, 4}, b), "tpp::log_softmax: x.data is null with nonzero size",
                        error);
-  CHECK_THROWS_WITH_AS(softmax_backward(a, a, mat<float>{nullptr, 2, 4, 4}),
+  CHECK_THROWS_WITH_AS(softmax_backward<SK::softmax>(a, a, mat<float>{nullptr, 2, 4, 4}),
                        "tpp::softmax_backward: dx.data is null with nonzero size", error);
-  CHECK_THROWS_AS(softmax_backward(a, mat<float>{other, 2, 4, 2}, b), error);
-  CHECK_NOTHROW(softmax(mat<float>{nullptr, 0, 4, 4}, mat<float>{nullptr, 0, 4, 4}));  // empty: nothing to read
+  CHECK_THROWS_AS(softmax_backward<SK::softmax>(a, mat<float>{other, 2, 4, 2}, b), error);
+  CHECK_NOTHROW(softmax<SK::softmax>(mat<float>{nullptr, 0, 4, 4}, mat<float>{nullptr, 0, 4, 4}));  // empty: nothing to read
   // aliasing: the very same view is in-place; any other overlap throws
-  CHECK_NOTHROW(softmax(a, a));
-  CHECK_NOTHROW(log_softmax(a, a));
-  CHECK_THROWS_WITH_AS(softmax(mat<float>{buf + 1, 2, 4, 4}, a), doctest::Contains("tpp::softmax: x overlaps y"), error);
-  CHECK_THROWS_AS(log_softmax(mat<float>{buf, 2, 4, 5}, a), error);  // same data, another ld
-  CHECK_THROWS_AS(softmax(a, mat<bf16>{reinterpret_cast<bf16*>(buf), 2, 4, 4}), error);  // another element type
-  CHECK_NOTHROW(softmax(mat<float>{buf, 4, 4, 8}, mat<float>{buf + 4, 4, 4, 8}));        // disjoint column blocks
-  CHECK_NOTHROW(softmax_backward(a, b, a));                                                // dx = dy
-  CHECK_NOTHROW(softmax_backward(a, b, b));                                                // dx = y
-  CHECK_THROWS_WITH_AS(softmax_backward(a, mat<float>{other + 1, 2, 4, 4}, b),
+  CHECK_NOTHROW(softmax<SK::softmax>(a, a));
+  CHECK_NOTHROW(softmax<SK::log_softmax>(a, a));
+  CHECK_THROWS_WITH_AS(softmax<SK::softmax>(mat<float>{buf + 1, 2, 4, 4}, a), doctest::Contains("tpp::softmax: x overlaps y"), error);
+  CHECK_THROWS_AS(softmax<SK::log_softmax>(mat<float>{buf, 2, 4, 5}, a), error);  // same data, another ld
+  CHECK_THROWS_AS(softmax<SK::softmax>(a, mat<bf16>{reinterpret_cast<bf16*>(buf), 2, 4, 4}), error);  // another element type
+  CHECK_NOTHROW(softmax<SK::softmax>(mat<float>{buf, 4, 4, 8}, mat<float>{buf + 4, 4, 4, 8}));        // disjoint column blocks
+  CHECK_NOTHROW(softmax_backward<SK::softmax>(a, b, a));                                                // dx = dy
+  CHECK_NOTHROW(softmax_backward<SK::softmax>(a, b, b));                                                // dx = y
+  CHECK_THROWS_WITH_AS(softmax_backward<SK::softmax>(a, mat<float>{other + 1, 2, 4, 4}, b),
                        doctest::Contains("tpp::softmax_backward: y overlaps dx"), error);
-  CHECK_THROWS_WITH_AS(log_softmax_backward(mat<float>{other + 2, 2, 4, 4}, a, b),
+  CHECK_THROWS_WITH_AS(softmax_backward<SK::log_softmax>(mat<float>{other + 2, 2, 4, 4}, a, b),
                        doctest::Contains("tpp::log_softmax_backward: dy overlaps dx"), error);
 }
 
@@ -915,6 +970,10 @@ TEST_CASE("cross_entropy: bad arguments throw tpp::error naming the argument (an
   CHECK_THROWS_WITH_AS(cross_entropy(x, labels, mat<float>{buf + 2, 2, 4, 4}),
                        doctest::Contains("tpp::cross_entropy: logits overlaps dlogits"), error);
   CHECK_NOTHROW(cross_entropy(x, labels, x));  // in place
+  std::vector<std::int32_t> held(8, 0);  // dlogits over the labels' memory
+  CHECK_THROWS_WITH_AS(cross_entropy(x, std::span<const std::int32_t>(held.data(), 2),
+                                     mat<float>{reinterpret_cast<float*>(held.data()), 2, 4, 4}),
+                       doctest::Contains("tpp::cross_entropy: labels overlaps dlogits"), error);
   CHECK_THROWS_AS(cross_entropy(x, labels, mat<bf16>{reinterpret_cast<bf16*>(buf), 2, 4, 4}), error);
   const mat<float> none{nullptr, 2, 0, 0};  // a (2 x 0) view is not the absent gradient: shape checked
   CHECK_THROWS_AS(cross_entropy(x, labels, none), error);
