@@ -25,10 +25,10 @@
 //   sparse/common.hpp           what they share: validation, the product step and output scaling, lanes,
 //                               B's copies, scratch regions
 //
-//   const csr_matrix S = prune_to_csr(A, prune_params::by_sparsity(0.9));   // keeps the 10% largest |a|
-//   sparse_dense<approx::mitchell<7>>(S, B, C);                             // C = S B, every product P(s, b)
-//   const sparse_kernel<approx::exact, bcsr_matrix> k(W, {1.0f, 1.0f});
-//   k.dense_sparse(X, Y);                                   // Y += X W^T
+//   const csr_matrix S = prune_to_csr(A, prune_params::by_sparsity(0.9));  // keeps the 10% largest |a|
+//   sparse_dense<approx::mitchell<7>>(S, B, C);                            // C = S B, every product P(s, b)
+//   const sparse_kernel<approx::exact, bcsr_matrix> k(W, {1.0f, 1.0f});    // W (N, K) in 4x4 blocks, say
+//   k.dense_sparse(X, Y);                                                  // Y (M, N) += X (M, K) W^T
 
 #include "sparse/bcsr.hpp"
 #include "sparse/codebook.hpp"

@@ -154,10 +154,8 @@ class sparse_kernel {
     detail::sparse_impl::check_format(s, label, "S");
     detail::sparse_impl::check_scaling(p, label);
     approx::check_policy<Policy>();
-    if (p.skip_zero_activations)
-      t_ = detail::sparse_impl::transpose(s);
-    else if constexpr (simd::enabled && !std::is_same_v<Format, bcsr_matrix>)
-      kp_ = detail::sparse_impl::by_panels(s);
+    if (p.skip_zero_activations) t_ = detail::sparse_impl::transpose(s);
+    if constexpr (simd::enabled && !std::is_same_v<Format, bcsr_matrix>) kp_ = detail::sparse_impl::by_panels(s);
   }
 
   const Format& matrix() const noexcept { return *s_; }
@@ -167,7 +165,10 @@ class sparse_kernel {
   std::size_t workspace_bytes() const noexcept {
     scratch_size sd, ds;
     detail::sparse_impl::regions r;
-    sd_regions(sd, s_->rows, r);
+    if (p_.skip_zero_activations)
+      sums_region(sd, r);
+    else
+      detail::sparse_impl::product_regions(sd, *s_, kp_, s_->rows, r);
     ds_regions(ds, r);
     return std::max(sd.bytes(), ds.bytes());
   }
@@ -215,7 +216,7 @@ class sparse_kernel {
     if (i0 >= i1) return;
     scratch z(ws, label);
     detail::sparse_impl::regions r;
-    sd_regions(z, i1 - i0, r);
+    detail::sparse_impl::product_regions(z, *s_, kp_, i1 - i0, r);
     detail::sparse_impl::product_rows<Policy, true>(*s_, kp_, i0, i1, B.data, B.ld, C.row(i0), C.ld, C.cols, out(),
                                                     r);
   }
@@ -223,7 +224,7 @@ class sparse_kernel {
   void sd_columns(const mat<const float>& B, const mat<float>& C, index_t j0, index_t j1, workspace ws = {}) const {
     scratch z(ws, label);
     detail::sparse_impl::regions r;
-    sd_regions(z, s_->rows, r);
+    sums_region(z, r);
     for (index_t j = j0; j < j1; ++j)
       detail::sparse_impl::zero_skipping<Policy, true>(t_, B.rows, B.data + j, B.ld, r.sums, C.rows, C.data + j, C.ld,
                                                        out());
@@ -274,22 +275,15 @@ class sparse_kernel {
     return (detail::sparse_impl::out_chunk + ur - 1) / ur * ur;
   }
 
-  // The scratch regions of S B over ranges of at most `rows` rows, and of A W^T.
+  // The scratch regions of the zero-skipping paths, and of A W^T (S B's: product_regions).
   template <class Z>
-  void sd_regions(Z& z, index_t rows, detail::sparse_impl::regions& r) const {
-    using namespace detail::sparse_impl;
-    if (p_.skip_zero_activations)
-      r.sums = take(z, std::max<index_t>(s_->rows, 1));
-    else
-      product_regions(z, *s_, kp_, rows, r);
+  void sums_region(Z& z, detail::sparse_impl::regions& r) const {
+    r.sums = detail::sparse_impl::take(z, std::max<index_t>(s_->rows, 1));
   }
   template <class Z>
   void ds_regions(Z& z, detail::sparse_impl::regions& r) const {
     using namespace detail::sparse_impl;
-    if (p_.skip_zero_activations) {
-      r.sums = take(z, std::max<index_t>(s_->rows, 1));
-      return;
-    }
+    if (p_.skip_zero_activations) return sums_region(z, r);
     const index_t chunk = out_rows();
     r.packed_a = take(z, std::max<index_t>(s_->cols * panel, 1));
     r.result = take(z, chunk * panel);
