@@ -1,9 +1,13 @@
 #pragma once
-// bf16 <-> fp32 lane conversions that xsimd 8.1 lacks (it has no 16 -> 32-bit widening loads or
-// 32 -> 16-bit narrowing stores). One intrinsic sequence per ISA, and the scalar twin every other arch
+// bf16 <-> fp32 and 8/16-bit integer <-> int32 lane conversions that xsimd 8.1 lacks (it has no widening
+// loads or narrowing stores). One intrinsic sequence per ISA, and the scalar twin every other arch
 // uses; all produce identical bits.
 //   widen_bf16<A>(p):        W bf16 bit patterns at p -> W floats (bits << 16)
 //   store_high_halves<A>(p, u): the upper 16 bits of each 32-bit lane of u -> W uint16 at p
+//   widen_int<A>(p):         W int8 / uint8 / int16 at p -> W int32 lanes (sign- or zero-extended)
+//   store_narrowed<A>(p, v): W int32 lanes, each within T's range -> W int8 / uint8 / int16 at p
+//                            (AVX-512: vpmovsxbd / vpmovzxbd / vpmovsxwd and vpmovdb / vpmovdw; elsewhere the
+//                            twins' loops, which the compiler vectorises)
 
 #include <cstdint>
 #include <type_traits>
@@ -92,6 +96,63 @@ void store_high_halves(std::uint16_t* p, xsimd::batch<std::uint32_t, A> u) noexc
 #endif
   {
     store_high_halves_scalar<A>(p, u);
+  }
+}
+
+template <class T>
+inline constexpr bool narrow_int = std::is_same_v<T, std::int8_t> || std::is_same_v<T, std::uint8_t> ||
+                                   std::is_same_v<T, std::int16_t>;
+
+template <class A, class T>
+xsimd::batch<std::int32_t, A> widen_int_scalar(const T* p) noexcept {
+  constexpr std::size_t W = xsimd::batch<float, A>::size;
+  alignas(64) std::int32_t buf[W];
+  for (std::size_t i = 0; i < W; ++i) buf[i] = std::int32_t(p[i]);
+  return xsimd::batch<std::int32_t, A>::load_aligned(buf);
+}
+
+template <class A, class T>
+void store_narrowed_scalar(T* p, xsimd::batch<std::int32_t, A> v) noexcept {
+  constexpr std::size_t W = xsimd::batch<float, A>::size;
+  alignas(64) std::int32_t buf[W];
+  v.store_aligned(buf);
+  for (std::size_t i = 0; i < W; ++i) p[i] = T(buf[i]);
+}
+
+template <class A, class T>
+xsimd::batch<std::int32_t, A> widen_int(const T* p) noexcept {
+  static_assert(narrow_int<T>, "tpp: widen_int of int8, uint8 or int16");
+#if defined(__AVX512F__)
+  if constexpr (std::is_base_of_v<xsimd::avx512f, A>) {
+    if constexpr (sizeof(T) == 2) {
+      return _mm512_cvtepi16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+    } else {
+      const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+      if constexpr (std::is_signed_v<T>)
+        return _mm512_cvtepi8_epi32(b);
+      else
+        return _mm512_cvtepu8_epi32(b);
+    }
+  } else
+#endif
+  {
+    return widen_int_scalar<A>(p);
+  }
+}
+
+template <class A, class T>
+void store_narrowed(T* p, xsimd::batch<std::int32_t, A> v) noexcept {
+  static_assert(narrow_int<T>, "tpp: store_narrowed to int8, uint8 or int16");
+#if defined(__AVX512F__)
+  if constexpr (std::is_base_of_v<xsimd::avx512f, A>) {
+    if constexpr (sizeof(T) == 2)
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm512_cvtepi32_epi16(v));
+    else
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm512_cvtepi32_epi8(v));
+  } else
+#endif
+  {
+    store_narrowed_scalar<A>(p, v);
   }
 }
 

@@ -11,7 +11,10 @@
 //   loads, stores   load<V>(p), load<V>(p, n), store(p, v), store(p, v, n): W elements, or the first n <= W
 //                   (a row's tail: lanes past n load as +0 and are never touched in memory; one masked
 //                   instruction where the ISA has it, arch/tail.hpp); load_mask<V> / store_mask for uint8
-//                   masks; opaque(v) keeps a load from being folded into the op using it (arch/registers)
+//                   masks; opaque(v) keeps a load from being folded into the op using it (arch/registers);
+//                   store_int(p, v[, n]): 32-bit integer lanes, each within the type's range, to 8/16/32-bit
+//                   integers (arch/convert); store_high_halves(p, u[, n]): the upper 16 bits of 32-bit lanes
+//                   to uint16 (bf16 by truncation)
 //   masks           first_n<V>(n) (lanes [0, n) true), bits(m) (bit k = lane k), any(m), all(m), iota<V>()
 //   horizontal      hsum(v) (a tree), hmax(v), hmin(v) (halving trees of a > b ? a : b: for lanes without
 //                   NaN the max / min; see arch/horizontal.hpp for NaN)
@@ -21,6 +24,8 @@
 //                   max_second_on_nan(a, b), min_second_on_nan(a, b): a > b ? a : b (a < b ? a : b), so b
 //                     where either is NaN (x86 maxps / minps, on every arch)
 //   bit casts       as_f32, as_i32, as_u32
+//   integers        min_int(a, b), max_int(a, b) on 32-bit integer lanes (signed or unsigned as the type)
+//   classes         finite_else(q, v): q where v is finite, v itself where it is NaN or +-Inf (arch/classify)
 //   arithmetic      neg (sign flip, NaN and zeros included), abs, fma (one rounding where the arch has
 //                   an fma instruction, arch::fused_fma), div, sqrt (IEEE at
 //                   every arch), exp, expm1, tanh, erfc, round_even, floor, copysign, to_i32 / to_f32
@@ -30,10 +35,12 @@
 #include <bit>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <type_traits>
 
 #include <xsimd/xsimd.hpp>
 
+#include "../arch/classify.hpp"
 #include "../arch/convert.hpp"
 #include "../arch/horizontal.hpp"
 #include "../arch/ieee.hpp"
@@ -191,9 +198,13 @@ V load(const T* p) noexcept {
       return arch::widen_bf16<A>(reinterpret_cast<const std::uint16_t*>(p));
     } else {
       static_assert(std::is_integral_v<T> && sizeof(T) <= 4, "tpp: lanes::load of float, bf16 or integers");
-      alignas(64) std::int32_t b[width<V>];
-      for (index_t k = 0; k < width<V>; ++k) b[k] = std::int32_t(p[k]);
-      return xsimd::to_float(xsimd::batch<std::int32_t, A>::load_aligned(b));
+      if constexpr (arch::narrow_int<T>) {
+        return xsimd::to_float(arch::widen_int<A>(p));
+      } else {
+        alignas(64) std::int32_t b[width<V>];
+        for (index_t k = 0; k < width<V>; ++k) b[k] = std::int32_t(p[k]);
+        return xsimd::to_float(xsimd::batch<std::int32_t, A>::load_aligned(b));
+      }
     }
   }
 }
@@ -263,6 +274,42 @@ void store(T* p, V v, index_t n) noexcept {
       arch::store_high_halves_first<A>(reinterpret_cast<std::uint16_t*>(p), detail::bf16_rne_high<A>(v), n);
     }
   }
+}
+
+// 32-bit integer lanes, each within T's range, to W integers of T, or the first n.
+template <class T>
+  requires std::is_integral_v<T>
+void store_int(T* p, std::int32_t v, index_t = 1) noexcept {
+  *p = T(v);
+}
+template <class T, class A>
+void store_int(T* p, xsimd::batch<std::int32_t, A> v) noexcept {
+  static_assert(std::is_integral_v<T> && sizeof(T) <= 4, "tpp: lanes::store_int to 8/16/32-bit integers");
+  if constexpr (sizeof(T) == 4)
+    v.store_unaligned(reinterpret_cast<std::int32_t*>(p));
+  else
+    arch::store_narrowed<A>(p, v);
+}
+template <class T, class A>
+void store_int(T* p, xsimd::batch<std::int32_t, A> v, index_t n) noexcept {
+  constexpr index_t W = index_t(xsimd::batch<std::int32_t, A>::size);
+  if (n == W) return lanes::store_int(p, v);
+  alignas(64) std::int32_t b[W];
+  v.store_aligned(b);
+  for (index_t k = 0; k < n; ++k) p[k] = T(b[k]);
+}
+
+// The upper 16 bits of 32-bit lanes to W uint16, or the first n (bf16 by truncation: quiet a NaN first,
+// or one whose payload lies in the lower half becomes an infinity).
+inline void store_high_halves(std::uint16_t* p, std::uint32_t u, index_t = 1) noexcept { *p = std::uint16_t(u >> 16); }
+template <class A>
+void store_high_halves(std::uint16_t* p, xsimd::batch<std::uint32_t, A> u) noexcept {
+  arch::store_high_halves<A>(p, u);
+}
+template <class A>
+void store_high_halves(std::uint16_t* p, xsimd::batch<std::uint32_t, A> u, index_t n) noexcept {
+  if (n == index_t(xsimd::batch<std::uint32_t, A>::size)) return arch::store_high_halves<A>(p, u);
+  arch::store_high_halves_first<A>(p, u, n);
 }
 
 // uint8 masks (nonzero = true): W bytes, or the first n (the other lanes false). Fixed-count loops through
@@ -363,6 +410,28 @@ V clamp(V x, float lo, float hi) noexcept {
   return lanes::select(x > V(hi), V(hi), lanes::select(x < V(lo), V(lo), x));
 }
 
+// Integer lanes: the smaller and the larger (signed or unsigned order, as the lane type).
+template <class T>
+  requires std::is_integral_v<T>
+T min_int(T a, T b) noexcept {
+  return std::min(a, b);
+}
+template <class T>
+  requires std::is_integral_v<T>
+T max_int(T a, T b) noexcept {
+  return std::max(a, b);
+}
+template <class T, class A>
+  requires(std::is_integral_v<T> && sizeof(T) == 4)
+xsimd::batch<T, A> min_int(xsimd::batch<T, A> a, xsimd::batch<T, A> b) noexcept {
+  return xsimd::min(a, b);
+}
+template <class T, class A>
+  requires(std::is_integral_v<T> && sizeof(T) == 4)
+xsimd::batch<T, A> max_int(xsimd::batch<T, A> a, xsimd::batch<T, A> b) noexcept {
+  return xsimd::max(a, b);
+}
+
 // Unsigned a >= b on 32-bit lanes (as a signed compare with the sign bits flipped: AVX2 has no unsigned
 // compare), as a float mask.
 inline bool greater_equal(std::uint32_t a, std::uint32_t b) noexcept { return a >= b; }
@@ -381,6 +450,13 @@ inline float neg(float x) noexcept { return -x; }
 template <class A>
 xsimd::batch<float, A> neg(xsimd::batch<float, A> x) noexcept {
   return x ^ xsimd::batch<float, A>(-0.0f);
+}
+
+// q where v is finite, v itself (its very bits) where v is NaN or +-Inf.
+inline float finite_else(float q, float v) noexcept { return std::fabs(v) < std::numeric_limits<float>::infinity() ? q : v; }
+template <class A>
+xsimd::batch<float, A> finite_else(xsimd::batch<float, A> q, xsimd::batch<float, A> v) noexcept {
+  return arch::finite_else<A>(q, v);
 }
 
 inline float abs(float x) noexcept { return std::fabs(x); }
