@@ -369,11 +369,12 @@ float hmin(xsimd::batch<float, A> v) noexcept {
 
 // ---- comparisons, max / min ---------------------------------------------------------------------------
 
-// NaN lanes. Not a != a: xsimd 8.1's != is the ordered compare at avx and avx512f (false for NaN).
+// NaN lanes: xsimd::isnan, one unordered compare at x86 (!(x == x) at NEON). Not a != a: xsimd 8.1's != is
+// the ordered compare at avx and avx512f (false for NaN).
 inline bool is_nan(float x) noexcept { return std::isnan(x); }
 template <class A>
 xsimd::batch_bool<float, A> is_nan(xsimd::batch<float, A> x) noexcept {
-  return !(x == x);
+  return xsimd::isnan(x);
 }
 
 // a > b ? a : b and a < b ? a : b: b where either is NaN (x86 maxps / minps, which xsimd calls on x86).
