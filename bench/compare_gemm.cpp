@@ -280,9 +280,11 @@ int main(int argc, char** argv) {
     tpp::bench::aligned_vector<float> c(std::size_t(s.m * s.n));
     const tpp::brgemm_kernel<> br({s.m, s.n, s.k}), own({s.m, s.n, s.k}, {}, tpp::gemm_backend::tpp);
     matmul_peer mm(eng, strm, s.m, s.n, s.k * batch, dt::f32, dt::f32, dt::f32, a.data(), b.data(), c.data());
+    const tpp::mat<const float> A0{a.data(), s.m, s.k, s.k}, B0{b.data(), s.k, s.n, s.n};
+    const tpp::mat<float> C{c.data(), s.m, s.n, s.n};
     std::vector<std::function<void()>> fs = {
-        [&] { br.strided(a.data(), s.m * s.k, b.data(), s.k * s.n, c.data(), batch); }, std::ref(mm),
-        [&] { own.strided(a.data(), s.m * s.k, b.data(), s.k * s.n, c.data(), batch); }};
+        [&] { br.by_stride(A0, s.m * s.k, B0, s.k * s.n, batch, C); }, std::ref(mm),
+        [&] { own.by_stride(A0, s.m * s.k, B0, s.k * s.n, batch, C); }};
     const double flops = 2.0 * double(s.m) * double(s.n) * double(s.k) * double(batch);
     const auto t = interleaved(fs, 201);
     result r{"brgemm", s, 1, batch, flops / t[0] * 1e-9, flops / t[1] * 1e-9, 0.0, peak_fp32, {}};

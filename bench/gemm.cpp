@@ -59,7 +59,10 @@ void register_gemm(const std::string& type) {
                                    std::vector<float> c(std::size_t(g.m * g.n));
                                    const gemm_kernel<P, TA, TB, float> kernel({g.m, g.n, g.k});
                                    run(state, 2.0 * double(g.m * g.n * g.k),
-                                       [&] { kernel(a.data(), b.data(), c.data()); });
+                                       [&] {
+                                         kernel(view(a.data(), g.m, g.k), view(b.data(), g.k, g.n),
+                                                view(c.data(), g.m, g.n));
+                                       });
                                  });
 }
 
@@ -87,7 +90,8 @@ void register_brgemm(const std::string& name, gemm_backend backend) {
                                    std::vector<float> c(std::size_t(g.m * g.n));
                                    const brgemm_kernel<P> br({g.m, g.n, g.k}, {}, backend);
                                    run(state, 2.0 * double(g.m * g.n * g.k * batch), [&] {
-                                     br.strided(a.data(), g.m * g.k, b.data(), g.k * g.n, c.data(), batch);
+                                     br.by_stride(view(a.data(), g.m, g.k), g.m * g.k, view(b.data(), g.k, g.n),
+                                                  g.k * g.n, batch, view(c.data(), g.m, g.n));
                                    });
                                  });
   }

@@ -277,7 +277,7 @@ TEST_CASE("libxsmm brgemm: kind mismatches and bad arguments throw tpp::error na
 #endif  // TPP_WITH_LIBXSMM
 
 #if defined(TPP_WITH_LIBXSMM)
-// brgemm_kernel picks LIBXSMM for exact fp32 blocks when it dispatches (then test/ops/brgemm.cpp checks it
+// brgemm_kernel picks LIBXSMM for exact fp32 blocks when it dispatches (then test/ops/gemm/brgemm.cpp checks it
 // against the reference and tpp's own loops), and falls back to its own loops when LIBXSMM returns no
 // kernel (LIBXSMM_TARGET=generic): either way the result is the reference's.
 TEST_CASE("brgemm_kernel: LIBXSMM when it dispatches, tpp's loops when it returns no kernel, same results") {
@@ -289,7 +289,8 @@ TEST_CASE("brgemm_kernel: LIBXSMM when it dispatches, tpp's loops when it return
   const bool generic = std::getenv("LIBXSMM_TARGET") != nullptr && std::string(std::getenv("LIBXSMM_TARGET")) == "generic";
   CHECK(br.uses_libxsmm() == !generic);
   MESSAGE("brgemm_kernel 32^3 x 16 runs ", std::string(br.uses_libxsmm() ? "LIBXSMM" : "tpp loops"));
-  br.strided(a.data(), m * k, b.data(), k * n, c.data(), count);
+  br.by_stride(tpp::view<const float>(a.data(), m, k), m * k, tpp::view<const float>(b.data(), k, n), k * n, count,
+               tpp::view(c.data(), m, n));
   std::size_t bad = 0;
   for (tpp::index_t i = 0; i < m; ++i)
     for (tpp::index_t j = 0; j < n; ++j) {

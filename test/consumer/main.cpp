@@ -43,7 +43,7 @@ int main() {
     const mat<float> X = A;
     gemm(X, W, Y, {}, epilogue::chain{epilogue::bias_per_col{b}, epilogue::activation<unary_kind::relu>{}});
     const brgemm_kernel<approx::mitchell<7>> br({32, 32, 32});                   // C (32, 32) = sum A_i B_i
-    br.strided(a0, 32 * 32, b0, 32 * 32, c0, 16);                                // 16 blocks 1024 apart
+    br.by_stride(view(a0, 32, 32), 32 * 32, view(b0, 32, 32), 32 * 32, 16, view(c0, 32, 32));  // 16 blocks 1024 apart
     failures += y[7] != 5.0f;            // relu(4 + 1)
     failures += blocks_c[100] != 64.0f;  // 512 Mitchell products of powers of two (exact): 0.125 each
     failures += o[5] != 1.5f;

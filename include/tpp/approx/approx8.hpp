@@ -8,6 +8,9 @@
 //   table[(a & 0xff) << 8 | (b & 0xff)] = Model::mul(a, b)
 // Scalar mul(a, b) reads one entry; SIMD mul over int32 lanes holding operand values gathers
 // (vpgatherdd on AVX2/AVX-512). Built-in models: exact8u, exact8s, mitchell8u (integer Mitchell).
+//
+// GEMM: an int8_multiplier (gemm_traits.hpp): the integer GEMM builds per-sliver tables of its products
+// from table() (ops/gemm/int8_table.hpp).
 
 #include <bit>
 #include <concepts>
@@ -18,6 +21,7 @@
 
 #include <xsimd/xsimd.hpp>
 
+#include "gemm_traits.hpp"
 #include "lut.hpp"
 
 namespace tpp::approx {
@@ -58,11 +62,6 @@ struct approx8 {
 
   static std::string name() { return tpp::detail::concat("approx8<", detail::model_name<Model>(), ">"); }
 };
-
-template <class P>
-inline constexpr bool is_approx8 = false;
-template <class Model>
-inline constexpr bool is_approx8<approx8<Model>> = true;
 
 // Exact 8-bit products (references).
 struct exact8u {

@@ -7,10 +7,15 @@
 // it leaves the fp32 range. bf16_rz is AMSim's "ACC" model of a bf16 multiplier (ApproxTrain, Gong et al.
 // 2023). The special-value rules of policy.hpp apply: an operand that rounds up past FLT_MAX (rne only)
 // becomes Inf and the product is +-Inf; a rounded product below the normal range is +-0.
+//
+// GEMM (gemm_traits.hpp): the packed path. Packing rounds each operand to bf16; their fp32 product is exact,
+// and the step rounds it to bf16 and adds: acc + round(g(a) g(b)) == acc + bf16_*::mul(a, b) bit for bit
+// while products stay normal (an operand that rounds to Inf makes its panel take the careful path).
 
 #include <string>
 
 #include "../core/bf16.hpp"
+#include "gemm_traits.hpp"
 #include "policy.hpp"
 
 namespace tpp::approx {
@@ -41,9 +46,29 @@ struct bf16_multiplier {
     using I = ibatch<A>;
     const I ua = ibits(a), ub = ibits(b);
     const I r = ibits(round<A>(round<A>(a) * round<A>(b)));
-    const I res = simd::select<A>((r & I(std::int32_t(abs_mask))) < I(0x00800000), r & I(std::int32_t(sign_bit)), r);
+    const I res = lanes::select((r & I(std::int32_t(abs_mask))) < I(0x00800000), r & I(std::int32_t(sign_bit)), r);
     if (xsimd::all(normal_operands<A>((ua >> 23) & I(0xff), (ub >> 23) & I(0xff)))) return fbits<A>(res);
     return fbits<A>(apply_special_cases<A>(ua, ub, res));
+  }
+};
+
+template <bool nearest_even>
+struct bf16_gemm_traits {
+  static constexpr gemm_path path = gemm_path::packed;
+  static constexpr int temporaries = 2;
+  static constexpr int carry = 2;  // rounding the product may carry it into the next binade
+  static constexpr int low_margin = 0;
+  static constexpr std::uint32_t a_offset = 0;
+  static constexpr bool zero_specialised = false;
+  static float pack(float x) noexcept {
+    return pack_operand(x, [](float v) { return bf16_multiplier<nearest_even>::round(v); });
+  }
+  template <class V>
+  static V step(V acc, V a, V b) noexcept {
+    if constexpr (std::is_same_v<V, float>)
+      return acc + bf16_multiplier<nearest_even>::round(a * b);
+    else
+      return acc + bf16_multiplier<nearest_even>::template round<typename V::arch_type>(a * b);
   }
 };
 
@@ -60,5 +85,10 @@ struct bf16_rne : detail::bf16_multiplier<true> {
   // Each of the three roundings errs by at most 2^-8 relatively: (1 + 2^-8)^3 - 1 < 0.01177.
   static constexpr double max_rel_error = 0.01177;
 };
+
+template <>
+struct gemm_traits<bf16_rz> : detail::bf16_gemm_traits<false> {};
+template <>
+struct gemm_traits<bf16_rne> : detail::bf16_gemm_traits<true> {};
 
 }  // namespace tpp::approx

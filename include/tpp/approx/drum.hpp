@@ -7,10 +7,15 @@
 // operand errs by less than one kept LSB, either way, with mean ~0). The two
 // K-bit significands are multiplied in fp32 (exactly when 2K <= 24, else rounded to nearest even).
 // The special-value and range rules of policy.hpp apply.
+//
+// GEMM (gemm_traits.hpp), K <= 12: the packed path. Packing reduces each operand to its K leading bits
+// with the lowest set; the reduced operands multiply exactly in fp32 (2K <= 24), so the step is one FMA:
+// FMA(g(a), g(b), acc) == acc + drum<K>::mul(a, b) bit for bit while products stay normal.
 
 #include <string>
 
 #include "../core/error.hpp"
+#include "gemm_traits.hpp"
 #include "policy.hpp"
 
 namespace tpp::approx {
@@ -47,6 +52,24 @@ struct drum : detail::significand_policy<detail::drum_core<K>> {
   // rounding when 2K > 24.
   static constexpr double max_rel_error =
       (1.0 + 2.0 / double(1u << K)) * (1.0 + 2.0 / double(1u << K)) - 1.0 + (2 * K > 24 ? 0x1p-24 : 0.0);
+};
+
+template <int K>
+  requires(K <= 12)
+struct gemm_traits<drum<K>> {
+  static constexpr gemm_path path = gemm_path::packed;
+  static constexpr int temporaries = 0;  // the step is one FMA
+  static constexpr int carry = 1;        // a product of two significands in [1, 2) is below 4
+  static constexpr int low_margin = 0;
+  static constexpr std::uint32_t a_offset = 0;
+  static constexpr bool zero_specialised = false;
+  static float pack(float x) noexcept {
+    return pack_operand(x, [](float v) { return detail::drum_core<K>::reduce(v); });
+  }
+  template <class V>
+  static V step(V acc, V a, V b) noexcept {
+    return lanes::fma(a, b, acc);
+  }
 };
 
 }  // namespace tpp::approx

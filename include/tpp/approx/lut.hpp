@@ -12,6 +12,11 @@
 //
 // SIMD: the table index is built in registers and the entries gathered (vgatherdps on AVX2/AVX-512);
 // the model is never called on the SIMD path.
+//
+// GEMM (gemm_traits.hpp): the table path. mul(a, b) = +-T[ma][mb] 2^(Ea + Eb), so a GEMM builds, per B
+// sliver, the products of every table row with B's entries (signs and exponents folded in) and then needs
+// one load and one FMA per product (ops/gemm/table.hpp): exact while every product and table entry is a
+// normal number and the table is bounded (entries in [1, 4.5): carry 2).
 
 #include <cmath>
 #include <limits>
@@ -20,6 +25,7 @@
 
 #include "../arch/gather.hpp"
 #include "../core/error.hpp"
+#include "gemm_traits.hpp"
 #include "policy.hpp"
 
 namespace tpp::approx {
@@ -49,7 +55,7 @@ struct lut_core {
 
   static float significand(int i) noexcept { return from_bits(one_bits | (std::uint32_t(i) << shift)); }
 
-  // The table, and whether every entry lies in [1, 4.5) (then the SIMD fast path of policy.hpp applies).
+  // The table, and whether every entry lies in [1, 4.5) (then the SIMD common case of policy.hpp applies).
   struct table_data {
     std::vector<float> v;
     bool bounded;
@@ -114,6 +120,17 @@ struct lut : detail::significand_policy<detail::lut_core<Model, M>> {
                                       std::to_string(core_type::significand(bad / core_type::side)), ", ",
                                       std::to_string(core_type::significand(bad % core_type::side)), ")"));
   }
+};
+
+template <scalar_model Model, int M>
+struct gemm_traits<lut<Model, M>> {
+  static constexpr gemm_path path = gemm_path::table;
+  static constexpr int rows = 1 << M;  // the table is rows x rows
+  static constexpr int shift = 23 - M;  // an operand's row or column: its mantissa >> shift
+  static constexpr int carry = 2;       // entries below 4.5: a product's exponent is at most Ea + Eb + 2
+  static constexpr int low_margin = 0;
+  static const float* table() noexcept { return lut<Model, M>::table(); }
+  static bool bounded() noexcept { return lut<Model, M>::core_type::bounded(); }
 };
 
 }  // namespace tpp::approx

@@ -8,7 +8,11 @@
 //                                                                       // (exact: but for NaN payloads)
 //   static std::string name();                                          // e.g. "mitchell<7>"
 //   static constexpr double max_rel_error;  // proven bound on |mul(a,b) - ab| / |ab|, normal in and out
-// `multiplier<P>` checks this at every op entry point, so a policy can never be dropped on a fast path.
+// `multiplier<P>` checks this at every op entry point, so a policy can never be dropped on a packed path.
+// A policy whose products are IEEE fp32 products (`exact`) says so with `static constexpr bool ieee = true`
+// (is_ieee<P>): its special values are IEEE's, not the rules below. What a GEMM may do with a policy's
+// products (pack its operands, a micro-kernel step of its own) is in its header too, as gemm_traits<P>
+// (gemm_traits.hpp).
 //
 // Special values, for every policy other than `exact` (plain IEEE):
 //   - the sign of the result is the XOR of the operands' signs (NaN results included);
@@ -29,10 +33,9 @@
 
 #include <xsimd/xsimd.hpp>
 
-#include "../core/simd.hpp"
+#include "../core/lanes.hpp"
 
 namespace tpp::approx {
-namespace simd = tpp::simd;
 
 // A model for lut<> and direct<>: any struct with a static float mul(float, float).
 template <class M>
@@ -47,6 +50,10 @@ concept multiplier = requires(float a, float b, xsimd::batch<float> va) {
   { P::name() } -> std::convertible_to<std::string>;
   { P::max_rel_error } -> std::convertible_to<double>;
 };
+
+// Whether P's products are IEEE fp32 products (P::ieee): then IEEE's special values apply, not policy.hpp's.
+template <class P>
+inline constexpr bool is_ieee = requires { requires P::ieee; };
 
 // Policies whose tables or models can be invalid at run time provide validate(), which throws tpp::error;
 // op kernel objects call check_policy<P>() once when they are made.
@@ -123,9 +130,9 @@ ibatch<A> apply_special_cases(ibatch<A> ua, ibatch<A> ub, ibatch<A> res) noexcep
   const auto zero = (aa < min_normal) || (ab < min_normal);
   const auto infinite = (aa >= inf) || (ab >= inf);
   const auto nan = (aa > inf) || (ab > inf) || (infinite && zero);
-  res = simd::select<A>(zero, s, res);
-  res = simd::select<A>(infinite, s | inf, res);
-  return simd::select<A>(nan, s | I(std::int32_t(qnan_bits)), res);
+  res = lanes::select(zero, s, res);
+  res = lanes::select(infinite, s | inf, res);
+  return lanes::select(nan, s | I(std::int32_t(qnan_bits)), res);
 }
 
 // +-r * 2^e_sum with the range rules, where e_sum = (biased ea) + (biased eb) - 254 and r >= 0.
@@ -146,14 +153,14 @@ ibatch<A> rescale(ibatch<A> s, fbatch<A> r, ibatch<A> e_sum) noexcept {
   const I er = ur >> 23;
   const I e = er + e_sum;
   I res = s | (ur + (e_sum << 23));
-  res = simd::select<A>((er == I(0)) || (e <= I(0)), s, res);
-  res = simd::select<A>(e >= I(255), s | I(std::int32_t(exp_mask)), res);
-  return simd::select<A>(er == I(255), s | I(std::int32_t(qnan_bits)), res);
+  res = lanes::select((er == I(0)) || (e <= I(0)), s, res);
+  res = lanes::select(e >= I(255), s | I(std::int32_t(exp_mask)), res);
+  return lanes::select(er == I(255), s | I(std::int32_t(qnan_bits)), res);
 }
 
 // The significand-policy product: Core::core(x, y) with x, y in [1, 2) the operands' significands
 // (full 23-bit mantissas; the core truncates or rounds them as its definition says). A core whose
-// result always lies in [1, 4.5) says so with `bounded() == true`, which enables the SIMD fast path.
+// result always lies in [1, 4.5) says so with `bounded() == true`, which enables the SIMD common case below.
 template <class Core>
 float significand_mul(float a, float b) noexcept {
   const std::uint32_t ua = bits(a), ub = bits(b);

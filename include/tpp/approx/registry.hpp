@@ -1,6 +1,12 @@
 #pragma once
-// The registry of built-in float multiply policies: one type list consumed by the tests (every op's
+// The registry of built-in float multiply policies: the type lists consumed by the tests (every op's
 // policy sweep), the benchmarks and the main program. Adding a multiplier = one header + one line here.
+//
+//   float_policies     the catalogue: every op's tests, the benchmarks, tpp_multipliers
+//   policy_variants    more widths of the catalogue's templates, for the tests that sweep a family's
+//                      parameter range (its ends, and where its GEMM path changes)
+//   join_t<L1, L2>, filter_t<L, Pred>, tuple_t<L>   list arithmetic for tests (Pred<P>::value selects P;
+//                      a std::tuple is what doctest's TEST_CASE_TEMPLATE_APPLY takes)
 
 #include <tuple>
 
@@ -25,7 +31,34 @@ using float_policies = type_list<exact,                      // IEEE fp32
                                  lut<mitchell_model, 7>,     // AMSim table (equals mitchell<7>)
                                  lut<exact_model, 4>>;       // AMSim table of exact 5-bit significands
 
+// drum<12> is the widest DRUM with a packed GEMM path, drum<13> the narrowest without one.
+using policy_variants = type_list<mitchell<1>, mitchell<3>, mitchell<8>,  //
+                                  mbm<2>, mbm<3>, mbm<23>,                //
+                                  drum<2>, drum<4>, drum<12>, drum<13>, drum<16>, drum<24>,
+                                  lut<mitchell_model, 1>, lut<exact_model, 8>, direct<mitchell_model>>;
+
 namespace detail {
+template <class... Ls>
+struct join;
+template <class... Ps>
+struct join<type_list<Ps...>> {
+  using type = type_list<Ps...>;
+};
+template <class... Ps, class... Qs, class... Ls>
+struct join<type_list<Ps...>, type_list<Qs...>, Ls...> : join<type_list<Ps..., Qs...>, Ls...> {};
+
+template <class L, template <class> class Pred>
+struct filter;
+template <template <class> class Pred>
+struct filter<type_list<>, Pred> {
+  using type = type_list<>;
+};
+template <class P, class... Ps, template <class> class Pred>
+struct filter<type_list<P, Ps...>, Pred> {
+  using rest = typename filter<type_list<Ps...>, Pred>::type;
+  using type = std::conditional_t<Pred<P>::value, typename join<type_list<P>, rest>::type, rest>;
+};
+
 template <class L>
 struct as_tuple;
 template <class... Ps>
@@ -34,7 +67,14 @@ struct as_tuple<type_list<Ps...>> {
 };
 }  // namespace detail
 
-// The same list as a std::tuple (what doctest's TEST_CASE_TEMPLATE_APPLY takes).
-using float_policy_tuple = typename detail::as_tuple<float_policies>::type;
+template <class... Ls>
+using join_t = typename detail::join<Ls...>::type;
+template <class L, template <class> class Pred>
+using filter_t = typename detail::filter<L, Pred>::type;
+template <class L>
+using tuple_t = typename detail::as_tuple<L>::type;
+
+// The catalogue as a std::tuple.
+using float_policy_tuple = tuple_t<float_policies>;
 
 }  // namespace tpp::approx

@@ -27,8 +27,8 @@
 //         of B at ((q / 2) lda_x + j) 2 + q % 2), an even K and an AVX-512 target; its B (our A) is read
 //         as k pairs (an odd lda would not do). A row-major user B is not VNNI, so every call packs: per
 //         batch entry B_i into VNNI (k/2, n, 2) and A_i into (m, k) contiguous, k rounded up to even with
-//         zero padding (0 * 0 adds nothing), both in a per-thread scratch buffer (thread_scratch slot 8),
-//         batch entries in chunks of about 256 KiB of packed operands; then
+//         zero padding (0 * 0 adds nothing), both in a scratch frame on the calling thread's arena
+//         (core/workspace.hpp), batch entries in chunks of about 256 KiB of packed operands; then
 //         libxsmm_bsmmdispatch_reducebatch_strd (flags LIBXSMM_GEMM_FLAG_VNNI_A) runs on the packed chunk,
 //         chunks after the first with a beta = 1 kernel. Packing is O((m + n) k) per entry against the
 //         O(m n k) product: it dominates small shapes. bf16 products are exact in fp32, but denormals are
@@ -58,7 +58,7 @@
 #include "../core/bf16.hpp"
 #include "../core/error.hpp"
 #include "../core/mat.hpp"
-#include "../core/scratch.hpp"
+#include "../core/workspace.hpp"
 #include "../core/types.hpp"
 
 namespace tpp::backend::libxsmm {
@@ -296,10 +296,9 @@ class brgemm {
   void run_packed(float* c, index_t count, EntryOf entry_of) const {
     const index_t pb_size = kp_ * n_, pa_size = m_ * kp_;  // bf16 elements per packed entry
     const index_t chunk = std::clamp(impl::packed_chunk_bytes / (2 * (pa_size + pb_size)), index_t(1), count);
-    // (pa_size + pb_size) is even (kp is), so the chunk is a whole number of floats.
-    float* scratch = thread_scratch<8>(std::size_t(chunk * (pa_size + pb_size) / 2));
-    auto* pb = reinterpret_cast<libxsmm_bfloat16*>(scratch);  // chunk x (kp/2, n, 2), then
-    libxsmm_bfloat16* pa = pb + chunk * pb_size;             // chunk x (m, kp)
+    tpp::scratch s({}, impl::op);
+    libxsmm_bfloat16* pb = s.take<libxsmm_bfloat16>(std::size_t(chunk * pb_size));  // chunk x (kp/2, n, 2)
+    libxsmm_bfloat16* pa = s.take<libxsmm_bfloat16>(std::size_t(chunk * pa_size));  // chunk x (m, kp)
     for (index_t s = 0; s < count; s += chunk) {
       const index_t len = std::min(chunk, count - s);
       for (index_t i = 0; i < len; ++i) {

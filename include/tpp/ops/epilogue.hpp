@@ -19,13 +19,20 @@
 // Example: Y (batch, out) = relu(X W + b):
 //   gemm(X, W, Y, {}, epilogue::chain{epilogue::bias_per_col{b}, epilogue::activation<unary_kind::relu>{}});
 
+#include <algorithm>
+#include <concepts>
 #include <tuple>
 
+#include "../core/lanes.hpp"
 #include "../core/simd.hpp"
 #include "../core/types.hpp"
 #include "unary.hpp"
 
 namespace tpp::epilogue {
+
+// What GEMM entry points accept as an epilogue.
+template <class E>
+concept callable = std::invocable<const E&, index_t, index_t, float*, index_t>;
 
 struct none {
   void operator()(index_t, index_t, float*, index_t) const noexcept {}
@@ -33,30 +40,20 @@ struct none {
 
 namespace detail {
 
-// row[q] = f(row[q], q) for q < n, on lanes, the tail through a partial load/store.
+// row[q] = f(row[q], q) for q < n, on lanes, the tail through a masked load and store.
 template <class F>
 void rewrite(float* row, index_t n, F f) noexcept {
   using V = simd::lane;
-  constexpr index_t W = simd::enabled ? simd::width<> : 1;
+  constexpr index_t W = tpp::lanes::width<V>;
   index_t q = 0;
-  if constexpr (simd::enabled) {
-    for (; q + W <= n; q += W) simd::store<simd::default_arch>(row + q, f(simd::load<simd::default_arch>(row + q), q));
-    if (q < n) {
-      simd::store_partial<simd::default_arch>(row + q, f(simd::load_partial<simd::default_arch>(row + q, n - q), q), n - q);
-    }
-  } else {
-    for (; q < n; ++q) row[q] = f(V(row[q]), q);
-  }
+  for (; q + W <= n; q += W) tpp::lanes::store(row + q, f(tpp::lanes::load<V>(row + q), q));
+  if (q < n) tpp::lanes::store(row + q, f(tpp::lanes::load<V>(row + q, n - q), q), n - q);
 }
 
 // The bias values for lanes starting at q: a full vector, or the first n - q (the tail).
 template <class V>
 V bias_lanes(const float* b, index_t q, index_t n) noexcept {
-  if constexpr (std::is_same_v<V, float>)
-    return b[q];
-  else
-    return q + index_t(V::size) <= n ? simd::load<typename V::arch_type>(b + q)
-                                     : simd::load_partial<typename V::arch_type>(b + q, n - q);
+  return tpp::lanes::load<V>(b + q, std::min(tpp::lanes::width<V>, n - q));
 }
 
 }  // namespace detail

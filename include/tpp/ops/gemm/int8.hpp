@@ -1,14 +1,16 @@
 #pragma once
-// The exact integer GEMM of quantized inference, C (int32) = op(A) (uint8) * op(B) (int8) [+ C], the loops
-// of gemm_blocks.hpp on K-quad-packed operands: four bytes of consecutive k in one 32-bit word (the
-// earlier k in the low byte, zeros past K), so one vpdpbusd (AVX512_VNNI) adds four products per lane;
-// without it, the same quads are unpacked with shifts and multiplied in int32 lanes (AVX2, NEON, SSE2,
-// scalar). Products and sums are exact: |a b| <= 255 * 128, so K up to 65 000 cannot wrap int32 (beyond
-// that the sum wraps modulo 2^32, like vpdpbusd itself). The packed words live in the fp32 scratch
-// buffers as bit patterns.
+// The exact integer GEMM of quantized inference, C (int32) = op(A) (uint8) * op(B) (int8) [+ C]
+// (ops/gemm.hpp is the interface): the fp32 loops' structure on K-quad-packed operands, four bytes of
+// consecutive k in one 32-bit word (the earlier k in the low byte, zeros past K), so one vpdpbusd
+// (AVX512_VNNI) adds four products per lane; without it, the same quads are unpacked with shifts and
+// multiplied in int32 lanes (AVX2, NEON, SSE2, scalar). Products and sums are exact: |a b| <= 255 * 128, so
+// K up to 65 000 cannot wrap int32 (beyond that the sum wraps modulo 2^32, like vpdpbusd itself). The
+// packed words live in fp32 scratch regions as bit patterns. Also the int32 tiles and the OpenMP split
+// shared with the 8-bit table GEMM (int8_table.hpp).
 
 #include <algorithm>
 #include <bit>
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
@@ -16,19 +18,19 @@
 #include "../../arch/dot.hpp"
 #include "../../core/mat.hpp"
 #include "../../core/parallel.hpp"
-#include "../../core/scratch.hpp"
 #include "../../core/simd.hpp"
-#include "gemm_blocks.hpp"
+#include "../../core/workspace.hpp"
+#include "micro.hpp"
+#include "pack.hpp"
 
 namespace tpp::detail {
 
-// Block sizes: the fp32 micro-tile's shape (28 int32 accumulators on 32 registers), K slices of 1024
-// bytes (256 quad steps between C updates), an MC x KC A block of 168 KiB and a KC x NC B panel of
-// 512 KiB, both in L2.
+// Block sizes: the FMA micro-tile's shape (28 int32 accumulators on 32 registers), K slices of 1024 bytes
+// (256 quad steps between C updates), an MC x KC A block of 168 KiB and a KC x NC B panel of 512 KiB,
+// both in L2.
 struct gemm_int8_blocking {
-  static constexpr index_t mr = gemm_blocking<approx::exact>::mr == 14 ? 14 : gemm_blocking<approx::exact>::mr;
-  static constexpr index_t nv = gemm_blocking<approx::exact>::nv;
-  static constexpr index_t nr = gemm_blocking<approx::exact>::nr;
+  using fma = blocking_for<0>;
+  static constexpr index_t mr = fma::mr, nv = fma::nv, nr = fma::nr;
   static constexpr index_t kc = 1024;
   static constexpr index_t mc = mr * (168 / mr);
   static constexpr index_t nc = nr * (512 / nr);
@@ -114,7 +116,7 @@ inline void gemm_s32_empty(const mat<std::int32_t>& c, bool accumulate) {
 
 // An MR x NR int32 tile of C (row stride ldc) = (accumulate ? C : 0) + a sliver x b sliver over kq quads.
 // The row loops are unrolled by pragma: GCC 12 does not unroll them early enough on its own, and then
-// keeps the accumulator array on the stack (a load and a store per vpdpbusd: half speed).
+// keeps the accumulator array on the stack (a load and a store per vpdpbusd).
 template <index_t MR, index_t NV, class I = lane_s32>
 void gemm_micro_s32(index_t kq, const float* a, const float* b, std::int32_t* c, index_t ldc, bool accumulate) noexcept {
   constexpr index_t W = gemm_width, NR = NV * W;
@@ -134,7 +136,7 @@ void gemm_micro_s32(index_t kq, const float* a, const float* b, std::int32_t* c,
   store_s32_tile<MR, NV>(acc, c, ldc, accumulate);
 }
 
-// C (m, n) = op(A) op(B) + (accumulate ? C : 0) on one thread.
+// C (m, n) = op(A) op(B) + (accumulate ? C : 0) on one thread, with a frame on its arena.
 inline void gemm_u8s8_serial(const mat<const std::uint8_t>& a, const mat<const std::int8_t>& b,
                              const mat<std::int32_t>& c, index_t k, bool trans_a, bool trans_b, bool accumulate) {
   using blk = gemm_int8_blocking;
@@ -143,8 +145,9 @@ inline void gemm_u8s8_serial(const mat<const std::uint8_t>& a, const mat<const s
     gemm_s32_empty(c, accumulate);
     return;
   }
-  float* ap = thread_scratch<1>(std::size_t(blk::mc * blk::kc / 4));
-  float* bp = thread_scratch<2>(std::size_t(blk::kc * blk::nc / 4));
+  scratch s;
+  float* ap = s.take<float>(std::size_t(blk::mc * blk::kc / 4));
+  float* bp = s.take<float>(std::size_t(blk::kc * blk::nc / 4));
   alignas(64) std::int32_t tile[MR * NR];
   for (index_t j0 = 0; j0 < c.cols; j0 += blk::nc) {
     const index_t nc = std::min(blk::nc, c.cols - j0);
