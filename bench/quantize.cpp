@@ -113,7 +113,7 @@ void f32_gemm_case(benchmark::State& state, gemm_shape g) {
   std::vector<float> c(std::size_t(g.m * g.n));
   const gemm_kernel<approx::exact, float, float, float> k({g.m, g.n, g.k});
   for (auto _ : state) {
-    k(a.data(), b.data(), c.data());
+    k(view(a.data(), g.m, g.k), view(b.data(), g.k, g.n), view(c.data(), g.m, g.n));
     benchmark::ClobberMemory();
   }
   ops_counter(state, g);
