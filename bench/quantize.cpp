@@ -27,9 +27,8 @@ void quantize_case(benchmark::State& state, size_case s, quant_granularity g) {
   const auto x = filled<float>(s.rows * s.cols, 0.3f);
   buffer<std::int8_t> q(x.size());
   std::vector<float> scale(g == quant_granularity::per_col ? std::size_t(s.cols) : 1, 0.01f);
-  const quantize_kernel<approx::exact, float, std::int8_t> k(s.rows, s.cols);
-  const quant_params p{g, scale, {}};
-  run(state, 5.0 * double(x.size()), [&] { k(view(x.data(), s.rows, s.cols), p, view(q.data(), s.rows, s.cols)); });
+  const quantize_kernel<approx::exact, float, std::int8_t> k(s.rows, s.cols, {g, scale, {}});
+  run(state, 5.0 * double(x.size()), [&] { k(view(x.data(), s.rows, s.cols), view(q.data(), s.rows, s.cols)); });
 }
 
 void dequantize_case(benchmark::State& state, size_case s) {
@@ -38,10 +37,9 @@ void dequantize_case(benchmark::State& state, size_case s) {
   buffer<float> y(q.size());
   const float scale[] = {0.01f};
   const std::int32_t zero[] = {3};
-  const dequantize_kernel<approx::exact, std::int8_t, float> k(s.rows, s.cols);
-  const quant_params p{quant_granularity::per_tensor, scale, zero};
+  const dequantize_kernel<approx::exact, std::int8_t, float> k(s.rows, s.cols, {quant_granularity::per_tensor, scale, zero});
   run(state, 5.0 * double(q.size()),
-      [&] { k(view<const std::int8_t>(q.data(), s.rows, s.cols), p, view(y.data(), s.rows, s.cols)); });
+      [&] { k(view<const std::int8_t>(q.data(), s.rows, s.cols), view(y.data(), s.rows, s.cols)); });
 }
 
 void fixed_case(benchmark::State& state, size_case s, rounding r) {
