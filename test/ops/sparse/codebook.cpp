@@ -56,7 +56,6 @@ TEST_CASE("sparse: codebook: 16 table entries per block, every entry coded to it
   CHECK(dense_of(cf) == few);
 }
 
-
 TEST_CASE("sparse: bad codebook arguments throw tpp::error naming the op and argument") {
   using codebook_kernel = sparse_kernel<approx::exact, codebook_matrix>;
   std::vector<float> d(64, 1.0f);

@@ -1,5 +1,5 @@
-// Tests of ops/sparse/complementary.hpp: packing round trip, collisions, the product equals each S_j x bit for bit;
-// bad arguments.
+// Tests of ops/sparse/complementary.hpp: packing round trip, collisions, the product equals each S_j x
+// bit for bit; bad arguments.
 
 #include <random>
 #include <span>
@@ -52,7 +52,6 @@ TEST_CASE_TEMPLATE("sparse: complementary packing round trip, collisions, and th
   parts.push_back(parts[0]);
   CHECK_THROWS_WITH_AS(pack_complementary(parts), doctest::Contains("parts[3] collides with parts[0]"), error);
 }
-
 
 TEST_CASE("sparse: bad complementary arguments throw tpp::error naming the op and argument") {
   std::vector<float> d(64, 1.0f);

@@ -1,5 +1,5 @@
-// Tests of ops/sparse/formats.hpp: dense -> format -> dense round trips through to_dense; to_dense's output checked
-// against the format's arrays.
+// Tests of ops/sparse/formats.hpp: dense -> format -> dense round trips through to_dense; to_dense's
+// output checked against the format's arrays.
 
 #include <random>
 #include <vector>
@@ -44,7 +44,6 @@ TEST_CASE("sparse: round trips dense -> format -> dense are exact (threshold 0, 
   for (index_t i = 0; i < rows; ++i)
     for (index_t j = 0; j < cols; ++j) CHECK(back[std::size_t(i * cols + j)] == N(i, j));
 }
-
 
 TEST_CASE("sparse: to_dense's output may not overlap the format's arrays") {
   std::vector<float> d(16, 1.0f);

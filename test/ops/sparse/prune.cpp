@@ -65,7 +65,6 @@ TEST_CASE("sparse: pruning keeps exactly count - round(s count) entries, the lar
   }
 }
 
-
 TEST_CASE("sparse: BCSR pruning by block L1 norm keeps the requested block count") {
   const auto d = test::make<float>(32 * 48, 4);
   const mat<const float> A{d.data(), 32, 48, 48};
@@ -93,7 +92,6 @@ TEST_CASE("sparse: BCSR pruning by block L1 norm keeps the requested block count
       CHECK(min_kept >= max_all);
     }
 }
-
 
 TEST_CASE("sparse: N:M patterns: n entries per group, ascending positions below m, the n largest magnitudes") {
   const auto d = test::make<float>(9 * 24, 5);
