@@ -272,6 +272,43 @@ TEST_CASE("drum<K>: K leading bits, lowest kept bit set, product rounded to fp32
   check(approx::drum<24>{}, 24);
 }
 
+TEST_CASE("truncated<M>: M-bit mantissas multiplied, exactly or rounded once; lut<exact_model, M> for M <= 8") {
+  auto check = [](auto policy, int m) {
+    using P = decltype(policy);
+    for (const auto& ab : normal_pairs(200000, 81 + m)) {
+      const float a = ab.first, b = ab.second;
+      const parts pa = split(a), pb = split(b);
+      const double xa = 1 + double(pa.mant >> (23 - m)) / double(1u << m);
+      const double xb = 1 + double(pb.mant >> (23 - m)) / double(1u << m);
+      const float expect = scaled(pa.negative != pb.negative, double(float(xa * xb)), pa.exp + pb.exp);
+      INFO(P::name(), "(", a, ", ", b, ")");
+      REQUIRE(bits(P::mul(a, b)) == bits(expect));
+    }
+  };
+  check(approx::truncated<1>{}, 1);
+  check(approx::truncated<7>{}, 7);
+  check(approx::truncated<11>{}, 11);
+  check(approx::truncated<12>{}, 12);
+  check(approx::truncated<23>{}, 23);
+  // The same products as AMSim's table of an exact model over M-bit mantissas, every input.
+  auto same_as_lut = [](auto truncated_policy, auto lut_policy) {
+    using T = decltype(truncated_policy);
+    using L = decltype(lut_policy);
+    std::vector<float> a, b;
+    mantissa_grid(a, b);
+    const auto ra = test::any_bits(1u << 18, 91), rb = test::any_bits(1u << 18, 92);
+    a.insert(a.end(), ra.begin(), ra.end());
+    b.insert(b.end(), rb.begin(), rb.end());
+    std::size_t bad = 0;
+    for (std::size_t i = 0; i < a.size(); ++i) bad += bits(T::mul(a[i], b[i])) != bits(L::mul(a[i], b[i]));
+    INFO(T::name(), " vs ", L::name());
+    CHECK(bad == 0);
+  };
+  same_as_lut(approx::truncated<1>{}, approx::lut<approx::exact_model, 1>{});
+  same_as_lut(approx::truncated<4>{}, approx::lut<approx::exact_model, 4>{});
+  same_as_lut(approx::truncated<8>{}, approx::lut<approx::exact_model, 8>{});
+}
+
 TEST_CASE("bf16_rz / bf16_rne: operands and product rounded to bf16") {
   for (const auto& ab : normal_pairs(300000, 51)) {
     const float a = ab.first, b = ab.second;

@@ -20,6 +20,7 @@
 #include "mbm.hpp"
 #include "mitchell.hpp"
 #include "models.hpp"
+#include "truncated.hpp"
 
 namespace tpp::approx {
 
@@ -29,13 +30,16 @@ using float_policies = type_list<exact,                      // IEEE fp32
                                  mbm<7>,                     // minimally biased Mitchell
                                  drum<6>,                    // DRUM-6
                                  lut<mitchell_model, 7>,     // AMSim table (equals mitchell<7>)
-                                 lut<exact_model, 4>>;       // AMSim table of exact 5-bit significands
+                                 lut<exact_model, 4>,        // AMSim table of exact 5-bit significands
+                                 truncated<7>>;              // bf16-width significands, full product
 
-// drum<12> is the widest DRUM with a packed GEMM path, drum<13> the narrowest without one.
+// drum<12> and truncated<11> are the widest with a packed GEMM path, drum<13> and truncated<12> the
+// narrowest without one.
 using policy_variants = type_list<mitchell<1>, mitchell<3>, mitchell<8>,  //
                                   mbm<2>, mbm<3>, mbm<23>,                //
                                   drum<2>, drum<4>, drum<12>, drum<13>, drum<16>, drum<24>,
-                                  lut<mitchell_model, 1>, lut<exact_model, 8>, direct<mitchell_model>>;
+                                  lut<mitchell_model, 1>, lut<exact_model, 8>, direct<mitchell_model>,
+                                  truncated<1>, truncated<11>, truncated<12>, truncated<23>>;
 
 namespace detail {
 template <class... Ls>
