@@ -74,7 +74,7 @@
 //
 // Dispatch: the kind and the policy are template parameters. Vector loops at simd::default_arch with one
 // masked partial vector per row and pass for the tail (core/lanes.hpp); scalar loops with TPP_NO_SIMD. The
-// row loops are [[gnu::flatten]]ed (TPP_FLATTEN_UNLESS_ASAN): every call in them (row_max, row_sum,
+// row loops are [[gnu::flatten]]ed (TPP_FLATTEN): every call in them (row_max, row_sum,
 // xsimd's exp, P::mul) is inlined, which GCC 12 otherwise does not do for exp, and the per-call constants
 // (exp's coefficients) are set up once per block. Single-threaded, safe inside a caller's OpenMP region.
 // Scratch: the fp32 e rows (R N floats) of softmax with bf16 y and of cross-entropy with bf16 dlogits;
@@ -102,6 +102,7 @@
 
 #include "../approx/exact.hpp"
 #include "../approx/policy.hpp"
+#include "../core/attributes.hpp"
 #include "../core/bf16.hpp"
 #include "../core/error.hpp"
 #include "../core/lanes.hpp"
@@ -111,19 +112,6 @@
 #include "../core/workspace.hpp"
 #include "detail/elementwise.hpp"
 
-// [[gnu::flatten]] on the row loops (see Dispatch), except under AddressSanitizer, which instruments every
-// inlined xsimd temporary: the flattened loops then take many minutes and gigabytes to compile. Defined
-// here and #undef'd at the end of this header.
-#if defined(__SANITIZE_ADDRESS__)
-#define TPP_FLATTEN_UNLESS_ASAN
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define TPP_FLATTEN_UNLESS_ASAN
-#endif
-#endif
-#ifndef TPP_FLATTEN_UNLESS_ASAN
-#define TPP_FLATTEN_UNLESS_ASAN [[gnu::flatten]]
-#endif
 
 namespace tpp {
 
@@ -219,7 +207,7 @@ template <class F>
 
 // Rows longer than a leaf: leaves combined pairwise (binary-counter cascade).
 template <class F>
-TPP_FLATTEN_UNLESS_ASAN [[gnu::noinline]] V long_row_sum(const F& f, index_t n) noexcept {
+TPP_FLATTEN [[gnu::noinline]] V long_row_sum(const F& f, index_t n) noexcept {
   V level[64];
   std::uint64_t count = 0;
   for (index_t j = 0; j < n; j += leaf_size) {
@@ -240,7 +228,7 @@ TPP_FLATTEN_UNLESS_ASAN [[gnu::noinline]] V long_row_sum(const F& f, index_t n) 
 }
 
 template <class F>
-TPP_FLATTEN_UNLESS_ASAN float row_sum(const F& f, index_t n) noexcept {
+TPP_FLATTEN float row_sum(const F& f, index_t n) noexcept {
   return lanes::hsum(n <= leaf_size ? leaf_sum(f, 0, n) : long_row_sum(f, n));
 }
 
@@ -352,7 +340,7 @@ T* next_of(const mat<T>& m, index_t i, index_t R) noexcept {
 
 // y = P(e, 1/s), e stored in y (fp32 y) or in the scratch rows at e_rows (R n floats).
 template <class P, class TX, class TY>
-TPP_FLATTEN_UNLESS_ASAN void softmax_rows(mat<const TX> x, mat<TY> y, float* e_rows) {
+TPP_FLATTEN void softmax_rows(mat<const TX> x, mat<TY> y, float* e_rows) {
   const index_t n = x.cols, R = block_rows(n);
   for (index_t i0 = 0; i0 < x.rows; i0 += R) {
     const index_t r = x.rows - i0 < R ? x.rows - i0 : R;
@@ -380,7 +368,7 @@ TPP_FLATTEN_UNLESS_ASAN void softmax_rows(mat<const TX> x, mat<TY> y, float* e_r
 
 // y = (x - m) - log(s).
 template <class TX, class TY>
-TPP_FLATTEN_UNLESS_ASAN void log_softmax_rows(mat<const TX> x, mat<TY> y) {
+TPP_FLATTEN void log_softmax_rows(mat<const TX> x, mat<TY> y) {
   const index_t n = x.cols, R = block_rows(n);
   for (index_t i0 = 0; i0 < x.rows; i0 += R) {
     const index_t r = x.rows - i0 < R ? x.rows - i0 : R;
@@ -402,7 +390,7 @@ TPP_FLATTEN_UNLESS_ASAN void log_softmax_rows(mat<const TX> x, mat<TY> y) {
 
 // dx = P(y, dy - Σ P(dy, y)).
 template <class P, class TG, class TY, class TD>
-TPP_FLATTEN_UNLESS_ASAN void softmax_backward_rows(mat<const TG> dy, mat<const TY> y, mat<TD> dx) {
+TPP_FLATTEN void softmax_backward_rows(mat<const TG> dy, mat<const TY> y, mat<TD> dx) {
   const index_t n = dy.cols, R = block_rows(n);
   for (index_t i0 = 0; i0 < dy.rows; i0 += R) {
     const index_t r = dy.rows - i0 < R ? dy.rows - i0 : R;
@@ -422,7 +410,7 @@ TPP_FLATTEN_UNLESS_ASAN void softmax_backward_rows(mat<const TG> dy, mat<const T
 
 // dx = dy - P(exp(y), Σ dy).
 template <class P, class TG, class TY, class TD>
-TPP_FLATTEN_UNLESS_ASAN void log_softmax_backward_rows(mat<const TG> dy, mat<const TY> y, mat<TD> dx) {
+TPP_FLATTEN void log_softmax_backward_rows(mat<const TG> dy, mat<const TY> y, mat<TD> dx) {
   const index_t n = dy.cols, R = block_rows(n);
   for (index_t i0 = 0; i0 < dy.rows; i0 += R) {
     const index_t r = dy.rows - i0 < R ? dy.rows - i0 : R;
@@ -445,7 +433,7 @@ TPP_FLATTEN_UNLESS_ASAN void log_softmax_backward_rows(mat<const TG> dy, mat<con
 // The loss (the mean of the row losses) and, when d is non-null, the gradient rows; e_rows as for
 // softmax_rows.
 template <class P, class TX, class TD>
-TPP_FLATTEN_UNLESS_ASAN float cross_entropy_rows(mat<const TX> x, std::span<const std::int32_t> labels, const mat<TD>* d,
+TPP_FLATTEN float cross_entropy_rows(mat<const TX> x, std::span<const std::int32_t> labels, const mat<TD>* d,
                                                  float* e_rows) {
   const index_t n = x.cols, M = x.rows, R = block_rows(n);
   if (M == 0) return std::numeric_limits<float>::quiet_NaN();
@@ -636,4 +624,3 @@ float cross_entropy(mat<TX> logits, std::span<const std::int32_t> labels, mat<TD
 
 }  // namespace tpp
 
-#undef TPP_FLATTEN_UNLESS_ASAN

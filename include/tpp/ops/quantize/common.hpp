@@ -33,6 +33,7 @@
 #include <string_view>
 #include <type_traits>
 
+#include "../../core/attributes.hpp"
 #include "../../core/lanes.hpp"
 #include "../../core/mat.hpp"
 #include "../../core/simd.hpp"
@@ -40,18 +41,6 @@
 #include "../detail/elementwise.hpp"
 #include "../unary.hpp"
 
-// The row loops are [[gnu::flatten]]ed (see chunks), except under AddressSanitizer, which instruments every
-// inlined temporary: a flattened loop per policy then takes minutes and gigabytes to compile.
-#if defined(__SANITIZE_ADDRESS__)
-#define TPP_QUANTIZE_FLATTEN
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define TPP_QUANTIZE_FLATTEN
-#endif
-#endif
-#ifndef TPP_QUANTIZE_FLATTEN
-#define TPP_QUANTIZE_FLATTEN [[gnu::flatten]]
-#endif
 
 namespace tpp {
 
@@ -107,7 +96,7 @@ void store_out(T* p, V v, index_t n, bool stream) noexcept {
 // f(j, n) for the chunks of a row of cols: full vectors, then one partial vector. Flattened: GCC otherwise
 // keeps a large f out of line and pays a call per vector.
 template <class F>
-TPP_QUANTIZE_FLATTEN inline void chunks(index_t cols, F&& f) {
+TPP_FLATTEN inline void chunks(index_t cols, F&& f) {
   index_t j = 0;
   for (; j + W <= cols; j += W) f(j, W);
   if constexpr (W > 1)
@@ -126,7 +115,7 @@ inline void prefetch_ahead(const T* p) noexcept {
 // chunks() over a row whose fp32 / bf16 input src streams in (read once, perhaps from DRAM), prefetching
 // ahead of src + j before each f.
 template <class T, class F>
-TPP_QUANTIZE_FLATTEN inline void chunks(index_t cols, const T* src, F&& f) {
+TPP_FLATTEN inline void chunks(index_t cols, const T* src, F&& f) {
   chunks(cols, [&](index_t j, index_t n) {
     prefetch_ahead(src + j);
     f(j, n);
@@ -151,7 +140,7 @@ inline VU chunk_bits(std::uint64_t key, index_t col_offset, index_t j) noexcept 
 // one hash of W counters serves two vectors, columns j + k and j + 16 + k (a group's counters are
 // consecutive); the columns before the first group and after the last hash lane by lane (chunk_bits).
 template <class T, class F>
-TPP_QUANTIZE_FLATTEN inline void rounding_chunks(index_t cols, const T* src, std::uint64_t key, index_t col_offset, F&& f) {
+TPP_FLATTEN inline void rounding_chunks(index_t cols, const T* src, std::uint64_t key, index_t col_offset, F&& f) {
   static_assert(16 % W == 0, "tpp: a group's 16 counters fill whole vectors");
   const auto lane_by_lane = [&](index_t j0, index_t len) {
     chunks(len, src + j0, [&](index_t j, index_t n) { f(j0 + j, n, chunk_bits(key, col_offset, j0 + j)); });
