@@ -302,7 +302,7 @@ V group_maxabs(const T* xr, index_t cols, index_t block, index_t b0, index_t nb,
 // loads, from DRAM perhaps, interleave with this group's stores as in a copy loop, faster than all loads
 // first), and reduced after them; otherwise its scales come first.
 template <bool Magic, class TI, class G, class R>
-TPP_QUANTIZE_FLATTEN void bfp_blocks_of(mat<const TI> x, const bfp_params& p, G&& group, R&& row) {
+TPP_FLATTEN void bfp_blocks_of(mat<const TI> x, const bfp_params& p, G&& group, R&& row) {
   const index_t B = p.block, nb = bfp_blocks(x.cols, B), groups = (nb + W - 1) / W;
   const int m = p.mantissa_bits;
   if (x.rows <= 0 || groups <= 0) return;
