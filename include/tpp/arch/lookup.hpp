@@ -52,11 +52,12 @@ class row_lookup {
         __m512 part[regs / 2];
 #pragma GCC unroll 8
         for (int p = 0; p < regs / 2; ++p) part[p] = _mm512_permutex2var_ps(t_[2 * p], idx, t_[2 * p + 1]);
-        // combine pairs by index bit 5, then 6, then 7
-        int n = regs / 2;
+        // combine pairs by index bit 5, then 6, then 7 (a counted loop: GCC can annotate it at any -O)
+        constexpr int levels = regs >= 16 ? 3 : regs >= 8 ? 2 : regs >= 4 ? 1 : 0;
 #pragma GCC unroll 3
-        for (int bit = 5; n > 1; ++bit, n /= 2) {
-          const __mmask16 hi = _mm512_test_epi32_mask(idx, _mm512_set1_epi32(1 << bit));
+        for (int level = 0; level < levels; ++level) {
+          const int n = (regs / 2) >> level;
+          const __mmask16 hi = _mm512_test_epi32_mask(idx, _mm512_set1_epi32(1 << (5 + level)));
 #pragma GCC unroll 4
           for (int p = 0; p < n / 2; ++p) part[p] = _mm512_mask_blend_ps(hi, part[2 * p], part[2 * p + 1]);
         }
