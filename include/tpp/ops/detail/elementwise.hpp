@@ -88,6 +88,8 @@ class cursor {
  public:
   explicit cursor(const operand<const T>& op) noexcept : op_(op) {}
 
+  bool splat() const noexcept { return op_.splat; }
+
   row_ptr<T> row(index_t i) noexcept {
     const T* r = op_.data + i * op_.row_stride;
     if (!op_.splat) return {r, 1};
@@ -121,23 +123,29 @@ auto load_lanes(const T* p, index_t n) noexcept {
     return tpp::lanes::load<V>(p, n);
 }
 
-// One row: out[j] = f(in[j]...) for j < cols.
-template <class V, class F, class TO, class... T>
+// One row: out[j] = f(in[j]...) for j < cols. Unit: every input advances one element per column (no
+// splat), which the loop then knows at compile time (one index for every stream; GCC 12 does not always
+// version the loop on the run-time steps itself: the copy loop at L1 measured 10% slower without).
+template <bool Unit, class V, class F, class TO, class... T>
 void run_row(const F& f, TO* out, index_t cols, row_ptr<T>... in) noexcept {
   constexpr index_t W = tpp::lanes::width<V>;
   index_t j = 0;
-  for (; j + W <= cols; j += W) tpp::lanes::store(out + j, f(load_lanes<V>(in.p + j * in.step)...));
+  for (; j + W <= cols; j += W)
+    tpp::lanes::store(out + j, f(load_lanes<V>(in.p + (Unit ? j : j * in.step))...));
   if constexpr (W > 1) {
     if (j < cols) {
       const index_t n = cols - j;
-      tpp::lanes::store(out + j, f(load_lanes<V>(in.p + j * in.step, n)...), n);
+      tpp::lanes::store(out + j, f(load_lanes<V>(in.p + (Unit ? j : j * in.step), n)...), n);
     }
   }
 }
 
 template <class V, class F, class TO, class... T, index_t W>
 void run_rows(const F& f, mat<TO> out, cursor<T, W>&&... cur) noexcept {
-  for (index_t i = 0; i < out.rows; ++i) run_row<V>(f, out.row(i), out.cols, cur.row(i)...);
+  if ((!cur.splat() && ...))
+    for (index_t i = 0; i < out.rows; ++i) run_row<true, V>(f, out.row(i), out.cols, cur.row(i)...);
+  else
+    for (index_t i = 0; i < out.rows; ++i) run_row<false, V>(f, out.row(i), out.cols, cur.row(i)...);
 }
 
 // out(i, j) = f(in_0(i, j), in_1(i, j), ...) over out's shape; f is called with lane values (V for fp32
