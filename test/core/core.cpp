@@ -1,14 +1,13 @@
-// core/: bf16 conversions (scalar and SIMD), mat views and their validation, tpp::error, parallel helpers.
+// core/: bf16 conversions, mat views and their validation, tpp::error, parallel helpers (the SIMD lane forms: lanes.cpp).
 
 #include <atomic>
 #include <cmath>
 #include <limits>
 
+#include <tpp/core/bf16.hpp>
 #include <tpp/core/mat.hpp>
 #include <tpp/core/parallel.hpp>
-#include <tpp/core/simd.hpp>
 
-#include "approx/arch_list.hpp"
 #include "support.hpp"
 
 using namespace tpp;
@@ -60,41 +59,6 @@ TEST_CASE("bf16: RNE and RZ conversions against a reference from the definition"
   CHECK(std::isnan(to_float(to_bf16_rz(from_bits(0x7f800001u)))));
   CHECK(to_float(to_bf16_rne(1.0f)) == 1.0f);
   static_assert(to_float(to_bf16_rne(-2.5f)) == -2.5f);  // constexpr
-}
-
-TEST_CASE("bf16: SIMD loads and stores equal the scalar conversions at every arch") {
-  auto values = test::any_bits(1u << 16, 9);
-  for (float f : test::special_values()) values.push_back(f);
-  while (values.size() % 16) values.push_back(0.5f);
-  test::for_each_arch([&](auto arch) {
-    using A = decltype(arch);
-    constexpr std::size_t W = xsimd::batch<float, A>::size;
-    std::vector<bf16> h(values.size());
-    std::vector<float> back(values.size());
-    for (std::size_t i = 0; i < values.size(); i += W) {
-      simd::store<A>(&h[i], simd::load<A>(&values[i]));
-      simd::store<A>(&back[i], simd::load<A>(&h[i]));
-    }
-    std::size_t bad = 0;
-    for (std::size_t i = 0; i < values.size(); ++i)
-      bad += h[i].bits != to_bf16_rne(values[i]).bits || bits(back[i]) != bits(to_float(h[i]));
-    INFO(std::string(A::name()));
-    CHECK(bad == 0);
-  });
-}
-
-TEST_CASE("simd: partial loads zero the tail lanes; partial stores write only n elements") {
-  using A = simd::default_arch;
-  constexpr index_t W = simd::width<A>;
-  std::vector<float> src(W, 3.0f);
-  for (index_t n = 0; n < W; ++n) {
-    alignas(64) float lanes[W];
-    simd::load_partial<A>(src.data(), n).store_aligned(lanes);
-    for (index_t i = 0; i < W; ++i) CHECK(lanes[i] == (i < n ? 3.0f : 0.0f));
-    std::vector<bf16> dst(W, bf16::from_bits(0x7fc1));
-    simd::store_partial<A>(dst.data(), xsimd::batch<float, A>(1.5f), n);
-    for (index_t i = 0; i < W; ++i) CHECK(dst[i].bits == (i < n ? to_bf16_rne(1.5f).bits : 0x7fc1));
-  }
 }
 
 TEST_CASE("mat/view: element access, ld, const conversion") {

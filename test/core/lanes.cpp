@@ -92,3 +92,24 @@ void check_lanes() {
 TEST_CASE("lanes: the batch forms equal the float forms lane by lane") {
   tpp::test::for_each_arch([](auto arch) { check_lanes<decltype(arch)>(); });
 }
+
+TEST_CASE("lanes: bf16 stores and loads equal the scalar conversions at every arch, on any bit pattern") {
+  auto values = tpp::test::any_bits(1u << 16, 9);
+  for (float f : tpp::test::special_values()) values.push_back(f);
+  while (values.size() % 16) values.push_back(0.5f);
+  tpp::test::for_each_arch([&](auto arch) {
+    using V = xsimd::batch<float, decltype(arch)>;
+    constexpr std::size_t W = V::size;
+    std::vector<tpp::bf16> h(values.size());
+    std::vector<float> back(values.size());
+    for (std::size_t i = 0; i < values.size(); i += W) {
+      lanes::store(&h[i], lanes::load<V>(&values[i]));
+      lanes::store(&back[i], lanes::load<V>(&h[i]));
+    }
+    std::size_t bad = 0;
+    for (std::size_t i = 0; i < values.size(); ++i)
+      bad += h[i].bits != tpp::to_bf16_rne(values[i]).bits || bits(back[i]) != bits(tpp::to_float(h[i]));
+    INFO(std::string(decltype(arch)::name()));
+    CHECK(bad == 0);
+  });
+}
