@@ -460,12 +460,6 @@ xsimd::batch<float, A> finite_else(xsimd::batch<float, A> q, xsimd::batch<float,
   return arch::finite_else<A>(q, v);
 }
 
-inline float abs(float x) noexcept { return std::fabs(x); }
-template <class A>
-xsimd::batch<float, A> abs(xsimd::batch<float, A> x) noexcept {
-  return xsimd::abs(x);
-}
-
 inline float fma(float a, float b, float c) noexcept { return std::fma(a, b, c); }
 template <class A>
 xsimd::batch<float, A> fma(xsimd::batch<float, A> a, xsimd::batch<float, A> b, xsimd::batch<float, A> c) noexcept {
@@ -484,47 +478,20 @@ xsimd::batch<float, A> sqrt(xsimd::batch<float, A> x) noexcept {
   return arch::sqrt<A>(x);
 }
 
-inline float exp(float x) noexcept { return std::exp(x); }
-template <class A>
-xsimd::batch<float, A> exp(xsimd::batch<float, A> x) noexcept {
-  return xsimd::exp(x);
-}
-
-inline float expm1(float x) noexcept { return std::expm1(x); }
-template <class A>
-xsimd::batch<float, A> expm1(xsimd::batch<float, A> x) noexcept {
-  return xsimd::expm1(x);
-}
-
-inline float tanh(float x) noexcept { return std::tanh(x); }
-template <class A>
-xsimd::batch<float, A> tanh(xsimd::batch<float, A> x) noexcept {
-  return xsimd::tanh(x);
-}
-
-inline float erfc(float x) noexcept { return std::erfc(x); }
-template <class A>
-xsimd::batch<float, A> erfc(xsimd::batch<float, A> x) noexcept {
-  return xsimd::erfc(x);
-}
+// abs, exp, expm1, tanh, erfc, floor, copysign: xsimd's, whose float forms are std::'s.
+using xsimd::abs;
+using xsimd::copysign;
+using xsimd::erfc;
+using xsimd::exp;
+using xsimd::expm1;
+using xsimd::floor;
+using xsimd::tanh;
 
 // Round to the nearest integer, ties to even (the current rounding mode, nearest by default).
 inline float round_even(float t) noexcept { return std::nearbyint(t); }
 template <class A>
 xsimd::batch<float, A> round_even(xsimd::batch<float, A> t) noexcept {
   return xsimd::nearbyint(t);
-}
-
-inline float floor(float t) noexcept { return std::floor(t); }
-template <class A>
-xsimd::batch<float, A> floor(xsimd::batch<float, A> t) noexcept {
-  return xsimd::floor(t);
-}
-
-inline float copysign(float m, float s) noexcept { return std::copysign(m, s); }
-template <class A>
-xsimd::batch<float, A> copysign(xsimd::batch<float, A> m, xsimd::batch<float, A> s) noexcept {
-  return xsimd::copysign(m, s);
 }
 
 // Integer-valued lanes (|t| < 2^31) to int32, and int32 lanes to float.
