@@ -21,8 +21,9 @@
 namespace tpp::approx {
 namespace detail {
 
+// One operand: its K leading significand bits, the lowest of them set.
 template <int K>
-struct drum_core {
+struct drum_operand {
   static_assert(K >= 2 && K <= 24, "tpp: drum<K> needs 2 <= K <= 24 significant bits");
   static constexpr bool bounded() noexcept { return true; }  // r in [1, 4.5)
   static constexpr std::uint32_t keep = keep_mask<K - 1>;
@@ -34,18 +35,12 @@ struct drum_core {
     using I = ibatch<A>;
     return fbits<A>((ibits(x) & I(std::int32_t(keep))) | I(std::int32_t(lsb)));
   }
-
-  static float core(float x, float y) noexcept { return reduce(x) * reduce(y); }
-  template <class A>
-  static fbatch<A> core(fbatch<A> x, fbatch<A> y) noexcept {
-    return reduce<A>(x) * reduce<A>(y);
-  }
 };
 
 }  // namespace detail
 
 template <int K>
-struct drum : detail::significand_policy<detail::drum_core<K>> {
+struct drum : detail::significand_policy<detail::reduced_product<detail::drum_operand<K>>> {
   static std::string name() { return tpp::detail::concat("drum<", std::to_string(K), ">"); }
   // Setting the kept LSB moves an operand by less than one kept LSB, 2^-(K-1) of a significand >= 1
   // (down when that bit was already set, up when it was clear): (1 + 2^-(K-1))^2 - 1, plus one fp32
@@ -56,20 +51,6 @@ struct drum : detail::significand_policy<detail::drum_core<K>> {
 
 template <int K>
   requires(K <= 12)
-struct gemm_traits<drum<K>> {
-  static constexpr gemm_path path = gemm_path::packed;
-  static constexpr int temporaries = 0;  // the step is one FMA
-  static constexpr int carry = 1;        // a product of two significands in [1, 2) is below 4
-  static constexpr int low_margin = 0;
-  static constexpr std::uint32_t a_offset = 0;
-  static constexpr bool zero_specialised = false;
-  static float pack(float x) noexcept {
-    return pack_operand(x, [](float v) { return detail::drum_core<K>::reduce(v); });
-  }
-  template <class V>
-  static V step(V acc, V a, V b) noexcept {
-    return lanes::fma(a, b, acc);
-  }
-};
+struct gemm_traits<drum<K>> : reduced_operand_traits<detail::drum_operand<K>> {};
 
 }  // namespace tpp::approx

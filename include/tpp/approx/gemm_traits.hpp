@@ -84,6 +84,26 @@ float pack_operand(float x, G&& g) noexcept {
   return g(x);
 }
 
+// The packed path of a reduced_product whose reduced significands multiply exactly in fp32 (at most 12
+// bits each): packing reduces each operand, and the step is one FMA, bit for bit the policy's product
+// while products stay normal (a product of two significands in [1, 2) is below 4: carry 1).
+template <class Operand>
+struct reduced_operand_traits {
+  static constexpr gemm_path path = gemm_path::packed;
+  static constexpr int temporaries = 0;
+  static constexpr int carry = 1;
+  static constexpr int low_margin = 0;
+  static constexpr std::uint32_t a_offset = 0;
+  static constexpr bool zero_specialised = false;
+  static float pack(float x) noexcept {
+    return pack_operand(x, [](float v) { return Operand::reduce(v); });
+  }
+  template <class V>
+  static V step(V acc, V a, V b) noexcept {
+    return lanes::fma(a, b, acc);
+  }
+};
+
 // The operands of a step: the packed values as loaded, or what its prepare_a / prepare_b derive from them.
 template <class Step, class V>
 auto step_a_operand(V x) noexcept {

@@ -197,6 +197,18 @@ fbatch<A> significand_mul(fbatch<A> a, fbatch<A> b) noexcept {
   return fbits<A>(apply_special_cases<A>(ua, ub, rescale<A>(s, r, e_sum)));
 }
 
+// The significand core of a multiplier that reduces each operand on its own (Operand::reduce, a float and
+// an xsimd::batch form that agree bit for bit) and multiplies the reduced significands in fp32 (drum,
+// truncated). Operand also says bounded().
+template <class Operand>
+struct reduced_product : Operand {
+  static float core(float x, float y) noexcept { return Operand::reduce(x) * Operand::reduce(y); }
+  template <class A>
+  static fbatch<A> core(fbatch<A> x, fbatch<A> y) noexcept {
+    return Operand::template reduce<A>(x) * Operand::template reduce<A>(y);
+  }
+};
+
 // Shared by the significand policies: the scalar and SIMD entry points.
 template <class Core>
 struct significand_policy {

@@ -24,28 +24,23 @@
 namespace tpp::approx {
 namespace detail {
 
+// One operand: its top M mantissa bits.
 template <int M>
-struct truncated_core {
+struct truncated_operand {
   static_assert(M >= 1 && M <= 23, "tpp: truncated<M> needs 1 <= M <= 23 mantissa bits");
   static constexpr bool bounded() noexcept { return true; }  // r in [1, 4)
 
-  static float truncate(float x) noexcept { return from_bits(bits(x) & keep_mask<M>); }
+  static float reduce(float x) noexcept { return from_bits(bits(x) & keep_mask<M>); }
   template <class A>
-  static fbatch<A> truncate(fbatch<A> x) noexcept {
+  static fbatch<A> reduce(fbatch<A> x) noexcept {
     return fbits<A>(ibits(x) & ibatch<A>(std::int32_t(keep_mask<M>)));
-  }
-
-  static float core(float x, float y) noexcept { return truncate(x) * truncate(y); }
-  template <class A>
-  static fbatch<A> core(fbatch<A> x, fbatch<A> y) noexcept {
-    return truncate<A>(x) * truncate<A>(y);
   }
 };
 
 }  // namespace detail
 
 template <int M>
-struct truncated : detail::significand_policy<detail::truncated_core<M>> {
+struct truncated : detail::significand_policy<detail::reduced_product<detail::truncated_operand<M>>> {
   static std::string name() { return tpp::detail::concat("truncated<", std::to_string(M), ">"); }
   // Truncating a significand in [1, 2) to M fraction bits lowers it by less than 2^-M, so by less than a
   // factor 1 - 2^-M; the product of the truncated significands is exact (2 (M + 1) <= 24) or rounded once
@@ -55,20 +50,6 @@ struct truncated : detail::significand_policy<detail::truncated_core<M>> {
 
 template <int M>
   requires(M <= 11)
-struct gemm_traits<truncated<M>> {
-  static constexpr gemm_path path = gemm_path::packed;
-  static constexpr int temporaries = 0;  // the step is one FMA
-  static constexpr int carry = 1;        // a product of two significands in [1, 2) is below 4
-  static constexpr int low_margin = 0;
-  static constexpr std::uint32_t a_offset = 0;
-  static constexpr bool zero_specialised = false;
-  static float pack(float x) noexcept {
-    return pack_operand(x, [](float v) { return detail::truncated_core<M>::truncate(v); });
-  }
-  template <class V>
-  static V step(V acc, V a, V b) noexcept {
-    return lanes::fma(a, b, acc);
-  }
-};
+struct gemm_traits<truncated<M>> : reduced_operand_traits<detail::truncated_operand<M>> {};
 
 }  // namespace tpp::approx
