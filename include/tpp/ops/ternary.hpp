@@ -34,11 +34,7 @@ namespace tpp {
 enum class ternary_kind : std::uint8_t { muladd, select };
 
 constexpr std::string_view name(ternary_kind k) noexcept {
-  switch (k) {
-    case ternary_kind::muladd: return "muladd";
-    case ternary_kind::select: return "select";
-  }
-  return "invalid";
+  return k == ternary_kind::muladd ? "muladd" : k == ternary_kind::select ? "select" : "invalid";
 }
 
 struct ternary_params {
