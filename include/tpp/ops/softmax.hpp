@@ -384,46 +384,42 @@ TPP_FLATTEN void log_softmax_rows(mat<const TX> x, mat<TY> y) {
   }
 }
 
-// dx = P(y, dy - Σ P(dy, y)).
-template <class P, class TG, class TY, class TD>
-TPP_FLATTEN void softmax_backward_rows(mat<const TG> dy, mat<const TY> y, mat<TD> dx) {
+// The backward passes: per block of rows, a scalar of each row (row_scalar(i)), then dx_j = f(dy_j, y_j, s)
+// over each row, f taking lanes of any width (a full vector or the row's tail).
+template <class TG, class TY, class TD, class RowScalar, class F>
+[[gnu::always_inline]] inline void backward_rows(mat<const TG> dy, mat<const TY> y, mat<TD> dx,
+                                                 const RowScalar& row_scalar, const F& f) {
   const index_t n = dy.cols, R = block_rows(n);
   for (index_t i0 = 0; i0 < dy.rows; i0 += R) {
     const index_t r = dy.rows - i0 < R ? dy.rows - i0 : R;
-    float dot[max_block_rows];
-    for (index_t k = 0; k < r; ++k) dot[k] = row_sum(product_terms<P, TG, TY>{dy.row(i0 + k), y.row(i0 + k)}, n);
+    float s[max_block_rows];
+    for (index_t k = 0; k < r; ++k) s[k] = row_scalar(i0 + k);
     for (index_t k = 0; k < r; ++k) {
       const TG* g = dy.row(i0 + k);
       const TY* yr = y.row(i0 + k);
-      const V vdot(dot[k]);
+      const V vs(s[k]);
       row_store(
-          dx.row(i0 + k), n, [&](index_t j) { return P::mul(load(yr + j), load(g + j) - vdot); },
-          [&](index_t j, index_t c) { return P::mul(lanes::load<V>(yr + j, c), lanes::load<V>(g + j, c) - vdot); },
+          dx.row(i0 + k), n, [&](index_t j) { return f(load(g + j), load(yr + j), vs); },
+          [&](index_t j, index_t c) { return f(lanes::load<V>(g + j, c), lanes::load<V>(yr + j, c), vs); },
           next_row<TG, TY, TD>{next_of(dy, i0, R), next_of(y, i0, R), next_of(dx, i0, R)});
     }
   }
 }
 
+// dx = P(y, dy - Σ P(dy, y)).
+template <class P, class TG, class TY, class TD>
+TPP_FLATTEN void softmax_backward_rows(mat<const TG> dy, mat<const TY> y, mat<TD> dx) {
+  backward_rows(
+      dy, y, dx, [&](index_t i) { return row_sum(product_terms<P, TG, TY>{dy.row(i), y.row(i)}, dy.cols); },
+      [](V g, V yv, V dot) { return P::mul(yv, g - dot); });
+}
+
 // dx = dy - P(exp(y), Σ dy).
 template <class P, class TG, class TY, class TD>
 TPP_FLATTEN void log_softmax_backward_rows(mat<const TG> dy, mat<const TY> y, mat<TD> dx) {
-  const index_t n = dy.cols, R = block_rows(n);
-  for (index_t i0 = 0; i0 < dy.rows; i0 += R) {
-    const index_t r = dy.rows - i0 < R ? dy.rows - i0 : R;
-    float sum[max_block_rows];
-    for (index_t k = 0; k < r; ++k) sum[k] = row_sum(value_terms<TG>{dy.row(i0 + k)}, n);
-    for (index_t k = 0; k < r; ++k) {
-      const TG* g = dy.row(i0 + k);
-      const TY* yr = y.row(i0 + k);
-      const V vsum(sum[k]);
-      row_store(
-          dx.row(i0 + k), n, [&](index_t j) { return load(g + j) - P::mul(lanes::exp(load(yr + j)), vsum); },
-          [&](index_t j, index_t c) {
-            return lanes::load<V>(g + j, c) - P::mul(lanes::exp(lanes::load<V>(yr + j, c)), vsum);
-          },
-          next_row<TG, TY, TD>{next_of(dy, i0, R), next_of(y, i0, R), next_of(dx, i0, R)});
-    }
-  }
+  backward_rows(
+      dy, y, dx, [&](index_t i) { return row_sum(value_terms<TG>{dy.row(i)}, dy.cols); },
+      [](V g, V yv, V sum) { return g - P::mul(lanes::exp(yv), sum); });
 }
 
 // The loss (the mean of the row losses) and, when d is non-null, the gradient rows; e_rows as for
