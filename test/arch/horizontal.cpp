@@ -19,8 +19,8 @@ void check_horizontal() {
     std::vector<float> v = rep % 2 ? tpp::test::uniform(W, -100.0f, 100.0f, rep) : tpp::test::any_bits(W, rep);
     if (rep % 3 == 0) v[std::size_t(rep) % W] = special[std::size_t(rep) % special.size()];
     const F x = F::load_unaligned(v.data());
-    CHECK(tpp::test::bits(tpp::arch::hmax<A>(x)) == tpp::test::bits(tpp::arch::hmax_scalar<A>(x)));
-    CHECK(tpp::test::bits(tpp::arch::hmin<A>(x)) == tpp::test::bits(tpp::arch::hmin_scalar<A>(x)));
+    CHECK(tpp::test::bits(tpp::arch::hmax<A>(x)) == tpp::test::bits(tpp::arch::hreduce_scalar<true, A>(x)));
+    CHECK(tpp::test::bits(tpp::arch::hmin<A>(x)) == tpp::test::bits(tpp::arch::hreduce_scalar<false, A>(x)));
     if (std::none_of(v.begin(), v.end(), [](float f) { return std::isnan(f); })) {
       CHECK(tpp::arch::hmax<A>(x) == *std::max_element(v.begin(), v.end()));
       CHECK(tpp::arch::hmin<A>(x) == *std::min_element(v.begin(), v.end()));

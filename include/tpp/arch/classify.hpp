@@ -12,6 +12,8 @@
 
 #include <xsimd/xsimd.hpp>
 
+#include "twin.hpp"
+
 #if defined(__AVX512F__) && defined(__AVX512DQ__)
 #include <immintrin.h>
 #endif
@@ -20,13 +22,7 @@ namespace tpp::arch {
 
 template <class A>
 xsimd::batch<float, A> finite_else_scalar(xsimd::batch<float, A> q, xsimd::batch<float, A> v) noexcept {
-  constexpr std::size_t W = xsimd::batch<float, A>::size;
-  alignas(64) float a[W], b[W];
-  q.store_aligned(a);
-  v.store_aligned(b);
-  for (std::size_t i = 0; i < W; ++i)
-    if (!std::isfinite(b[i])) a[i] = b[i];
-  return xsimd::batch<float, A>::load_aligned(a);
+  return lane_by_lane<A>([](float x, float y, float) { return std::isfinite(y) ? x : y; }, q, v);
 }
 
 template <class A>

@@ -6,7 +6,8 @@
 //                           for lanes without NaN, the maximum; which lane a NaN reaches depends on its
 //                           position (callers that must propagate NaN test for it themselves).
 //   mask_bits<A>(m)         bit i = lane i of a float batch_bool (movemask)
-// Each has a scalar twin (*_scalar) with the same tree, which the tests hold the instruction forms to.
+// hmax and hmin are hreduce<true / false, A>, whose scalar twin hreduce_scalar<Max, A> has the same tree;
+// mask_bits has mask_bits_scalar. The tests hold the instruction forms to the twins.
 
 #include <cstddef>
 #include <cstdint>
@@ -30,14 +31,6 @@ float hreduce_scalar(xsimd::batch<float, A> v) noexcept {
   return b[0];
 }
 
-template <class A>
-float hmax_scalar(xsimd::batch<float, A> v) noexcept {
-  return hreduce_scalar<true, A>(v);
-}
-template <class A>
-float hmin_scalar(xsimd::batch<float, A> v) noexcept {
-  return hreduce_scalar<false, A>(v);
-}
 
 #if defined(__SSE2__)
 namespace detail {

@@ -14,6 +14,8 @@
 
 #include <xsimd/xsimd.hpp>
 
+#include "twin.hpp"
+
 #if defined(__AVX512F__)
 #include <immintrin.h>
 #endif
@@ -22,16 +24,6 @@
 #endif
 
 namespace tpp::arch {
-
-template <class A, class F>
-xsimd::batch<float, A> lane_by_lane(F f, xsimd::batch<float, A> a, xsimd::batch<float, A> b = {},
-                                    xsimd::batch<float, A> c = {}) noexcept {
-  constexpr std::size_t W = xsimd::batch<float, A>::size;
-  alignas(64) float x[W], y[W], z[W];
-  a.store_aligned(x), b.store_aligned(y), c.store_aligned(z);
-  for (std::size_t i = 0; i < W; ++i) x[i] = f(x[i], y[i], z[i]);
-  return xsimd::batch<float, A>::load_aligned(x);
-}
 
 template <class A>
 xsimd::batch<float, A> fma_scalar(xsimd::batch<float, A> a, xsimd::batch<float, A> b, xsimd::batch<float, A> c) noexcept {

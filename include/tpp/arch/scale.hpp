@@ -14,6 +14,8 @@
 
 #include <xsimd/xsimd.hpp>
 
+#include "twin.hpp"
+
 #if defined(__AVX512F__)
 #include <immintrin.h>
 #endif
@@ -30,12 +32,7 @@ inline constexpr bool scalef_instruction =
 
 template <class A>
 xsimd::batch<float, A> scalef_scalar(xsimd::batch<float, A> x, xsimd::batch<float, A> n) noexcept {
-  constexpr std::size_t W = xsimd::batch<float, A>::size;
-  alignas(64) float a[W], e[W];
-  x.store_aligned(a);
-  n.store_aligned(e);
-  for (std::size_t i = 0; i < W; ++i) a[i] = float(double(a[i]) * std::ldexp(1.0, int(e[i])));
-  return xsimd::batch<float, A>::load_aligned(a);
+  return lane_by_lane<A>([](float v, float e, float) { return float(double(v) * std::ldexp(1.0, int(e))); }, x, n);
 }
 
 template <class A>
