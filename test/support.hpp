@@ -13,6 +13,7 @@
 #include <doctest/doctest.h>
 
 #include <tpp/core/bf16.hpp>
+#include <tpp/core/error.hpp>
 #include <tpp/core/types.hpp>
 
 namespace tpp::test {
@@ -65,6 +66,17 @@ inline std::vector<float> special_values() {
   const std::size_t n = v.size();
   for (std::size_t i = 0; i < n; ++i) v.push_back(-v[i]);
   return v;
+}
+
+// The argument a tpp::error thrown by f() names, or "(no error)".
+template <class F>
+std::string error_argument(F&& f) {
+  try {
+    f();
+  } catch (const tpp::error& e) {
+    return e.argument();
+  }
+  return "(no error)";
 }
 
 }  // namespace tpp::test

@@ -95,14 +95,7 @@ TEST_CASE("compress: codes of known inputs (zeros, a ramp, outliers)") {
 TEST_CASE("compress: bad arguments throw tpp::error naming op and argument") {
   std::vector<float> x(16, 1.0f), y(16);
   const mat<const float> X{x.data(), 4, 4, 4};
-  const auto arg_of = [](auto f) {
-    try {
-      f();
-    } catch (const tpp::error& e) {
-      return e.argument();
-    }
-    return std::string("(none)");
-  };
+  const auto arg_of = [](auto f) { return tpp::test::error_argument(f); };
   for (const float b : {0.0f, -1.0f, 0x1p-101f, std::numeric_limits<float>::infinity(), std::numeric_limits<float>::quiet_NaN()})
     CHECK(arg_of([&] { (void)tpp::compress(X, b); }) == "bound");
   CHECK(arg_of([&] { (void)tpp::compress(mat<const float>{x.data(), 4, 4, 3}, 1.0f); }) == "x.ld");

@@ -109,14 +109,7 @@ TEST_CASE("brgemm: an empty batch gives beta * C, never reading C when beta = 0,
 }
 
 TEST_CASE("brgemm_kernel: bad arguments throw tpp::error naming the argument") {
-  auto arg = [](auto f) {
-    try {
-      f();
-    } catch (const tpp::error& e) {
-      return e.argument();
-    }
-    return std::string("(no error)");
-  };
+  const auto arg = [](auto f) { return test::error_argument(f); };
   CHECK(arg([] { brgemm_kernel<>({-1, 2, 3}); }) == "m");
   CHECK(arg([] { brgemm_kernel<>({4, 5, 6, 5}); }) == "lda");
 

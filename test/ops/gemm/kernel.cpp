@@ -73,14 +73,7 @@ TEST_CASE_TEMPLATE("gemm_kernel: a caller's workspace of workspace_bytes() at an
 }
 
 TEST_CASE("gemm_kernel: bad shapes and arguments throw tpp::error naming the argument") {
-  auto arg = [](auto f) {
-    try {
-      f();
-    } catch (const tpp::error& e) {
-      return e.argument();
-    }
-    return std::string("(no error)");
-  };
+  const auto arg = [](auto f) { return test::error_argument(f); };
   CHECK(arg([] { gemm_kernel<>({-1, 2, 3}); }) == "m");
   CHECK(arg([] { gemm_kernel<>({1, 2, -3}); }) == "k");
   CHECK(arg([] { gemm_kernel<>({4, 5, 6, 5}); }) == "lda");
