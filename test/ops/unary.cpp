@@ -377,8 +377,7 @@ TEST_CASE("unary: special values (NaN, Inf, signed zero) as documented") {
     for (std::size_t i = 0; i < n + 3; ++i) x.push_back(x[i % n]);
     std::vector<float> y(x.size());
     unary<k>(view(x.data(), 1, index_t(x.size())), view(y.data(), 1, index_t(y.size())));
-    for (std::size_t i = n; i < x.size(); ++i)  // the same bits, but for a NaN's sign and payload
-      CHECK(((std::isnan(y[i]) && std::isnan(y[i - n])) || test::bits(y[i]) == test::bits(y[i - n])));
+    for (std::size_t i = n; i < x.size(); ++i) CHECK(test::bits(y[i]) == test::bits(y[i - n]));
     y.resize(n);
     return y;
   };

@@ -478,14 +478,22 @@ xsimd::batch<float, A> sqrt(xsimd::batch<float, A> x) noexcept {
   return arch::sqrt<A>(x);
 }
 
-// abs, exp, expm1, tanh, erfc, floor, copysign: xsimd's, whose float forms are std::'s.
+// abs, exp, expm1, tanh, floor, copysign: xsimd's, whose float forms are std::'s.
 using xsimd::abs;
 using xsimd::copysign;
-using xsimd::erfc;
 using xsimd::exp;
 using xsimd::expm1;
 using xsimd::floor;
 using xsimd::tanh;
+
+// erfc, returning a NaN x itself: xsimd 8.1's erfc evaluates several branches and selects, so the NaN
+// it gives back depends on how the compiler ordered them (AArch64 keeps the first NaN operand; two inlined
+// copies, a row's SIMD body and its tail, gave NaNs of opposite signs).
+inline float erfc(float x) noexcept { return lanes::is_nan(x) ? x : std::erfc(x); }
+template <class A>
+xsimd::batch<float, A> erfc(xsimd::batch<float, A> x) noexcept {
+  return lanes::select(lanes::is_nan(x), x, xsimd::erfc(x));
+}
 
 // Round to the nearest integer, ties to even (the current rounding mode, nearest by default).
 inline float round_even(float t) noexcept { return std::nearbyint(t); }

@@ -33,9 +33,7 @@
 //
 // Special values (IEEE propagation through the formulas above unless listed): NaN in -> NaN out for every op
 // but zero and dropped dropout elements (relu, leaky_relu and elu keep a NaN, their backwards give NaN for a
-// NaN x; relu's backward gives +0 where x <= 0 whatever dy is: a mask, not a product); the sign and payload
-// of a NaN the formulas make are not specified (IEEE leaves them open, and erfc's or tanh's polynomial may
-// give a row's SIMD body and its tail different ones). relu(-0) = +0.
+// NaN x; relu's backward gives +0 where x <= 0 whatever dy is: a mask, not a product). relu(-0) = +0.
 // gelu(+inf) = +inf, gelu(-inf) = -0 and gelu(x) = -0 once the cdf underflows; gelu's backward is 1 at
 // +inf and 0 at -inf. sigmoid(+-inf) = 1 / +0, tanh(+-inf) = +-1, exp(-inf) = +0, elu(-inf) = -alpha.
 // sqrt of a negative number is NaN, rsqrt(+0) = +inf, reciprocal(+-0) = +-inf.
