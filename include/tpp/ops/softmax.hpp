@@ -118,7 +118,11 @@ namespace tpp {
 enum class softmax_kind : std::uint8_t { softmax, log_softmax };
 
 constexpr std::string_view name(softmax_kind k) noexcept {
-  return k == softmax_kind::softmax ? "softmax" : k == softmax_kind::log_softmax ? "log_softmax" : "invalid";
+  switch (k) {
+    case softmax_kind::softmax: return "softmax";
+    case softmax_kind::log_softmax: return "log_softmax";
+  }
+  return "invalid";
 }
 
 namespace detail::softmax_impl {

@@ -34,7 +34,11 @@ namespace tpp {
 enum class ternary_kind : std::uint8_t { muladd, select };
 
 constexpr std::string_view name(ternary_kind k) noexcept {
-  return k == ternary_kind::muladd ? "muladd" : k == ternary_kind::select ? "select" : "invalid";
+  switch (k) {
+    case ternary_kind::muladd: return "muladd";
+    case ternary_kind::select: return "select";
+  }
+  return "invalid";
 }
 
 struct ternary_params {
