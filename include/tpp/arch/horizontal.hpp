@@ -31,7 +31,6 @@ float hreduce_scalar(xsimd::batch<float, A> v) noexcept {
   return b[0];
 }
 
-
 #if defined(__SSE2__)
 namespace detail {
 // The tree's 128-bit end: lanes (0, 2) and (1, 3), then lane 0 with lane 1.
