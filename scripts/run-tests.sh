@@ -9,7 +9,9 @@
 #   generic  -march=x86-64, TPP_SIMD=OFF (scalar op loops; SSE2 for the policies' SIMD mul)
 #   clang    -march=native with clang++-14, no sanitizers (not in the default list: asan covers it)
 # Warnings are errors. Every public header compiling alone and the installed-package consumer are
-# checked in the native and generic configurations (the others would repeat them).
+# checked in the native and generic configurations (the others would repeat them). The ops' policy sweeps
+# run the whole catalogue in native and one policy of each kind of multiply in the others
+# (TPP_TEST_POLICIES=sample; test/approx/sweep.hpp says why that drops no coverage).
 # Why clang for asan: GCC 12 compiled the sanitized suite about 5x slower (ops/gemm/brgemm.cpp: 421 s with
 # -O2 -g, against 87 s with clang 14, 34 s unsanitized), which took CI from 15 to 83 minutes.
 # Usage: scripts/run-tests.sh [aarch64|asan|native|avx2|generic|clang ...] (default: the first five, in
@@ -34,7 +36,7 @@ run_aarch64() {
   local sources=("$root"/test/main.cpp)
   while IFS= read -r f; do sources+=("$f"); done < <(find "$root/test" -name '*.cpp' ! -path '*/consumer/*' ! -name main.cpp | sort)
   printf '%s\n' "${sources[@]}" | xargs -P "$jobs" -I{} sh -c \
-    'aarch64-linux-gnu-g++ -std=c++20 -O2 -fopenmp -Wall -Wextra -Werror -I"$1/include" -I"$1/test" -isystem "$2" -c "$3" -o "$4/obj/$(echo "$3" | md5sum | cut -c1-12).o"' \
+    'aarch64-linux-gnu-g++ -std=c++20 -O2 -fopenmp -Wall -Wextra -Werror -DTPP_TEST_POLICY_SAMPLE=1 -I"$1/include" -I"$1/test" -isystem "$2" -c "$3" -o "$4/obj/$(echo "$3" | md5sum | cut -c1-12).o"' \
     _ "$root" "$deps" {} "$build"
   aarch64-linux-gnu-g++ -fopenmp "$build"/obj/*.o -o "$build/tpp_tests"
   OMP_NUM_THREADS=2 qemu-aarch64 -L /usr/aarch64-linux-gnu "$build/tpp_tests" --no-intro
@@ -53,11 +55,11 @@ for c in "${configs[@]}"; do
     asan)
       type=RelWithDebInfo
       flags=(-DTPP_ARCH_FLAGS=-march=native -DCMAKE_CXX_COMPILER=clang++-14 -DTPP_SANITIZE=address,undefined
-             -DTPP_TEST_PACKAGING=OFF)
+             -DTPP_TEST_PACKAGING=OFF -DTPP_TEST_POLICIES=sample)
       env=(ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1) ;;
-    avx2) flags=("-DTPP_ARCH_FLAGS=-mavx2 -mfma" -DTPP_TEST_PACKAGING=OFF) ;;
+    avx2) flags=("-DTPP_ARCH_FLAGS=-mavx2 -mfma" -DTPP_TEST_PACKAGING=OFF -DTPP_TEST_POLICIES=sample) ;;
     clang) flags=(-DTPP_ARCH_FLAGS=-march=native -DCMAKE_CXX_COMPILER=clang++-14 -DTPP_TEST_PACKAGING=OFF) ;;
-    generic) flags=(-DTPP_ARCH_FLAGS=-march=x86-64 -DTPP_SIMD=OFF) ;;
+    generic) flags=(-DTPP_ARCH_FLAGS=-march=x86-64 -DTPP_SIMD=OFF -DTPP_TEST_POLICIES=sample) ;;
     *) echo "unknown configuration '$c' (aarch64, asan, native, avx2, clang, generic)" >&2; exit 2 ;;
   esac
   build="$root/build/test-$c"

@@ -10,6 +10,7 @@
 #include <tpp/approx/registry.hpp>
 #include <tpp/ops/binary.hpp>
 
+#include "approx/sweep.hpp"
 #include "ops/elementwise_support.hpp"
 
 namespace {
@@ -135,7 +136,7 @@ TEST_CASE_TEMPLATE_DEFINE("binary: mul is Policy::mul bit for bit, muladd within
       bad++;
   CHECK(bad == 0);
 }
-TEST_CASE_TEMPLATE_APPLY(binary_policies, tpp::approx::float_policy_tuple);
+TEST_CASE_TEMPLATE_APPLY(binary_policies, tpp::test::op_policies);
 
 TEST_CASE("binary: every kind x every broadcast of a and b x edge shapes, padding untouched") {
   for (const auto& s : test::edge_shapes())

@@ -10,6 +10,7 @@
 #include <tpp/approx/registry.hpp>
 #include <tpp/ops/compress.hpp>
 
+#include "approx/sweep.hpp"
 #include "support.hpp"
 
 namespace {
@@ -62,7 +63,7 @@ TEST_CASE_TEMPLATE_DEFINE("compress: the bound holds for every value over fuzzed
   round_trip<P>(tpp::test::special_values(), 1, index_t(tpp::test::special_values().size()),
                 index_t(tpp::test::special_values().size()), 1e-3f);
 }
-TEST_CASE_TEMPLATE_APPLY(compress_policies, tpp::approx::float_policy_tuple);
+TEST_CASE_TEMPLATE_APPLY(compress_policies, tpp::test::op_policies);
 
 TEST_CASE("compress: codes of known inputs (zeros, a ramp, outliers)") {
   const index_t n = 1024;

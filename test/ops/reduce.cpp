@@ -14,6 +14,7 @@
 #include <tpp/approx/registry.hpp>
 #include <tpp/ops/reduce.hpp>
 
+#include "approx/sweep.hpp"
 #include "support.hpp"
 
 namespace {
@@ -266,7 +267,7 @@ TEST_CASE_TEMPLATE_DEFINE("reduce: squares go through the policy", P, reduce_pol
   INFO(P::name());
   CHECK(bad == 0);
 }
-TEST_CASE_TEMPLATE_APPLY(reduce_policy_sweep, tpp::approx::float_policy_tuple);
+TEST_CASE_TEMPLATE_APPLY(reduce_policy_sweep, tpp::test::op_policies);
 
 TEST_CASE("reduce: large-n accuracy is pairwise, not sequential") {
   // 2^22 terms in [1, 2): a sequential fp32 sum errs by ~1e-5 relative; the documented bound is ~2.8e-6.

@@ -18,6 +18,7 @@
 #include <tpp/core/workspace.hpp>
 #include <tpp/ops/softmax.hpp>
 
+#include "approx/sweep.hpp"
 #include "ops/elementwise_support.hpp"
 
 namespace {
@@ -361,7 +362,7 @@ TEST_CASE_TEMPLATE_DEFINE("softmax, log_softmax: forward vs a double reference, 
     CHECK(differs_from_exact<P>());
   }
 }
-TEST_CASE_TEMPLATE_APPLY(softmax_forward_policies, tpp::approx::float_policy_tuple);
+TEST_CASE_TEMPLATE_APPLY(softmax_forward_policies, tpp::test::op_policies);
 
 TEST_CASE_TEMPLATE_DEFINE("softmax, log_softmax: backward vs a double reference, per policy", P,
                           softmax_backward_policies) {
@@ -371,7 +372,7 @@ TEST_CASE_TEMPLATE_DEFINE("softmax, log_softmax: backward vs a double reference,
     check_backward<P, float, float, float>(kind, long_shape, 23);
   }
 }
-TEST_CASE_TEMPLATE_APPLY(softmax_backward_policies, tpp::approx::float_policy_tuple);
+TEST_CASE_TEMPLATE_APPLY(softmax_backward_policies, tpp::test::op_policies);
 
 TEST_CASE_TEMPLATE_DEFINE("cross_entropy: loss and gradient vs a double reference, per policy", P, ce_policies) {
   check_cross_entropy<P, float, float>(sweep_shape, 31, 1);
@@ -379,7 +380,7 @@ TEST_CASE_TEMPLATE_DEFINE("cross_entropy: loss and gradient vs a double referenc
   check_cross_entropy<P, float, float>(long_shape, 33, 1);
   check_cross_entropy<P, float, float>(sweep_shape, 34, 0, -60.0f, 60.0f);
 }
-TEST_CASE_TEMPLATE_APPLY(ce_policies, tpp::approx::float_policy_tuple);
+TEST_CASE_TEMPLATE_APPLY(ce_policies, tpp::test::op_policies);
 
 // Rows where every operation around the products is exact, so the outputs are Policy::mul bit for bit:
 // k zeros and -Inf elsewhere give e = 1 or +0 exactly, s = k, so softmax y = P(1, fl(1/k)) at the zeros and
@@ -446,7 +447,7 @@ TEST_CASE_TEMPLATE_DEFINE("softmax family: products go through the policy bit fo
       FAIL_CHECK("log_softmax backward ", k, " dx ", dx[k], " want ", g[k] - P::mul(1.0f, S));
   CHECK(bad == 0);
 }
-TEST_CASE_TEMPLATE_APPLY(softmax_exact_policies, tpp::approx::float_policy_tuple);
+TEST_CASE_TEMPLATE_APPLY(softmax_exact_policies, tpp::test::op_policies);
 
 // ---- exact policy: shapes x dtypes x in-place ----
 

@@ -9,6 +9,7 @@
 #include <tpp/approx/registry.hpp>
 #include <tpp/ops/ternary.hpp>
 
+#include "approx/sweep.hpp"
 #include "ops/elementwise_support.hpp"
 
 namespace {
@@ -88,7 +89,7 @@ TEST_CASE_TEMPLATE_DEFINE("ternary muladd: a b + c within the product bound, eve
   for (std::size_t i = 0; i < a.size(); ++i) bad += test::bits(out[i]) != test::bits(P::mul(a[i], b[i]) + 0.0f);
   CHECK(bad == 0);
 }
-TEST_CASE_TEMPLATE_APPLY(ternary_policies, tpp::approx::float_policy_tuple);
+TEST_CASE_TEMPLATE_APPLY(ternary_policies, tpp::test::op_policies);
 
 TEST_CASE("ternary: muladd and select x every broadcast of every input x edge shapes, padding untouched") {
   for (const auto& s : test::edge_shapes())

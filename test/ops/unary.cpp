@@ -13,6 +13,7 @@
 #include <tpp/approx/registry.hpp>
 #include <tpp/ops/unary.hpp>
 
+#include "approx/sweep.hpp"
 #include "ops/elementwise_support.hpp"
 
 namespace {
@@ -286,13 +287,13 @@ TEST_CASE_TEMPLATE_DEFINE("unary: forward vs a double reference, per policy (squ
                           unary_forward_policies) {
   for_each_kind(policy_forward_kinds{}, [&]<K k>() { check_forward<k, P, float, float>(sweep_shape, 11); });
 }
-TEST_CASE_TEMPLATE_APPLY(unary_forward_policies, tpp::approx::float_policy_tuple);
+TEST_CASE_TEMPLATE_APPLY(unary_forward_policies, tpp::test::op_policies);
 
 TEST_CASE_TEMPLATE_DEFINE("unary: backward vs the analytic derivative in double, per policy", P,
                           unary_backward_policies) {
   for_each_kind(policy_backward_kinds{}, [&]<K k>() { check_backward<k, P, float, float, float>(sweep_shape, 21); });
 }
-TEST_CASE_TEMPLATE_APPLY(unary_backward_policies, tpp::approx::float_policy_tuple);
+TEST_CASE_TEMPLATE_APPLY(unary_backward_policies, tpp::test::op_policies);
 
 // ---- exact policy: every kind, the named edge shapes, dtype combinations, in-place ----
 
@@ -547,7 +548,7 @@ TEST_CASE_TEMPLATE_DEFINE("dropout: y = P(x, 1/(1-p)) where the hash keeps, +0 e
                           dropout_policies) {
   check_dropout<P, float, float>(sweep_shape, {0.3f, 7, 0, 0}, 41);
 }
-TEST_CASE_TEMPLATE_APPLY(dropout_policies, tpp::approx::float_policy_tuple);
+TEST_CASE_TEMPLATE_APPLY(dropout_policies, tpp::test::op_policies);
 
 TEST_CASE("dropout: edge shapes x dtypes, offsets, p = 0") {
   for (const auto& s : test::edge_shapes()) {

@@ -9,6 +9,7 @@
 #include <tpp/approx/registry.hpp>
 #include <tpp/ops/gemm.hpp>
 
+#include "approx/sweep.hpp"
 #include "ops/gemm/gemm_support.hpp"
 
 namespace {
@@ -20,8 +21,11 @@ struct has_gemm_path
     : std::bool_constant<approx::gemm_traits<P>::path == approx::gemm_path::packed ||
                          approx::gemm_traits<P>::path == approx::gemm_path::table> {};
 
-using gemm_path_policies =
-    approx::tuple_t<approx::filter_t<approx::join_t<approx::float_policies, approx::policy_variants>, has_gemm_path>>;
+// The variants (a family's parameter range: its ends and where its path changes) in the configurations that
+// sweep the whole catalogue (approx/sweep.hpp); the catalogue's own widths in the sampling ones.
+using swept = std::conditional_t<test::policy_sample, approx::float_policies,
+                                 approx::join_t<approx::float_policies, approx::policy_variants>>;
+using gemm_path_policies = approx::tuple_t<approx::filter_t<swept, has_gemm_path>>;
 
 }  // namespace
 

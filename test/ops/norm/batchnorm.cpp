@@ -14,6 +14,7 @@
 #include <tpp/core/workspace.hpp>
 #include <tpp/ops/norm/batchnorm.hpp>
 
+#include "approx/sweep.hpp"
 #include "ops/elementwise_support.hpp"
 #include "ops/norm/norm_support.hpp"
 #include "support.hpp"
@@ -331,7 +332,7 @@ TEST_CASE_TEMPLATE_DEFINE("batchnorm: every policy, both axes and estimators, vs
       check_batchnorm<P>(axis == tpp::channel_axis::cols ? 150 : 21, axis == tpp::channel_axis::cols ? 21 : 150, 1,
                          {1e-5f, axis, est, true, false}, seed++, false);
 }
-TEST_CASE_TEMPLATE_APPLY(bn_policies, tpp::approx::float_policy_tuple);
+TEST_CASE_TEMPLATE_APPLY(bn_policies, tpp::test::op_policies);
 
 TEST_CASE("batchnorm: range estimate is range_scale(n) (max - min), squared") {
   CHECK(tpp::range_scale(1) == 0.0);

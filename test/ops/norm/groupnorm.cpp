@@ -14,6 +14,7 @@
 #include <tpp/core/workspace.hpp>
 #include <tpp/ops/norm/groupnorm.hpp>
 
+#include "approx/sweep.hpp"
 #include "ops/norm/norm_support.hpp"
 #include "support.hpp"
 
@@ -188,7 +189,7 @@ TEST_CASE_TEMPLATE_DEFINE("layernorm, groupnorm, rmsnorm: every policy vs double
   check_groupnorm<P, true>({3, 8, 25, 4}, 1, 901, false);
   check_groupnorm<P, false>({9, 70, 1, 1}, 1, 902, false);
 }
-TEST_CASE_TEMPLATE_APPLY(ln_policies, tpp::approx::float_policy_tuple);
+TEST_CASE_TEMPLATE_APPLY(ln_policies, tpp::test::op_policies);
 
 TEST_CASE("layernorm: the kernel and the one-off calls agree; views of const or mutable elements") {
   auto x = random_buffer<float>(6, 20, 0, -1.0f, 1.0f, 950);

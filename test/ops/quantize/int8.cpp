@@ -6,6 +6,7 @@
 #include <tpp/approx/registry.hpp>
 #include <tpp/ops/quantize/int8.hpp>
 
+#include "approx/sweep.hpp"
 #include "ops/quantize/support.hpp"
 
 namespace {
@@ -118,7 +119,7 @@ TEST_CASE_TEMPLATE_DEFINE("int8: computed params, quantize = definition, round t
                           int8_policies) {
   int8_policy_sweep<P>();
 }
-TEST_CASE_TEMPLATE_APPLY(int8_policies, tpp::approx::float_policy_tuple);
+TEST_CASE_TEMPLATE_APPLY(int8_policies, tpp::test::op_policies);
 
 TEST_CASE("int8: edge shapes, bf16 in / out, every granularity") {
   for (const auto& sh : test::edge_shapes()) {
@@ -246,7 +247,7 @@ TEST_CASE_TEMPLATE_DEFINE("requantize: q = sat(rne(P(float(acc), s)) + z), per r
     CHECK(q.padding_intact());
   }
 }
-TEST_CASE_TEMPLATE_APPLY(requant_policies, tpp::approx::float_policy_tuple);
+TEST_CASE_TEMPLATE_APPLY(requant_policies, tpp::test::op_policies);
 
 TEST_CASE("int8: bad arguments throw tpp::error naming op and argument") {
   float xb[64] = {};

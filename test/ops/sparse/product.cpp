@@ -13,6 +13,7 @@
 #include <tpp/core/workspace.hpp>
 #include <tpp/ops/sparse/product.hpp>
 
+#include "approx/sweep.hpp"
 #include "support.hpp"
 
 namespace {
@@ -47,7 +48,7 @@ TEST_CASE_TEMPLATE_DEFINE("sparse: every format x policy equals the dense produc
     }
   }
 }
-TEST_CASE_TEMPLATE_APPLY(sparse_policies, approx::float_policy_tuple);
+TEST_CASE_TEMPLATE_APPLY(sparse_policies, tpp::test::op_policies);
 
 TEST_CASE_TEMPLATE("sparse: OpenMP drivers equal the single-threaded kernel bit for bit (large enough to thread)", P,
                    approx::exact, approx::mitchell<7>) {
