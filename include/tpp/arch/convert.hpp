@@ -6,8 +6,9 @@
 //   store_high_halves<A>(p, u): the upper 16 bits of each 32-bit lane of u -> W uint16 at p
 //   widen_int<A>(p):         W int8 / uint8 / int16 at p -> W int32 lanes (sign- or zero-extended)
 //   store_narrowed<A>(p, v): W int32 lanes, each within T's range -> W int8 / uint8 / int16 at p
-//                            (AVX-512: vpmovsxbd / vpmovzxbd / vpmovsxwd and vpmovdb / vpmovdw; elsewhere the
-//                            twins' loops, which the compiler vectorises)
+//                            (AVX-512: vpmovsxbd / vpmovzxbd / vpmovsxwd and vpmovdb / vpmovdw; AVX2: the same
+//                            widenings and a byte shuffle; elsewhere the twins' loops, which the compiler
+//                            vectorises)
 
 #include <cstdint>
 #include <type_traits>
@@ -135,6 +136,19 @@ xsimd::batch<std::int32_t, A> widen_int(const T* p) noexcept {
     }
   } else
 #endif
+#if defined(__AVX2__)
+  if constexpr (std::is_base_of_v<xsimd::avx2, A>) {
+    if constexpr (sizeof(T) == 2) {
+      return _mm256_cvtepi16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    } else {
+      const __m128i b = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p));
+      if constexpr (std::is_signed_v<T>)
+        return _mm256_cvtepi8_epi32(b);
+      else
+        return _mm256_cvtepu8_epi32(b);
+    }
+  } else
+#endif
   {
     return widen_int_scalar<A>(p);
   }
@@ -149,6 +163,24 @@ void store_narrowed(T* p, xsimd::batch<std::int32_t, A> v) noexcept {
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm512_cvtepi32_epi16(v));
     else
       _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm512_cvtepi32_epi8(v));
+  } else
+#endif
+#if defined(__AVX2__)
+  if constexpr (std::is_base_of_v<xsimd::avx2, A>) {
+    // The low byte (or half) of each dword to the front of its 128-bit lane, then the two lanes' fronts
+    // side by side (the in-range value is its low bytes).
+    constexpr char z = -1;  // a shuffle index with the high bit set writes a zero byte
+    const __m256i front = sizeof(T) == 2 ? _mm256_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, z, z, z, z, z, z, z, z,  //
+                                                            0, 1, 4, 5, 8, 9, 12, 13, z, z, z, z, z, z, z, z)
+                                         : _mm256_setr_epi8(0, 4, 8, 12, z, z, z, z, z, z, z, z, z, z, z, z,  //
+                                                            0, 4, 8, 12, z, z, z, z, z, z, z, z, z, z, z, z);
+    const __m256i fronts = sizeof(T) == 2 ? _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7)  // two dwords a lane
+                                          : _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);  // one
+    const __m256i s = _mm256_permutevar8x32_epi32(_mm256_shuffle_epi8(v, front), fronts);
+    if constexpr (sizeof(T) == 2)
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm256_castsi256_si128(s));
+    else
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(p), _mm256_castsi256_si128(s));
   } else
 #endif
   {
