@@ -78,39 +78,51 @@ inline void check_dense(const mat<const float>& A, std::string_view op) {
   if (!checked_mul(A.rows, A.cols, count)) throw error(op, "A", "rows * cols overflows index_t");
 }
 
+// The blocks of A's r x c grid that keep flags (one per block, row-major) into s's block-row CSR arrays:
+// row_ptr (one entry per block row, and a last), col (each kept block's column) and val (its r c values,
+// row-major, -0 stored as +0). A CSR is the 1 x 1 case.
+template <class Sparse>
+void store_kept(mat<const float> A, index_t r, index_t c, const std::vector<char>& keep, Sparse& s) {
+  const index_t br = A.rows / r, bc = A.cols / c;
+  s.row_ptr.reserve(std::size_t(br + 1));
+  s.row_ptr.push_back(0);
+  for (index_t bi = 0; bi < br; ++bi) {
+    for (index_t bj = 0; bj < bc; ++bj) {
+      if (!keep[std::size_t(bi * bc + bj)]) continue;
+      s.col.push_back(bj);
+      for (index_t q = 0; q < r; ++q)
+        for (index_t k = 0; k < c; ++k) {
+          const float x = A(bi * r + q, bj * c + k);
+          s.val.push_back(x == 0.0f ? 0.0f : x);
+        }
+    }
+    s.row_ptr.push_back(index_t(s.col.size()));
+  }
+}
+
 }  // namespace detail::sparse_impl
 
 inline csr_matrix prune_to_csr(mat<const float> A, prune_params p) {
-  using namespace detail;
   using namespace detail::sparse_impl;
   constexpr std::string_view op = "prune_to_csr";
   check_dense(A, op);
   check_prune(p, op);
-  std::vector<char> keep;
+  std::vector<char> keep(std::size_t(A.rows * A.cols));
   if (p.sparsity) {
-    std::vector<std::uint32_t> score(std::size_t(A.rows * A.cols));
+    std::vector<std::uint32_t> score(keep.size());
     for (index_t i = 0; i < A.rows; ++i)
       for (index_t j = 0; j < A.cols; ++j) score[std::size_t(i * A.cols + j)] = magnitude(A(i, j));
     keep = keep_largest(score, *p.sparsity);
+  } else {
+    for (index_t i = 0; i < A.rows; ++i)
+      for (index_t j = 0; j < A.cols; ++j) keep[std::size_t(i * A.cols + j)] = above(A(i, j), *p.threshold);
   }
   csr_matrix s{A.rows, A.cols, {}, {}, {}};
-  s.row_ptr.reserve(std::size_t(A.rows + 1));
-  s.row_ptr.push_back(0);
-  for (index_t i = 0; i < A.rows; ++i) {
-    for (index_t j = 0; j < A.cols; ++j) {
-      const float x = A(i, j);
-      if (p.sparsity ? keep[std::size_t(i * A.cols + j)] != 0 : above(x, *p.threshold)) {
-        s.col.push_back(j);
-        s.val.push_back(x == 0.0f ? 0.0f : x);
-      }
-    }
-    s.row_ptr.push_back(index_t(s.col.size()));
-  }
+  store_kept(A, 1, 1, keep, s);
   return s;
 }
 
 inline bcsr_matrix prune_to_bcsr(mat<const float> A, block_shape block, prune_params p) {
-  using namespace detail;
   using namespace detail::sparse_impl;
   constexpr std::string_view op = "prune_to_bcsr";
   check_dense(A, op);
@@ -140,22 +152,11 @@ inline bcsr_matrix prune_to_bcsr(mat<const float> A, block_shape block, prune_pa
     }
   }
   bcsr_matrix s{A.rows, A.cols, block, {}, {}, {}};
-  s.row_ptr.push_back(0);
-  for (index_t bi = 0; bi < br; ++bi) {
-    for (index_t bj = 0; bj < bc; ++bj) {
-      if (!keep[std::size_t(bi * bc + bj)]) continue;
-      s.col.push_back(bj);
-      const mat<const float> blk = block_at(bi * bc + bj);
-      for (index_t q = 0; q < r; ++q)
-        for (index_t cc = 0; cc < c; ++cc) s.val.push_back(blk(q, cc) == 0.0f ? 0.0f : blk(q, cc));
-    }
-    s.row_ptr.push_back(index_t(s.col.size()));
-  }
+  store_kept(A, r, c, keep, s);
   return s;
 }
 
 inline nm_matrix prune_to_nm(mat<const float> A, int n, int m) {
-  using namespace detail;
   using namespace detail::sparse_impl;
   constexpr std::string_view op = "prune_to_nm";
   check_dense(A, op);
