@@ -74,6 +74,14 @@ void check_shape(const mat<T>& m, index_t rows, index_t cols, std::string_view o
                        " (", std::to_string(rows), "x", std::to_string(cols), ")"));
 }
 
+// A view argument: valid (check_mat), then (rows, cols) (check_shape).
+template <class T>
+void check_view(const mat<T>& m, index_t rows, index_t cols, std::string_view op, std::string_view name,
+                std::string_view expected = "the expected") {
+  check_mat(m, op, name);
+  check_shape(m, rows, cols, op, name, expected);
+}
+
 // Same shape, or throw naming both arguments.
 template <class T, class U>
 void check_same_shape(const mat<T>& a, const mat<U>& b, std::string_view op, std::string_view na,

@@ -91,13 +91,13 @@ struct binary_op {
 template <binary_kind K, class Policy = approx::exact, class TA = float, class TB = float, class TO = float>
   requires approx::multiplier<Policy> && detail::float_element<TA> && detail::float_element<TB> &&
            detail::float_element<TO> && (!std::is_const_v<TO>)
-class binary_kernel : public detail::kernel_shape {
+class binary_kernel : public detail::params_kernel<binary_params> {
  public:
   using a_type = std::remove_const_t<TA>;
   using b_type = std::remove_const_t<TB>;
   static constexpr detail::op_label label = detail::make_label("binary", name(K));
 
-  binary_kernel(index_t rows, index_t cols, binary_params p = {}) : kernel_shape(label, rows, cols), params_(p) {
+  binary_kernel(index_t rows, index_t cols, binary_params p = {}) : params_kernel(label, rows, cols, p) {
     detail::require(detail::valid(p.a), label, "a", "has an invalid broadcast value");
     detail::require(detail::valid(p.b), label, "b", "has an invalid broadcast value");
     approx::check_policy<Policy>();
@@ -121,19 +121,13 @@ class binary_kernel : public detail::kernel_shape {
     else
       detail::for_each_element<simd::lane>(detail::binary_op<K, Policy>{}, out, oa, ob);
   }
-
-  const binary_params& params() const noexcept { return params_; }
-
- private:
-  binary_params params_;
 };
 
 // One-off call: the shape is out's.
 template <binary_kind K, class Policy = approx::exact, class TA, class TB, class TO>
 void binary(mat<TA> a, mat<TB> b, mat<TO> out, binary_params p = {}) {
   using kernel = binary_kernel<K, Policy, std::remove_const_t<TA>, std::remove_const_t<TB>, TO>;
-  detail::check_mat(out, kernel::label, "out");
-  kernel(out.rows, out.cols, p)(a, b, out);
+  detail::kernel_for<kernel>(out, "out", p)(a, b, out);
 }
 
 }  // namespace tpp

@@ -31,6 +31,12 @@
 
 namespace tpp {
 
+struct ternary_params {
+  broadcast in0 = broadcast::none;  // muladd: a; select: cond
+  broadcast in1 = broadcast::none;  // muladd: b; select: a
+  broadcast in2 = broadcast::none;  // muladd: c; select: b
+};
+
 enum class ternary_kind : std::uint8_t { muladd, select };
 
 constexpr std::string_view name(ternary_kind k) noexcept {
@@ -40,12 +46,6 @@ constexpr std::string_view name(ternary_kind k) noexcept {
   }
   return "invalid";
 }
-
-struct ternary_params {
-  broadcast in0 = broadcast::none;  // muladd: a; select: cond
-  broadcast in1 = broadcast::none;  // muladd: b; select: a
-  broadcast in2 = broadcast::none;  // muladd: c; select: b
-};
 
 namespace detail {
 

@@ -267,12 +267,12 @@ void check_unary_params(const unary_params& p, std::string_view op) {
 template <unary_kind K, class Policy = approx::exact, class TI = float, class TO = float>
   requires approx::multiplier<Policy> && detail::float_element<TI> && detail::float_element<TO> &&
            (!std::is_const_v<TO>)
-class unary_kernel : public detail::kernel_shape {
+class unary_kernel : public detail::params_kernel<unary_params> {
  public:
   using in_type = std::remove_const_t<TI>;
   static constexpr detail::op_label label = detail::make_label("unary", name(K));
 
-  unary_kernel(index_t rows, index_t cols, unary_params p = {}) : kernel_shape(label, rows, cols), params_(p) {
+  unary_kernel(index_t rows, index_t cols, unary_params p = {}) : params_kernel(label, rows, cols, p) {
     detail::check_unary_params<K>(p, label);
     approx::check_policy<Policy>();
   }
@@ -283,25 +283,20 @@ class unary_kernel : public detail::kernel_shape {
     detail::for_each_element<simd::lane>(detail::unary_forward<K, Policy>{detail::unary_alpha<K>(params_)}, out,
                                              detail::make_operand(in, broadcast::none));
   }
-
-  const unary_params& params() const noexcept { return params_; }
-
- private:
-  unary_params params_;
 };
 
 // dx = dy * f'(v), v = x or y as backward_uses(K) says (for forward_value::none it is validated only).
 template <unary_kind K, class Policy = approx::exact, class TG = float, class TV = float, class TD = float>
   requires approx::multiplier<Policy> && detail::float_element<TG> && detail::float_element<TV> &&
            detail::float_element<TD> && (!std::is_const_v<TD>)
-class unary_backward_kernel : public detail::kernel_shape {
+class unary_backward_kernel : public detail::params_kernel<unary_params> {
  public:
   using dy_type = std::remove_const_t<TG>;
   using v_type = std::remove_const_t<TV>;
   static constexpr detail::op_label label = detail::make_label("unary_backward", name(K));
   static constexpr std::string_view v_name = backward_uses(K) == forward_value::y ? "y" : "x";
 
-  unary_backward_kernel(index_t rows, index_t cols, unary_params p = {}) : kernel_shape(label, rows, cols), params_(p) {
+  unary_backward_kernel(index_t rows, index_t cols, unary_params p = {}) : params_kernel(label, rows, cols, p) {
     detail::check_unary_params<K>(p, label);
     approx::check_policy<Policy>();
   }
@@ -320,11 +315,6 @@ class unary_backward_kernel : public detail::kernel_shape {
         detail::unary_backward_op<K, Policy>{detail::unary_alpha<K>(params_)}, dx,
         detail::make_operand(dy, broadcast::none), detail::make_operand(v, broadcast::none));
   }
-
-  const unary_params& params() const noexcept { return params_; }
-
- private:
-  unary_params params_;
 };
 
 // One-off calls: the shape is out's (dx's).
@@ -337,8 +327,7 @@ void unary(mat<TI> in, mat<TO> out, unary_params p = {}) {
 template <unary_kind K, class Policy = approx::exact, class TG, class TV, class TD>
 void unary_backward(mat<TG> dy, mat<TV> v, mat<TD> dx, unary_params p = {}) {
   using kernel = unary_backward_kernel<K, Policy, std::remove_const_t<TG>, std::remove_const_t<TV>, TD>;
-  detail::check_mat(dx, kernel::label, "dx");
-  kernel(dx.rows, dx.cols, p)(dy, v, dx);
+  detail::kernel_for<kernel>(dx, "dx", p)(dy, v, dx);
 }
 
 // ---- dropout ----
@@ -446,83 +435,59 @@ struct dropout_backward_op {
 template <class Policy = approx::exact, class TI = float, class TO = float>
   requires approx::multiplier<Policy> && detail::float_element<TI> && detail::float_element<TO> &&
            (!std::is_const_v<TO>)
-class dropout_kernel : public detail::kernel_shape {
+class dropout_kernel : public detail::params_kernel<dropout_params> {
  public:
   using in_type = std::remove_const_t<TI>;
   static constexpr detail::op_label label = detail::make_label("dropout", "");
 
-  dropout_kernel(index_t rows, index_t cols, dropout_params p = {}) : kernel_shape(label, rows, cols), params_(p) {
+  dropout_kernel(index_t rows, index_t cols, dropout_params p = {}) : params_kernel(label, rows, cols, p) {
     detail::check_dropout_params(p, label);
     approx::check_policy<Policy>();
   }
 
   void operator()(mat<const in_type> x, mat<TO> y, mat<std::uint8_t> mask) const {
-    detail::check_mat(x, label, "x");
-    detail::check_mat(y, label, "y");
-    detail::check_mat(mask, label, "mask");
-    detail::check_shape(x, rows_, cols_, label, "x", "the kernel\'s");
-    detail::check_shape(y, rows_, cols_, label, "y", "the kernel\'s");
-    detail::check_shape(mask, rows_, cols_, label, "mask", "the kernel\'s");
-    detail::check_alias(y, x, label, "y", "x");
+    detail::check_in_out(x, y, rows_, cols_, label, "x", "y");
+    check_view(mask, label, "mask");
     detail::check_alias(mask, x, label, "mask", "x");
     detail::check_alias(mask, y, label, "mask", "y");
     if (x.empty()) return;
     detail::dropout_rows<simd::lane, Policy>(x, y, mask, params_);
   }
-
-  const dropout_params& params() const noexcept { return params_; }
-
- private:
-  dropout_params params_;
 };
 
 // dx = mask != 0 ? P(dy, 1 / (1 - p)) : +0; only p of the params is used.
 template <class Policy = approx::exact, class TG = float, class TD = float>
   requires approx::multiplier<Policy> && detail::float_element<TG> && detail::float_element<TD> &&
            (!std::is_const_v<TD>)
-class dropout_backward_kernel : public detail::kernel_shape {
+class dropout_backward_kernel : public detail::params_kernel<dropout_params> {
  public:
   using dy_type = std::remove_const_t<TG>;
   static constexpr detail::op_label label = detail::make_label("dropout_backward", "");
 
-  dropout_backward_kernel(index_t rows, index_t cols, dropout_params p = {}) : kernel_shape(label, rows, cols), params_(p) {
+  dropout_backward_kernel(index_t rows, index_t cols, dropout_params p = {}) : params_kernel(label, rows, cols, p) {
     detail::check_dropout_params(p, label);
     approx::check_policy<Policy>();
   }
 
   void operator()(mat<const dy_type> dy, mat<const std::uint8_t> mask, mat<TD> dx) const {
-    detail::check_mat(dy, label, "dy");
-    detail::check_mat(mask, label, "mask");
-    detail::check_mat(dx, label, "dx");
-    detail::check_shape(dy, rows_, cols_, label, "dy", "the kernel\'s");
-    detail::check_shape(mask, rows_, cols_, label, "mask", "the kernel\'s");
-    detail::check_shape(dx, rows_, cols_, label, "dx", "the kernel\'s");
-    detail::check_alias(dx, dy, label, "dx", "dy");
+    check_view(mask, label, "mask");
+    detail::check_in_out(dy, dx, rows_, cols_, label, "dy", "dx");
     detail::check_alias(dx, mask, label, "dx", "mask");
     detail::for_each_element<simd::lane>(detail::dropout_backward_op<Policy>{detail::dropout_scale(params_.p)}, dx,
                                              detail::make_operand(dy, broadcast::none),
                                              detail::make_operand(mask, broadcast::none));
   }
-
-  const dropout_params& params() const noexcept { return params_; }
-
- private:
-  dropout_params params_;
 };
 
 template <class Policy = approx::exact, class TI, class TO>
 void dropout(mat<TI> x, mat<TO> y, mat<std::uint8_t> mask, dropout_params p = {}) {
-  using kernel = dropout_kernel<Policy, std::remove_const_t<TI>, TO>;
-  detail::check_mat(y, kernel::label, "y");
-  kernel(y.rows, y.cols, p)(x, y, mask);
+  detail::kernel_for<dropout_kernel<Policy, std::remove_const_t<TI>, TO>>(y, "y", p)(x, y, mask);
 }
 
 template <class Policy = approx::exact, class TG, class TM, class TD>
   requires std::same_as<std::remove_const_t<TM>, std::uint8_t>
 void dropout_backward(mat<TG> dy, mat<TM> mask, mat<TD> dx, dropout_params p = {}) {
-  using kernel = dropout_backward_kernel<Policy, std::remove_const_t<TG>, TD>;
-  detail::check_mat(dx, kernel::label, "dx");
-  kernel(dx.rows, dx.cols, p)(dy, mask, dx);
+  detail::kernel_for<dropout_backward_kernel<Policy, std::remove_const_t<TG>, TD>>(dx, "dx", p)(dy, mask, dx);
 }
 
 }  // namespace tpp

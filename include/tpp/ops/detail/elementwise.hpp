@@ -184,18 +184,41 @@ class kernel_shape {
   kernel_shape(std::string_view op, index_t rows, index_t cols) : rows_(rows), cols_(cols) {
     check_sizes(op, rows, cols);
   }
+  // A view argument of the kernel's shape: valid (check_mat) and rows_ x cols_.
+  template <class T>
+  void check_view(const mat<T>& m, std::string_view op, std::string_view name) const {
+    detail::check_view(m, rows_, cols_, op, name, "the kernel\'s");
+  }
   index_t rows_, cols_;
 };
+
+// A kernel_shape that keeps the params it was made with (the kernel's constructor checks them).
+template <class Params>
+class params_kernel : public kernel_shape {
+ public:
+  const Params& params() const noexcept { return params_; }
+
+ protected:
+  params_kernel(std::string_view op, index_t rows, index_t cols, const Params& p)
+      : kernel_shape(op, rows, cols), params_(p) {}
+  Params params_;
+};
+
+// The free-function form of kernel K: K made for the shape of its output view out (checked first, so that a
+// bad view is named rather than taken for a bad size), to be called at once.
+template <class K, class TO, class... Params>
+K kernel_for(const mat<TO>& out, std::string_view out_name, const Params&... params) {
+  check_mat(out, K::label, out_name);
+  return K(out.rows, out.cols, params...);
+}
 
 // The (in, out) pair of a kernel of shape (rows, cols): valid views of that shape, out the very same view as
 // in or disjoint from it.
 template <class TI, class TO>
 void check_in_out(const mat<TI>& in, const mat<TO>& out, index_t rows, index_t cols, std::string_view op,
                   std::string_view in_name, std::string_view out_name) {
-  check_mat(in, op, in_name);
-  check_mat(out, op, out_name);
-  check_shape(in, rows, cols, op, in_name, "the kernel\'s");
-  check_shape(out, rows, cols, op, out_name, "the kernel\'s");
+  check_view(in, rows, cols, op, in_name, "the kernel\'s");
+  check_view(out, rows, cols, op, out_name, "the kernel\'s");
   check_alias(out, in, op, out_name, in_name);
 }
 

@@ -394,26 +394,21 @@ inline void check_bfp_params(const bfp_params& p, int max_bits, std::string_view
 // x (rows, cols) -> mantissa codes +-k (rows, cols) and shared exponents E (rows, bfp_blocks(cols, B)).
 template <class TI = float, class TM = std::int16_t>
   requires detail::float_element<TI> && (std::same_as<TM, std::int8_t> || std::same_as<TM, std::int16_t>)
-class bfp_quantize_kernel : public detail::kernel_shape {
+class bfp_quantize_kernel : public detail::params_kernel<bfp_params> {
  public:
   using in_type = std::remove_const_t<TI>;
   static constexpr detail::op_label label = detail::make_label("bfp_quantize", "");
   static constexpr int max_bits = sizeof(TM) == 1 ? 7 : 15;
 
-  bfp_quantize_kernel(index_t rows, index_t cols, bfp_params p) : kernel_shape(label, rows, cols), params_(p) {
+  bfp_quantize_kernel(index_t rows, index_t cols, bfp_params p) : params_kernel(label, rows, cols, p) {
     detail::quant::check_bfp_params(p, max_bits, label);
   }
 
   void operator()(mat<const in_type> x, mat<TM> mantissa, mat<std::int16_t> exponent) const {
     namespace quant = detail::quant;
     using quant::V;
-    detail::check_mat(x, label, "x");
-    detail::check_mat(mantissa, label, "mantissa");
-    detail::check_mat(exponent, label, "exponent");
-    detail::check_shape(x, rows_, cols_, label, "x", "the kernel\'s");
-    detail::check_shape(mantissa, rows_, cols_, label, "mantissa", "the kernel\'s");
-    detail::check_shape(exponent, rows_, bfp_blocks(cols_, params_.block), label, "exponent", "the blocks\'");
-    detail::check_alias(mantissa, x, label, "mantissa", "x");
+    detail::check_in_out(x, mantissa, rows_, cols_, label, "x", "mantissa");
+    detail::check_view(exponent, rows_, bfp_blocks(cols_, params_.block), label, "exponent", "the blocks\'");
     detail::check_alias(exponent, x, label, "exponent", "x");
     detail::check_alias(exponent, mantissa, label, "exponent", "mantissa");
     const V kmax(quant::pow2f(params_.mantissa_bits) - 1.0f);
@@ -430,36 +425,26 @@ class bfp_quantize_kernel : public detail::kernel_shape {
           };
         });
   }
-
-  const bfp_params& params() const noexcept { return params_; }
-
- private:
-  bfp_params params_;
 };
 
 // y = k 2^(E - m + 1) (exact in fp32; a bf16 y rounds to nearest even). Only block and mantissa_bits are used.
 template <class TM = std::int16_t, class TO = float>
   requires(std::same_as<TM, std::int8_t> || std::same_as<TM, std::int16_t>) && detail::float_element<TO> &&
           (!std::is_const_v<TO>)
-class bfp_dequantize_kernel : public detail::kernel_shape {
+class bfp_dequantize_kernel : public detail::params_kernel<bfp_params> {
  public:
   static constexpr detail::op_label label = detail::make_label("bfp_dequantize", "");
   static constexpr int max_bits = sizeof(TM) == 1 ? 7 : 15;
 
-  bfp_dequantize_kernel(index_t rows, index_t cols, bfp_params p) : kernel_shape(label, rows, cols), params_(p) {
+  bfp_dequantize_kernel(index_t rows, index_t cols, bfp_params p) : params_kernel(label, rows, cols, p) {
     detail::quant::check_bfp_params(p, max_bits, label);
   }
 
   void operator()(mat<const TM> mantissa, mat<const std::int16_t> exponent, mat<TO> y) const {
     namespace quant = detail::quant;
     using quant::W;
-    detail::check_mat(mantissa, label, "mantissa");
-    detail::check_mat(exponent, label, "exponent");
-    detail::check_mat(y, label, "y");
-    detail::check_shape(mantissa, rows_, cols_, label, "mantissa", "the kernel\'s");
-    detail::check_shape(exponent, rows_, bfp_blocks(cols_, params_.block), label, "exponent", "the blocks\'");
-    detail::check_shape(y, rows_, cols_, label, "y", "the kernel\'s");
-    detail::check_alias(y, mantissa, label, "y", "mantissa");
+    detail::check_in_out(mantissa, y, rows_, cols_, label, "mantissa", "y");
+    detail::check_view(exponent, rows_, bfp_blocks(cols_, params_.block), label, "exponent", "the blocks\'");
     detail::check_alias(y, exponent, label, "y", "exponent");
     const int m = params_.mantissa_bits;
     const index_t nb = bfp_blocks(cols_, params_.block);
@@ -479,20 +464,17 @@ class bfp_dequantize_kernel : public detail::kernel_shape {
         }
       }
   }
-
- private:
-  bfp_params params_;
 };
 
 // y = the BFP value of x, in one pass (non-finite x pass through). y may be the very same view as x.
 template <class TI = float, class TO = float>
   requires detail::float_element<TI> && detail::float_element<TO> && (!std::is_const_v<TO>)
-class bfp_fake_quant_kernel : public detail::kernel_shape {
+class bfp_fake_quant_kernel : public detail::params_kernel<bfp_params> {
  public:
   using in_type = std::remove_const_t<TI>;
   static constexpr detail::op_label label = detail::make_label("bfp_fake_quant", "");
 
-  bfp_fake_quant_kernel(index_t rows, index_t cols, bfp_params p) : kernel_shape(label, rows, cols), params_(p) {
+  bfp_fake_quant_kernel(index_t rows, index_t cols, bfp_params p) : params_kernel(label, rows, cols, p) {
     detail::quant::check_bfp_params(p, 24, label);
   }
 
@@ -521,33 +503,22 @@ class bfp_fake_quant_kernel : public detail::kernel_shape {
         });
     if (stream) detail::stream_fence();
   }
-
-  const bfp_params& params() const noexcept { return params_; }
-
- private:
-  bfp_params params_;
 };
 
 template <class TI, class TM>
 void bfp_quantize(mat<TI> x, mat<TM> mantissa, mat<std::int16_t> exponent, bfp_params p) {
-  using kernel = bfp_quantize_kernel<std::remove_const_t<TI>, TM>;
-  detail::check_mat(mantissa, kernel::label, "mantissa");
-  kernel(mantissa.rows, mantissa.cols, p)(x, mantissa, exponent);
+  detail::kernel_for<bfp_quantize_kernel<std::remove_const_t<TI>, TM>>(mantissa, "mantissa", p)(x, mantissa, exponent);
 }
 
 template <class TM, class TE, class TO>
   requires std::same_as<std::remove_const_t<TE>, std::int16_t>
 void bfp_dequantize(mat<TM> mantissa, mat<TE> exponent, mat<TO> y, bfp_params p) {
-  using kernel = bfp_dequantize_kernel<std::remove_const_t<TM>, TO>;
-  detail::check_mat(y, kernel::label, "y");
-  kernel(y.rows, y.cols, p)(mantissa, exponent, y);
+  detail::kernel_for<bfp_dequantize_kernel<std::remove_const_t<TM>, TO>>(y, "y", p)(mantissa, exponent, y);
 }
 
 template <class TI, class TO>
 void bfp_fake_quant(mat<TI> x, mat<TO> y, bfp_params p) {
-  using kernel = bfp_fake_quant_kernel<std::remove_const_t<TI>, TO>;
-  detail::check_mat(y, kernel::label, "y");
-  kernel(y.rows, y.cols, p)(x, y);
+  detail::kernel_for<bfp_fake_quant_kernel<std::remove_const_t<TI>, TO>>(y, "y", p)(x, y);
 }
 
 }  // namespace tpp

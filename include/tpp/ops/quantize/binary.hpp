@@ -110,10 +110,8 @@ class binarize_kernel : public detail::kernel_shape {
   void operator()(mat<const in_type> x, mat<std::uint64_t> bits, std::span<float> scale = {}) const {
     namespace quant = detail::quant;
     using quant::V;
-    detail::check_mat(x, label, "x");
-    detail::check_mat(bits, label, "bits");
-    detail::check_shape(x, rows_, cols_, label, "x", "the kernel\'s");
-    detail::check_shape(bits, rows_, packed_words(cols_), label, "bits", "the packed");
+    check_view(x, label, "x");
+    detail::check_view(bits, rows_, packed_words(cols_), label, "bits", "the packed");
     detail::check_alias(bits, x, label, "bits", "x");
     if (!scale.empty()) quant::check_scale_size(scale, rows_, label);
     detail::check_alias(quant::span_view(scale), x, label, "scale", "x");
@@ -134,12 +132,12 @@ class binarize_kernel : public detail::kernel_shape {
 // sign, nonzero (rows, packed_words(cols)); scale: rows values (mean |x| over the nonzero t).
 template <class TI = float>
   requires detail::float_element<TI>
-class ternarize_kernel : public detail::kernel_shape {
+class ternarize_kernel : public detail::params_kernel<ternarize_params> {
  public:
   using in_type = std::remove_const_t<TI>;
   static constexpr detail::op_label label = detail::make_label("ternarize", "");
 
-  ternarize_kernel(index_t rows, index_t cols, ternarize_params p = {}) : kernel_shape(label, rows, cols), params_(p) {
+  ternarize_kernel(index_t rows, index_t cols, ternarize_params p = {}) : params_kernel(label, rows, cols, p) {
     if (!(p.threshold >= 0.0f && p.threshold < detail::quant::inf))
       throw error(label, "threshold", detail::concat("(", std::to_string(p.threshold), ") is not finite and >= 0"));
   }
@@ -147,12 +145,9 @@ class ternarize_kernel : public detail::kernel_shape {
   void operator()(mat<const in_type> x, mat<std::uint64_t> sign, mat<std::uint64_t> nonzero, std::span<float> scale) const {
     namespace quant = detail::quant;
     using quant::V;
-    detail::check_mat(x, label, "x");
-    detail::check_mat(sign, label, "sign");
-    detail::check_mat(nonzero, label, "nonzero");
-    detail::check_shape(x, rows_, cols_, label, "x", "the kernel\'s");
-    detail::check_shape(sign, rows_, packed_words(cols_), label, "sign", "the packed");
-    detail::check_shape(nonzero, rows_, packed_words(cols_), label, "nonzero", "the packed");
+    check_view(x, label, "x");
+    detail::check_view(sign, rows_, packed_words(cols_), label, "sign", "the packed");
+    detail::check_view(nonzero, rows_, packed_words(cols_), label, "nonzero", "the packed");
     detail::check_alias(sign, x, label, "sign", "x");
     detail::check_alias(nonzero, x, label, "nonzero", "x");
     detail::check_alias(nonzero, sign, label, "nonzero", "sign");
@@ -185,11 +180,6 @@ class ternarize_kernel : public detail::kernel_shape {
       scale[std::size_t(i)] = count > 0 ? float(kept / double(count)) : 0.0f;
     }
   }
-
-  const ternarize_params& params() const noexcept { return params_; }
-
- private:
-  ternarize_params params_;
 };
 
 template <class TI>
@@ -210,9 +200,8 @@ template <class TB, class TO>
   requires std::same_as<std::remove_const_t<TB>, std::uint64_t> && detail::float_element<TO> && (!std::is_const_v<TO>)
 void unpack_binary(mat<TB> bits, std::span<const float> scale, mat<TO> y) {
   constexpr std::string_view op = "unpack_binary";
-  detail::check_mat(bits, op, "bits");
   detail::check_mat(y, op, "y");
-  detail::check_shape(bits, y.rows, packed_words(y.cols), op, "bits", "the packed");
+  detail::check_view(bits, y.rows, packed_words(y.cols), op, "bits", "the packed");
   if (!scale.empty()) detail::quant::check_scale_size(scale, y.rows, op);
   detail::check_alias(y, bits, op, "y", "bits");
   detail::check_alias(y, detail::quant::span_view(scale), op, "y", "scale");
@@ -226,11 +215,9 @@ template <class TS, class TN, class TO>
            detail::float_element<TO> && (!std::is_const_v<TO>)
 void unpack_ternary(mat<TS> sign, mat<TN> nonzero, std::span<const float> scale, mat<TO> y) {
   constexpr std::string_view op = "unpack_ternary";
-  detail::check_mat(sign, op, "sign");
-  detail::check_mat(nonzero, op, "nonzero");
   detail::check_mat(y, op, "y");
-  detail::check_shape(sign, y.rows, packed_words(y.cols), op, "sign", "the packed");
-  detail::check_shape(nonzero, y.rows, packed_words(y.cols), op, "nonzero", "the packed");
+  detail::check_view(sign, y.rows, packed_words(y.cols), op, "sign", "the packed");
+  detail::check_view(nonzero, y.rows, packed_words(y.cols), op, "nonzero", "the packed");
   if (!scale.empty()) detail::quant::check_scale_size(scale, y.rows, op);
   detail::check_alias(y, sign, op, "y", "sign");
   detail::check_alias(y, nonzero, op, "y", "nonzero");

@@ -103,43 +103,36 @@ class fixed_quantize_kernel : public detail::kernel_shape {
 // y = q 2^-FL (exact in fp32; a bf16 y rounds to nearest even).
 template <class TO = float>
   requires detail::float_element<TO> && (!std::is_const_v<TO>)
-class fixed_dequantize_kernel : public detail::kernel_shape {
+class fixed_dequantize_kernel : public detail::params_kernel<fixed_point_format> {
  public:
   static constexpr detail::op_label label = detail::make_label("dequantize_fixed", "");
 
-  fixed_dequantize_kernel(index_t rows, index_t cols, fixed_point_format f) : kernel_shape(label, rows, cols), format_(f) {
+  fixed_dequantize_kernel(index_t rows, index_t cols, fixed_point_format f) : params_kernel(label, rows, cols, f) {
     detail::quant::check_fixed_format(f, label);
   }
 
   void operator()(mat<const std::int16_t> q, mat<TO> y) const {
     namespace quant = detail::quant;
     detail::check_in_out(q, y, rows_, cols_, label, "q", "y");
-    const quant::V down(std::ldexp(1.0f, -format_.fl));
+    const quant::V down(std::ldexp(1.0f, -params_.fl));
     for (index_t i = 0; i < rows_; ++i) {
       const std::int16_t* qr = q.row(i);
       TO* yr = y.row(i);
       quant::chunks(cols_, [&](index_t j, index_t n) { lanes::store(yr + j, quant::load(qr + j, n) * down, n); });
     }
   }
-
- private:
-  fixed_point_format format_;
 };
 
 template <class TI>
 void quantize_fixed(mat<TI> x, mat<std::int16_t> q, fixed_point_format f, rounding r = rounding::nearest_even,
                     stochastic_params sr = {}) {
-  using kernel = fixed_quantize_kernel<std::remove_const_t<TI>>;
-  detail::check_mat(q, kernel::label, "q");
-  kernel(q.rows, q.cols, f, r, sr)(x, q);
+  detail::kernel_for<fixed_quantize_kernel<std::remove_const_t<TI>>>(q, "q", f, r, sr)(x, q);
 }
 
 template <class TQ, class TO>
   requires std::same_as<std::remove_const_t<TQ>, std::int16_t>
 void dequantize_fixed(mat<TQ> q, mat<TO> y, fixed_point_format f) {
-  using kernel = fixed_dequantize_kernel<TO>;
-  detail::check_mat(y, kernel::label, "y");
-  kernel(y.rows, y.cols, f)(q, y);
+  detail::kernel_for<fixed_dequantize_kernel<TO>>(y, "y", f)(q, y);
 }
 
 }  // namespace tpp

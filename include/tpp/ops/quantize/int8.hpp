@@ -261,12 +261,12 @@ void compute_quant_params(mat<TI> x, std::span<float> scale, std::span<std::int3
 // q = sat(rne(P(x, 1 / s)) + z). x (rows, cols) fp32 / bf16, q (rows, cols) int8 / uint8.
 template <class Policy = approx::exact, class TI = float, class TQ = std::int8_t>
   requires approx::multiplier<Policy> && detail::float_element<TI> && detail::quant::code8<TQ>
-class quantize_kernel : public detail::kernel_shape {
+class quantize_kernel : public detail::params_kernel<quant_params> {
  public:
   using in_type = std::remove_const_t<TI>;
   static constexpr detail::op_label label = detail::make_label("quantize", "");
 
-  quantize_kernel(index_t rows, index_t cols, const quant_params& p) : kernel_shape(label, rows, cols), params_(p) {
+  quantize_kernel(index_t rows, index_t cols, const quant_params& p) : params_kernel(label, rows, cols, p) {
     approx::check_policy<Policy>();
     detail::quant::check_quant_params<TQ>(p, rows, cols, label);
   }
@@ -285,21 +285,16 @@ class quantize_kernel : public detail::kernel_shape {
     else
       detail::quant::scale_round<Policy, false>(x, q, sc);
   }
-
-  const quant_params& params() const noexcept { return params_; }
-
- private:
-  quant_params params_;
 };
 
 // y = P(q - z, s). q (rows, cols) int8 / uint8, y fp32 / bf16.
 template <class Policy = approx::exact, class TQ = std::int8_t, class TO = float>
   requires approx::multiplier<Policy> && detail::quant::code8<TQ> && detail::float_element<TO> && (!std::is_const_v<TO>)
-class dequantize_kernel : public detail::kernel_shape {
+class dequantize_kernel : public detail::params_kernel<quant_params> {
  public:
   static constexpr detail::op_label label = detail::make_label("dequantize", "");
 
-  dequantize_kernel(index_t rows, index_t cols, const quant_params& p) : kernel_shape(label, rows, cols), params_(p) {
+  dequantize_kernel(index_t rows, index_t cols, const quant_params& p) : params_kernel(label, rows, cols, p) {
     approx::check_policy<Policy>();
     detail::quant::check_quant_params<TQ>(p, rows, cols, label);
   }
@@ -318,21 +313,16 @@ class dequantize_kernel : public detail::kernel_shape {
     else
       detail::quant::scale_codes<Policy, false>(q, y, sc);
   }
-
-  const quant_params& params() const noexcept { return params_; }
-
- private:
-  quant_params params_;
 };
 
 // q = sat(rne(P(float(acc), s)) + z): an int32 GEMM result to int8 / uint8 (s typically s_a s_b / s_out).
 template <class Policy = approx::exact, class TQ = std::int8_t>
   requires approx::multiplier<Policy> && detail::quant::code8<TQ>
-class requantize_kernel : public detail::kernel_shape {
+class requantize_kernel : public detail::params_kernel<quant_params> {
  public:
   static constexpr detail::op_label label = detail::make_label("requantize", "");
 
-  requantize_kernel(index_t rows, index_t cols, const quant_params& p) : kernel_shape(label, rows, cols), params_(p) {
+  requantize_kernel(index_t rows, index_t cols, const quant_params& p) : params_kernel(label, rows, cols, p) {
     approx::check_policy<Policy>();
     detail::quant::check_quant_params<TQ>(p, rows, cols, label);
   }
@@ -351,33 +341,22 @@ class requantize_kernel : public detail::kernel_shape {
     else
       detail::quant::scale_round<Policy, false>(acc, q, sc);
   }
-
-  const quant_params& params() const noexcept { return params_; }
-
- private:
-  quant_params params_;
 };
 
 template <class Policy = approx::exact, class TI, class TQ>
 void quantize(mat<TI> x, mat<TQ> q, const quant_params& p) {
-  using kernel = quantize_kernel<Policy, std::remove_const_t<TI>, TQ>;
-  detail::check_mat(q, kernel::label, "q");
-  kernel(q.rows, q.cols, p)(x, q);
+  detail::kernel_for<quantize_kernel<Policy, std::remove_const_t<TI>, TQ>>(q, "q", p)(x, q);
 }
 
 template <class Policy = approx::exact, class TQ, class TO>
 void dequantize(mat<TQ> q, mat<TO> y, const quant_params& p) {
-  using kernel = dequantize_kernel<Policy, std::remove_const_t<TQ>, TO>;
-  detail::check_mat(y, kernel::label, "y");
-  kernel(y.rows, y.cols, p)(q, y);
+  detail::kernel_for<dequantize_kernel<Policy, std::remove_const_t<TQ>, TO>>(y, "y", p)(q, y);
 }
 
 template <class Policy = approx::exact, class TA, class TQ>
   requires std::same_as<std::remove_const_t<TA>, std::int32_t>
 void requantize(mat<TA> acc, mat<TQ> q, const quant_params& p) {
-  using kernel = requantize_kernel<Policy, TQ>;
-  detail::check_mat(q, kernel::label, "q");
-  kernel(q.rows, q.cols, p)(acc, q);
+  detail::kernel_for<requantize_kernel<Policy, TQ>>(q, "q", p)(acc, q);
 }
 
 }  // namespace tpp

@@ -60,12 +60,12 @@ inline void check_pow2_params(const pow2_params& p, std::string_view op, bool en
 // y = 0 or +-2^k (fake-quant). y may be the very same view as x.
 template <class TI = float, class TO = float>
   requires detail::float_element<TI> && detail::float_element<TO> && (!std::is_const_v<TO>)
-class pow2_quantize_kernel : public detail::kernel_shape {
+class pow2_quantize_kernel : public detail::params_kernel<pow2_params> {
  public:
   using in_type = std::remove_const_t<TI>;
   static constexpr detail::op_label label = detail::make_label("pow2_quantize", "");
 
-  pow2_quantize_kernel(index_t rows, index_t cols, pow2_params p) : kernel_shape(label, rows, cols), params_(p) {
+  pow2_quantize_kernel(index_t rows, index_t cols, pow2_params p) : params_kernel(label, rows, cols, p) {
     detail::quant::check_pow2_params(p, label, false);
   }
 
@@ -86,20 +86,17 @@ class pow2_quantize_kernel : public detail::kernel_shape {
     }
     if (stream) detail::stream_fence();
   }
-
- private:
-  pow2_params params_;
 };
 
 // codes c = 0 or +-(k - kmin + 1), int8.
 template <class TI = float>
   requires detail::float_element<TI>
-class pow2_encode_kernel : public detail::kernel_shape {
+class pow2_encode_kernel : public detail::params_kernel<pow2_params> {
  public:
   using in_type = std::remove_const_t<TI>;
   static constexpr detail::op_label label = detail::make_label("pow2_encode", "");
 
-  pow2_encode_kernel(index_t rows, index_t cols, pow2_params p) : kernel_shape(label, rows, cols), params_(p) {
+  pow2_encode_kernel(index_t rows, index_t cols, pow2_params p) : params_kernel(label, rows, cols, p) {
     detail::quant::check_pow2_params(p, label, true);
   }
 
@@ -120,19 +117,16 @@ class pow2_encode_kernel : public detail::kernel_shape {
       });
     }
   }
-
- private:
-  pow2_params params_;
 };
 
 // y = 0 for c = 0, else sign(c) 2^(kmin - 1 + min(|c|, kmax - kmin + 1)).
 template <class TO = float>
   requires detail::float_element<TO> && (!std::is_const_v<TO>)
-class pow2_decode_kernel : public detail::kernel_shape {
+class pow2_decode_kernel : public detail::params_kernel<pow2_params> {
  public:
   static constexpr detail::op_label label = detail::make_label("pow2_decode", "");
 
-  pow2_decode_kernel(index_t rows, index_t cols, pow2_params p) : kernel_shape(label, rows, cols), params_(p) {
+  pow2_decode_kernel(index_t rows, index_t cols, pow2_params p) : params_kernel(label, rows, cols, p) {
     detail::quant::check_pow2_params(p, label, true);
   }
 
@@ -152,31 +146,22 @@ class pow2_decode_kernel : public detail::kernel_shape {
       });
     }
   }
-
- private:
-  pow2_params params_;
 };
 
 template <class TI, class TO>
 void pow2_quantize(mat<TI> x, mat<TO> y, pow2_params p) {
-  using kernel = pow2_quantize_kernel<std::remove_const_t<TI>, TO>;
-  detail::check_mat(y, kernel::label, "y");
-  kernel(y.rows, y.cols, p)(x, y);
+  detail::kernel_for<pow2_quantize_kernel<std::remove_const_t<TI>, TO>>(y, "y", p)(x, y);
 }
 
 template <class TI>
 void pow2_encode(mat<TI> x, mat<std::int8_t> code, pow2_params p) {
-  using kernel = pow2_encode_kernel<std::remove_const_t<TI>>;
-  detail::check_mat(code, kernel::label, "code");
-  kernel(code.rows, code.cols, p)(x, code);
+  detail::kernel_for<pow2_encode_kernel<std::remove_const_t<TI>>>(code, "code", p)(x, code);
 }
 
 template <class TC, class TO>
   requires std::same_as<std::remove_const_t<TC>, std::int8_t>
 void pow2_decode(mat<TC> code, mat<TO> y, pow2_params p) {
-  using kernel = pow2_decode_kernel<TO>;
-  detail::check_mat(y, kernel::label, "y");
-  kernel(y.rows, y.cols, p)(code, y);
+  detail::kernel_for<pow2_decode_kernel<TO>>(y, "y", p)(code, y);
 }
 
 }  // namespace tpp
