@@ -11,6 +11,7 @@
 #include "core/stream.hpp"
 #include "core/types.hpp"
 #include "core/workspace.hpp"
+#include "dnn/conv2d.hpp"
 #include "ops/binary.hpp"
 #include "ops/compress.hpp"
 #include "ops/epilogue.hpp"

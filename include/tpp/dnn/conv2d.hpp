@@ -1,0 +1,554 @@
+#pragma once
+// dnn::conv2d: 2D convolution over NHWC activations and HWIO weights, forward and both backward passes,
+// every product through the policy (DESIGN.md 3b and 7).
+//
+// Layouts (views): x (N*H*W, C), one row per input pixel; y (N*P*Q, K); w (R*S*C/groups, K), row
+// (r*S + s)*(C/groups) + c, column k; group g owns input channels [g Cg, (g+1) Cg) and output channels
+// [g Kg, (g+1) Kg) (Cg = C/groups, Kg = K/groups).
+//
+// Decomposition (libxsmm-dnn's, on brgemm_kernel), per image and output row:
+//   forward          y(q range, Kg) = sum over the taps (r, s) of x(pixels q*stride + s*dil - pad, Cg) W_rs:
+//                    one batch-reduce GEMM for the run of q whose taps all fall inside the image (its A rows
+//                    are the input pixels stride apart: a view with ld = stride_w * x.ld), and one per
+//                    border pixel over the taps that do; the epilogue sees y's own (row, column) indices
+//   backward_data    dx(n, ih, iw) = sum over the taps that reach it of dy(n, p, q) W_rs^T, gathered per
+//                    input row and per phase iw mod stride_w the same way (every dx pixel written once)
+//   backward_weights dW_rs = sum over (n, p) of x(pixels of tap s)^T dy(n, p, q range of s): one
+//                    batch-reduce GEMM per tap over the output rows, each thread summing its share of the
+//                    rows into its own fp32 partial dW, then the partials added in thread order
+// Products are P(x, w) forward, P(dy, w) backward-data and P(x, dy) backward-weights (the operand order
+// the contract gives), summed in fp32. Deterministic for a given thread count. OpenMP inside; called from
+// inside a parallel region it runs on the calling thread.
+
+#include <algorithm>
+#include <concepts>
+#include <cstddef>
+#include <initializer_list>
+#include <limits>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "../approx/exact.hpp"
+#include "../approx/policy.hpp"
+#include "../core/bf16.hpp"
+#include "../core/error.hpp"
+#include "../core/lanes.hpp"
+#include "../core/mat.hpp"
+#include "../core/parallel.hpp"
+#include "../core/simd.hpp"
+#include "../core/workspace.hpp"
+#include "../ops/epilogue.hpp"
+#include "../ops/gemm/brgemm.hpp"
+
+namespace tpp::dnn {
+
+struct conv2d_shape {
+  index_t n = 0, h = 0, w = 0, c = 0;  // input: batch, height, width, channels
+  index_t k = 0, r = 1, s = 1;         // output channels, filter height, filter width
+  index_t stride_h = 1, stride_w = 1, pad_h = 0, pad_w = 0, dilation_h = 1, dilation_w = 1;
+  index_t groups = 1;
+
+  // Output height (h + 2 pad_h - dilation_h (r - 1) - 1) / stride_h + 1, and width likewise.
+  index_t p() const noexcept { return out_size(h, pad_h, dilation_h, r, stride_h); }
+  index_t q() const noexcept { return out_size(w, pad_w, dilation_w, s, stride_w); }
+
+ private:
+  static index_t out_size(index_t in, index_t pad, index_t dil, index_t taps, index_t stride) noexcept {
+    const index_t span = in + 2 * pad - dil * (taps - 1) - 1;
+    return span < 0 || stride < 1 ? 0 : span / stride + 1;
+  }
+};
+
+namespace detail {
+
+using tpp::detail::concat;
+
+inline void check_positive(std::string_view op, std::string_view field, index_t v) {
+  if (v < 1) throw error(op, field, concat("(", std::to_string(v), ") must be at least 1"));
+}
+
+// Every field in range, and every view size conv2d forms fits index_t.
+inline void check_conv2d_shape(std::string_view op, const conv2d_shape& s) {
+  using field = std::pair<std::string_view, index_t>;
+  for (const field& f : {field{"n", s.n}, field{"h", s.h}, field{"w", s.w}, field{"c", s.c}, field{"k", s.k},
+                         field{"r", s.r}, field{"s", s.s}, field{"stride_h", s.stride_h}, field{"stride_w", s.stride_w},
+                         field{"dilation_h", s.dilation_h}, field{"dilation_w", s.dilation_w}, field{"groups", s.groups}})
+    check_positive(op, f.first, f.second);
+  for (const field& f : {field{"pad_h", s.pad_h}, field{"pad_w", s.pad_w}})
+    if (f.second < 0) throw error(op, f.first, concat("(", std::to_string(f.second), ") is negative"));
+  if (s.c % s.groups != 0)
+    throw error(op, "groups", concat("(", std::to_string(s.groups), ") does not divide c (", std::to_string(s.c), ")"));
+  if (s.k % s.groups != 0)
+    throw error(op, "groups", concat("(", std::to_string(s.groups), ") does not divide k (", std::to_string(s.k), ")"));
+  // Sizes whose products must fit: the views' element counts and the padded extents.
+  const index_t big = std::numeric_limits<index_t>::max() / 4;
+  const auto fits = [&](std::initializer_list<index_t> f) {
+    index_t acc = 1;
+    for (index_t v : f)
+      if (!tpp::detail::checked_mul(acc, v, acc) || acc > big) return false;
+    return true;
+  };
+  if (!fits({s.n, s.h, s.w, s.c})) throw error(op, "n", "n * h * w * c overflows index_t");
+  if (!fits({s.r, s.s, s.c, s.k})) throw error(op, "k", "r * s * c * k overflows index_t");
+  if (!fits({s.dilation_h, s.r}) || !fits({s.dilation_w, s.s}) || s.pad_h > big || s.pad_w > big)
+    throw error(op, "pad_h", "the padded and dilated extents overflow index_t");
+  const index_t fh = s.dilation_h * (s.r - 1) + 1, fw = s.dilation_w * (s.s - 1) + 1;
+  if (s.pad_h >= fh)
+    throw error(op, "pad_h", concat("(", std::to_string(s.pad_h), ") is not below the dilated filter height (",
+                                    std::to_string(fh), "): some outputs would see only padding"));
+  if (s.pad_w >= fw)
+    throw error(op, "pad_w", concat("(", std::to_string(s.pad_w), ") is not below the dilated filter width (",
+                                    std::to_string(fw), "): some outputs would see only padding"));
+  if (s.p() < 1)
+    throw error(op, "h", concat("(", std::to_string(s.h), ") with this padding is smaller than the dilated filter (",
+                                std::to_string(fh), "): no output rows"));
+  if (s.q() < 1)
+    throw error(op, "w", concat("(", std::to_string(s.w), ") with this padding is smaller than the dilated filter (",
+                                std::to_string(fw), "): no output columns"));
+  if (!fits({s.n, s.p(), s.q(), s.k})) throw error(op, "n", "n * p * q * k overflows index_t");
+}
+
+// floor(a / b) for b > 0.
+constexpr index_t floor_div(index_t a, index_t b) noexcept { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+
+// The output positions t in [0, count) with 0 <= t * stride + off < in for every off in [lo_off, hi_off]:
+// the run [lo, hi) whose taps all fall inside (empty: lo = hi).
+struct run {
+  index_t lo, hi;
+};
+constexpr run inside(index_t count, index_t stride, index_t lo_off, index_t hi_off, index_t in) noexcept {
+  const index_t lo = std::max<index_t>(0, floor_div(-lo_off + stride - 1, stride));
+  const index_t hi = std::min<index_t>(count, floor_div(in - 1 - hi_off, stride) + 1);
+  return hi > lo ? run{lo, hi} : run{lo, lo};
+}
+
+// The channel block a batch entry reduces over: all of c when c <= 128, else the largest divisor of c in
+// [32, 128] (every entry of a batch has one shape), else all of c.
+constexpr index_t channel_block(index_t c) noexcept {
+  if (c <= 128) return c;
+  for (index_t b = 128; b >= 32; --b)
+    if (c % b == 0) return b;
+  return c;
+}
+
+// An epilogue called with the block's offsets added, so the user's sees y's own row and column indices.
+template <class E>
+struct offset_epilogue {
+  const E& e;
+  index_t i0, j0;
+  void operator()(index_t i, index_t j, float* row, index_t n) const { e(i + i0, j + j0, row, n); }
+};
+
+}  // namespace detail
+
+template <class Policy = approx::exact, class T = float>
+  requires approx::multiplier<Policy> && (std::same_as<T, float> || std::same_as<T, bf16>)
+class conv2d {
+ public:
+  static constexpr std::string_view label = "conv2d";
+
+  explicit conv2d(conv2d_shape shape) : s_(shape) {
+    detail::check_conv2d_shape(label, s_);
+    approx::check_policy<Policy>();
+    P_ = s_.p();
+    Q_ = s_.q();
+    cg_ = s_.c / s_.groups;
+    kg_ = s_.k / s_.groups;
+  }
+
+  const conv2d_shape& shape() const noexcept { return s_; }
+
+  // y (N*P*Q, K) = conv(x, w), then the epilogue on each finished block (bias, activation, ...).
+  template <class Epilogue = epilogue::none>
+    requires epilogue::callable<Epilogue>
+  void forward(mat<const T> x, mat<const T> w, mat<T> y, const Epilogue& ep = {}) const {
+    check_pass("conv2d::forward", {x, "x", tensor::activations}, {w, "w", tensor::weights}, {y, "y", tensor::outputs});
+    if (depthwise()) return depthwise_forward(x, w, y, ep);
+    const conv2d_shape& s = s_;
+    const detail::run in = detail::inside(Q_, s.stride_w, -s.pad_w, (s.s - 1) * s.dilation_w - s.pad_w, s.w);
+    using kernel = brgemm_kernel<Policy, T, T, T>;
+    const index_t m_in = in.hi - in.lo;
+    // Blocks: the batch runs over (r, s, channel block of cb), C over output channel blocks of kb (and the
+    // last, shorter one): every GEMM dimension within LIBXSMM's small-block range, and each C block's
+    // accumulators and B panels in cache.
+    const index_t cb = detail::channel_block(cg_), kb = std::min<index_t>(kg_, 128), k_tail = kg_ % kb;
+    const auto make = [&](index_t m, index_t n, index_t lda) { return kernel({std::max<index_t>(m, 1), n, cb, lda, w.ld, y.ld}); };
+    const kernel interior = make(m_in, kb, s.stride_w * x.ld), pixel = make(1, kb, x.ld);
+    const kernel interior_tail = make(m_in, std::max<index_t>(k_tail, 1), s.stride_w * x.ld),
+                 pixel_tail = make(1, std::max<index_t>(k_tail, 1), x.ld);
+    parallel_for(s.n * P_, [&](index_t b, index_t e) {
+      std::vector<const T*> A, B0, B;
+      for (index_t np = b; np < e; ++np) {
+        const index_t n = np / P_, p = np % P_, y0 = np * Q_;
+        for (index_t g = 0; g < s.groups; ++g) {
+          // the taps (r, s) of output pixel q that fall inside the image, each channel block of each
+          const auto taps = [&](index_t q, bool all_s) {
+            A.clear();
+            B0.clear();
+            for (index_t r = 0; r < s.r; ++r) {
+              const index_t ih = p * s.stride_h - s.pad_h + r * s.dilation_h;
+              if (ih < 0 || ih >= s.h) continue;
+              for (index_t t = 0; t < s.s; ++t) {
+                const index_t iw = q * s.stride_w - s.pad_w + t * s.dilation_w;
+                if (!all_s && (iw < 0 || iw >= s.w)) continue;
+                for (index_t c0 = 0; c0 < cg_; c0 += cb) {
+                  A.push_back(x.row((n * s.h + ih) * s.w + iw) + g * cg_ + c0);
+                  B0.push_back(w.row((r * s.s + t) * cg_ + c0) + g * kg_);
+                }
+              }
+            }
+          };
+          // y(q0 .. q0 + rows) over every output channel block
+          const auto blocks = [&](const kernel& full, const kernel& tail, index_t q0, index_t rows) {
+            for (index_t k0 = 0; k0 < kg_; k0 += kb) {
+              B.resize(B0.size());
+              for (std::size_t i = 0; i < B0.size(); ++i) B[i] = B0[i] + k0;
+              const index_t cols = std::min(kb, kg_ - k0);
+              const mat<T> c{y.row(y0 + q0) + g * kg_ + k0, rows, cols, y.ld};
+              const kernel& k = cols == kb ? full : tail;
+              if constexpr (std::is_same_v<Epilogue, epilogue::none>)
+                k.by_address(A, B, c);
+              else
+                k.by_address(A, B, c, detail::offset_epilogue<Epilogue>{ep, y0 + q0, g * kg_ + k0});
+            }
+          };
+          if (m_in > 0) {
+            taps(in.lo, true);
+            blocks(interior, interior_tail, in.lo, m_in);
+          }
+          for (index_t q = 0; q < Q_; ++q) {
+            if (q == in.lo && m_in > 0) q = in.hi;
+            if (q >= Q_) break;
+            taps(q, false);
+            blocks(pixel, pixel_tail, q, 1);
+          }
+        }
+      }
+    });
+  }
+
+  // The scratch backward_data takes: the filter taps transposed (none for a depthwise layer).
+  std::size_t backward_data_workspace_bytes() const {
+    return depthwise() ? 0 : scratch_size{}.take<T>(std::size_t(s_.r * s_.s * cg_ * s_.k)).bytes();
+  }
+
+  // dx (N*H*W, C) = the gradient of x for dy (N*P*Q, K); overwritten. Scratch from ws (at least
+  // backward_data_workspace_bytes()) or, by default, the calling thread's arena.
+  void backward_data(mat<const T> dy, mat<const T> w, mat<T> dx, workspace ws = {}) const {
+    constexpr std::string_view op = "conv2d::backward_data";
+    check_pass(op, {dy, "dy", tensor::outputs}, {w, "w", tensor::weights}, {dx, "dx", tensor::activations});
+    if (depthwise()) return depthwise_backward_data(dy, w, dx);
+    const conv2d_shape& s = s_;
+    const index_t sw = s.stride_w;
+    // W_rs^T of each tap and group, (Kg, Cg) dense, so the GEMMs read B untransposed.
+    scratch frame(ws, op);
+    T* const wt = frame.take<T>(std::size_t(s.r * s.s * cg_ * s.k));
+    parallel_for(s.r * s.s * s.groups, [&](index_t b, index_t e) {
+      for (index_t i = b; i < e; ++i) {
+        const index_t rs = i / s.groups, g = i % s.groups;
+        T* o = wt + i * kg_ * cg_;
+        for (index_t c = 0; c < cg_; ++c) {
+          const T* wr = w.row(rs * cg_ + c) + g * kg_;
+          for (index_t k = 0; k < kg_; ++k) o[k * cg_ + c] = wr[k];
+        }
+      }
+    });
+    // Per phase f = iw mod sw: the input pixels iw = f + sw t, the taps s with (f + pad - s dil) a multiple
+    // of sw, each reading dy pixel q = t + off_s; the run of t inside for all of them.
+    struct phase {
+      index_t count;                // pixels t of this phase
+      std::vector<index_t> s, off;  // contributing filter columns and their offsets
+      detail::run in;
+    };
+    std::vector<phase> phases(static_cast<std::size_t>(sw));
+    for (index_t f = 0; f < sw; ++f) {
+      phase& ph = phases[std::size_t(f)];
+      ph.count = f < s.w ? (s.w - f + sw - 1) / sw : 0;
+      index_t lo = std::numeric_limits<index_t>::max(), hi = std::numeric_limits<index_t>::min();
+      for (index_t t = 0; t < s.s; ++t) {
+        const index_t a = f + s.pad_w - t * s.dilation_w;
+        if (a - detail::floor_div(a, sw) * sw != 0) continue;
+        ph.s.push_back(t);
+        ph.off.push_back(detail::floor_div(a, sw));
+        lo = std::min(lo, ph.off.back());
+        hi = std::max(hi, ph.off.back());
+      }
+      ph.in = ph.s.empty() ? detail::run{0, 0} : detail::inside(ph.count, 1, lo, hi, Q_);
+    }
+    // Blocks as forward's: the batch over (r, s, block of kb output channels), C over blocks of cb input
+    // channels (and the last, shorter one).
+    using kernel = brgemm_kernel<Policy, T, T, T>;
+    const index_t kb = detail::channel_block(kg_), cb = std::min<index_t>(cg_, 128), c_tail = cg_ % cb;
+    const auto make = [&](index_t m, index_t n, index_t ldc) { return kernel({std::max<index_t>(m, 1), std::max<index_t>(n, 1), kb, dy.ld, cg_, ldc}); };
+    std::vector<kernel> interior, interior_tail;
+    interior.reserve(std::size_t(sw));
+    interior_tail.reserve(std::size_t(sw));
+    for (const phase& ph : phases) {
+      interior.push_back(make(ph.in.hi - ph.in.lo, cb, sw * dx.ld));
+      interior_tail.push_back(make(ph.in.hi - ph.in.lo, c_tail, sw * dx.ld));
+    }
+    const kernel pixel = make(1, cb, dx.ld), pixel_tail = make(1, c_tail, dx.ld);
+    parallel_for(s.n * s.h, [&](index_t b, index_t e) {
+      std::vector<const T*> A, B0, B;
+      for (index_t nh = b; nh < e; ++nh) {
+        const index_t n = nh / s.h, ih = nh % s.h;
+        for (index_t g = 0; g < s.groups; ++g)
+          for (index_t f = 0; f < sw; ++f) {
+            const phase& ph = phases[std::size_t(f)];
+            const auto taps = [&](index_t t, bool all) {
+              A.clear();
+              B0.clear();
+              for (index_t r = 0; r < s.r; ++r) {
+                const index_t a = ih + s.pad_h - r * s.dilation_h;
+                if (a < 0 || a % s.stride_h != 0 || a / s.stride_h >= P_) continue;
+                const index_t p = a / s.stride_h;
+                for (std::size_t i = 0; i < ph.s.size(); ++i) {
+                  const index_t q = t + ph.off[i];
+                  if (!all && (q < 0 || q >= Q_)) continue;
+                  const T* wt_rs = wt + ((r * s.s + ph.s[i]) * s.groups + g) * kg_ * cg_;
+                  for (index_t k0 = 0; k0 < kg_; k0 += kb) {
+                    A.push_back(dy.row((n * P_ + p) * Q_ + q) + g * kg_ + k0);
+                    B0.push_back(wt_rs + k0 * cg_);
+                  }
+                }
+              }
+            };
+            // dx(pixels t0 .. t0 + rows of this phase) over every input channel block
+            const auto blocks = [&](const kernel& full, const kernel& tail, index_t t0, index_t rows, index_t ld) {
+              for (index_t c0 = 0; c0 < cg_; c0 += cb) {
+                B.resize(B0.size());
+                for (std::size_t i = 0; i < B0.size(); ++i) B[i] = B0[i] + c0;
+                const index_t cols = std::min(cb, cg_ - c0);
+                (cols == cb ? full : tail)
+                    .by_address(A, B, mat<T>{dx.row((n * s.h + ih) * s.w + f + sw * t0) + g * cg_ + c0, rows, cols, ld});
+              }
+            };
+            const index_t m_in = ph.in.hi - ph.in.lo;
+            if (m_in > 0) {
+              taps(ph.in.lo, true);
+              blocks(interior[std::size_t(f)], interior_tail[std::size_t(f)], ph.in.lo, m_in, sw * dx.ld);
+            }
+            for (index_t t = 0; t < ph.count; ++t) {
+              if (t == ph.in.lo && m_in > 0) t = ph.in.hi;
+              if (t >= ph.count) break;
+              taps(t, false);
+              blocks(pixel, pixel_tail, t, 1, dx.ld);
+            }
+          }
+      }
+    });
+  }
+
+  // The scratch backward_weights takes: one fp32 partial dW per thread (max_threads() at this call; a
+  // call from inside a parallel region needs one).
+  std::size_t backward_weights_workspace_bytes() const {
+    return scratch_size{}.take<float>(std::size_t(weight_parts() * s_.r * s_.s * cg_ * s_.k)).bytes();
+  }
+
+  // dw (R*S*C/groups, K) = the gradient of w for x and dy; overwritten. Scratch from ws (at least
+  // backward_weights_workspace_bytes()) or, by default, the calling thread's arena.
+  void backward_weights(mat<const T> x, mat<const T> dy, mat<T> dw, workspace ws = {}) const {
+    constexpr std::string_view op = "conv2d::backward_weights";
+    check_pass(op, {x, "x", tensor::activations}, {dy, "dy", tensor::outputs}, {dw, "dw", tensor::weights});
+    const conv2d_shape& s = s_;
+    const index_t rows = s.r * s.s * cg_, pairs = s.n * P_, parts = weight_parts();
+    scratch frame(ws, op);
+    float* const partial = frame.take<float>(std::size_t(parts * rows * s.k));
+    if (depthwise()) return depthwise_backward_weights(x, dy, dw, partial, parts);
+    using kernel = brgemm_kernel<Policy, T, T, float>;
+    const gemm_params ta{1.0f, 0.0f, true, false};  // A_i = x's pixels, used transposed
+    // Per filter column s: the output columns q whose input pixel is inside, and its kernel (k = their count).
+    std::vector<detail::run> qs;
+    std::vector<kernel> per_s;
+    per_s.reserve(std::size_t(s.s));
+    for (index_t t = 0; t < s.s; ++t) {
+      const index_t off = t * s.dilation_w - s.pad_w;
+      qs.push_back(detail::inside(Q_, s.stride_w, off, off, s.w));
+      per_s.emplace_back(gemm_shape{cg_, kg_, std::max<index_t>(qs.back().hi - qs.back().lo, 1), s.stride_w * x.ld, dy.ld, s.k}, ta);
+    }
+    parallel_for(parts, [&](index_t b, index_t e) {
+      std::vector<const T*> A, B;
+      for (index_t part = b; part < e; ++part) {
+        const range share = split(pairs, parts, part);
+        float* acc = partial + part * rows * s.k;
+        for (index_t r = 0; r < s.r; ++r)
+          for (index_t t = 0; t < s.s; ++t)
+            for (index_t g = 0; g < s.groups; ++g) {
+              const detail::run qr = qs[std::size_t(t)];
+              A.clear();
+              B.clear();
+              if (qr.hi > qr.lo)
+                for (index_t np = share.begin; np < share.end; ++np) {
+                  const index_t n = np / P_, p = np % P_;
+                  const index_t ih = p * s.stride_h - s.pad_h + r * s.dilation_h;
+                  if (ih < 0 || ih >= s.h) continue;
+                  const index_t iw = qr.lo * s.stride_w - s.pad_w + t * s.dilation_w;
+                  A.push_back(x.row((n * s.h + ih) * s.w + iw) + g * cg_);
+                  B.push_back(dy.row(np * Q_ + qr.lo) + g * kg_);
+                }
+              per_s[std::size_t(t)].by_address(A, B, mat<float>{acc + (r * s.s + t) * cg_ * s.k + g * kg_, cg_, kg_, s.k});
+            }
+      }
+    });
+    sum_parts(partial, parts, dw);
+  }
+
+ private:
+  // dw = the parts' partial dW (parts x dw's shape, dense) summed in part order.
+  static void sum_parts(const float* partial, index_t parts, mat<T> dw) {
+    const index_t rows = dw.rows, cols = dw.cols;
+    parallel_for(rows, [&](index_t b, index_t e) {
+      for (index_t i = b; i < e; ++i) {
+        T* out = dw.row(i);
+        for (index_t j = 0; j < cols; ++j) {
+          float v = partial[i * cols + j];
+          for (index_t part = 1; part < parts; ++part) v += partial[(part * rows + i) * cols + j];
+          out[j] = from_float<T>(v);
+        }
+      }
+    });
+  }
+
+  // ---- depthwise (groups = C = K): vector loops over the channels, a pixel's taps summed in registers ----
+  // (one channel per group makes every GEMM of the general path 1 x 1: all call overhead)
+
+  using V = simd::lane;
+  static constexpr index_t W = lanes::width<V>;
+
+  static V step(V acc, V a, V b) noexcept {
+    if constexpr (std::is_same_v<Policy, approx::exact>)
+      return lanes::fma(a, b, acc);
+    else
+      return acc + Policy::mul(a, b);
+  }
+  template <class U>
+  static V ld(const U* p, index_t n) noexcept {
+    return n == W ? lanes::load<V>(p) : lanes::load<V>(p, n);
+  }
+  // f(j, n) over the channel chunks of a row: full vectors, then the tail.
+  template <class F>
+  void chunks(F&& f) const {
+    index_t j = 0;
+    for (; j + W <= s_.c; j += W) f(j, W);
+    if (j < s_.c) f(j, s_.c - j);
+  }
+  bool depthwise() const noexcept { return cg_ == 1 && kg_ == 1; }
+
+  template <class Epilogue>
+  void depthwise_forward(mat<const T> x, mat<const T> w, mat<T> y, const Epilogue& ep) const {
+    const conv2d_shape& s = s_;
+    parallel_for(s.n * P_, [&](index_t b, index_t e) {
+      std::vector<float> row(std::is_same_v<T, float> ? 0 : std::size_t(s.c));
+      for (index_t np = b; np < e; ++np) {
+        const index_t n = np / P_, p = np % P_;
+        for (index_t q = 0; q < Q_; ++q) {
+          T* yr = y.row(np * Q_ + q);
+          float* out;
+          if constexpr (std::is_same_v<T, float>)
+            out = yr;
+          else
+            out = row.data();
+          chunks([&](index_t j, index_t len) {
+            V acc(0.0f);
+            for (index_t r = 0; r < s.r; ++r) {
+              const index_t ih = p * s.stride_h - s.pad_h + r * s.dilation_h;
+              if (ih < 0 || ih >= s.h) continue;
+              for (index_t t = 0; t < s.s; ++t) {
+                const index_t iw = q * s.stride_w - s.pad_w + t * s.dilation_w;
+                if (iw < 0 || iw >= s.w) continue;
+                acc = step(acc, ld(x.row((n * s.h + ih) * s.w + iw) + j, len), ld(w.row(r * s.s + t) + j, len));
+              }
+            }
+            lanes::store(out + j, acc, len);
+          });
+          if constexpr (!std::is_same_v<Epilogue, epilogue::none>) ep(np * Q_ + q, 0, out, s.c);
+          if constexpr (!std::is_same_v<T, float>)
+            chunks([&](index_t j, index_t len) { lanes::store(yr + j, ld(out + j, len), len); });
+        }
+      }
+    });
+  }
+
+  void depthwise_backward_data(mat<const T> dy, mat<const T> w, mat<T> dx) const {
+    const conv2d_shape& s = s_;
+    parallel_for(s.n * s.h, [&](index_t b, index_t e) {
+      for (index_t nh = b; nh < e; ++nh) {
+        const index_t n = nh / s.h, ih = nh % s.h;
+        for (index_t iw = 0; iw < s.w; ++iw)
+          chunks([&](index_t j, index_t len) {
+            V acc(0.0f);
+            for (index_t r = 0; r < s.r; ++r) {
+              const index_t a = ih + s.pad_h - r * s.dilation_h;
+              if (a < 0 || a % s.stride_h != 0 || a / s.stride_h >= P_) continue;
+              for (index_t t = 0; t < s.s; ++t) {
+                const index_t c = iw + s.pad_w - t * s.dilation_w;
+                if (c < 0 || c % s.stride_w != 0 || c / s.stride_w >= Q_) continue;
+                const index_t o = (n * P_ + a / s.stride_h) * Q_ + c / s.stride_w;
+                acc = step(acc, ld(dy.row(o) + j, len), ld(w.row(r * s.s + t) + j, len));
+              }
+            }
+            lanes::store(dx.row(nh * s.w + iw) + j, acc, len);
+          });
+      }
+    });
+  }
+
+  void depthwise_backward_weights(mat<const T> x, mat<const T> dy, mat<T> dw, float* partial, index_t parts) const {
+    const conv2d_shape& s = s_;
+    const index_t taps = s.r * s.s;
+    parallel_for(parts, [&](index_t b, index_t e) {
+      for (index_t part = b; part < e; ++part) {
+        const range share = split(s.n * P_, parts, part);
+        for (index_t r = 0; r < s.r; ++r)
+          for (index_t t = 0; t < s.s; ++t) {
+            const index_t off = t * s.dilation_w - s.pad_w;
+            const detail::run qr = detail::inside(Q_, s.stride_w, off, off, s.w);
+            float* acc_row = partial + (part * taps + r * s.s + t) * s.c;
+            chunks([&](index_t j, index_t len) {
+              V acc(0.0f);
+              for (index_t np = share.begin; np < share.end; ++np) {
+                const index_t n = np / P_, ih = (np % P_) * s.stride_h - s.pad_h + r * s.dilation_h;
+                if (ih < 0 || ih >= s.h) continue;
+                for (index_t q = qr.lo; q < qr.hi; ++q)
+                  acc = step(acc, ld(x.row((n * s.h + ih) * s.w + q * s.stride_w + off) + j, len), ld(dy.row(np * Q_ + q) + j, len));
+              }
+              lanes::store(acc_row + j, acc, len);
+            });
+          }
+      }
+    });
+    sum_parts(partial, parts, dw);
+  }
+
+  // The shares of the output rows backward_weights sums separately: one per thread (one inside a caller's
+  // parallel region), at most one per row.
+  index_t weight_parts() const { return std::max<index_t>(1, std::min<index_t>(in_parallel() ? 1 : max_threads(), s_.n * P_)); }
+
+  // The three tensors of a pass: activations (N*H*W, C), weights (R*S*C/groups, K), outputs (N*P*Q, K).
+  enum class tensor { activations, weights, outputs };
+  struct arg {
+    mat<const T> m;
+    std::string_view name;
+    tensor t;
+  };
+
+  // A pass's views: each valid and of its tensor's shape, the output apart from both inputs (no pass runs
+  // in place).
+  void check_pass(std::string_view op, const arg& a, const arg& b, const arg& out) const {
+    for (const arg* v : {&a, &b, &out}) {
+      const bool act = v->t == tensor::activations, wts = v->t == tensor::weights;
+      tpp::detail::check_view(v->m, act ? s_.n * s_.h * s_.w : wts ? s_.r * s_.s * cg_ : s_.n * P_ * Q_, act ? s_.c : s_.k,
+                              op, v->name, act ? "(n*h*w, c)" : wts ? "(r*s*c/groups, k)" : "(n*p*q, k)");
+    }
+    for (const arg* in : {&a, &b})
+      if (tpp::detail::views_overlap(out.m, in->m)) throw error(op, in->name, detail::concat("overlaps ", out.name));
+  }
+
+  conv2d_shape s_;
+  index_t P_ = 0, Q_ = 0, cg_ = 0, kg_ = 0;
+};
+
+}  // namespace tpp::dnn
