@@ -396,7 +396,6 @@ template <class TI = float, class TM = std::int16_t>
   requires detail::float_element<TI> && (std::same_as<TM, std::int8_t> || std::same_as<TM, std::int16_t>)
 class bfp_quantize_kernel : public detail::params_kernel<bfp_params> {
  public:
-  using in_type = std::remove_const_t<TI>;
   static constexpr detail::op_label label = detail::make_label("bfp_quantize", "");
   static constexpr int max_bits = sizeof(TM) == 1 ? 7 : 15;
 
@@ -404,7 +403,7 @@ class bfp_quantize_kernel : public detail::params_kernel<bfp_params> {
     detail::quant::check_bfp_params(p, max_bits, label);
   }
 
-  void operator()(mat<const in_type> x, mat<TM> mantissa, mat<std::int16_t> exponent) const {
+  void operator()(mat<const TI> x, mat<TM> mantissa, mat<std::int16_t> exponent) const {
     namespace quant = detail::quant;
     using quant::V;
     detail::check_in_out(x, mantissa, rows_, cols_, label, "x", "mantissa");
@@ -471,14 +470,13 @@ template <class TI = float, class TO = float>
   requires detail::float_element<TI> && detail::float_element<TO> && (!std::is_const_v<TO>)
 class bfp_fake_quant_kernel : public detail::params_kernel<bfp_params> {
  public:
-  using in_type = std::remove_const_t<TI>;
   static constexpr detail::op_label label = detail::make_label("bfp_fake_quant", "");
 
   bfp_fake_quant_kernel(index_t rows, index_t cols, bfp_params p) : params_kernel(label, rows, cols, p) {
     detail::quant::check_bfp_params(p, 24, label);
   }
 
-  void operator()(mat<const in_type> x, mat<TO> y) const {
+  void operator()(mat<const TI> x, mat<TO> y) const {
     namespace quant = detail::quant;
     using quant::V, quant::VU;
     detail::check_in_out(x, y, rows_, cols_, label, "x", "y");

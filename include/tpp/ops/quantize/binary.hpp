@@ -102,12 +102,11 @@ template <class TI = float>
   requires detail::float_element<TI>
 class binarize_kernel : public detail::kernel_shape {
  public:
-  using in_type = std::remove_const_t<TI>;
   static constexpr detail::op_label label = detail::make_label("binarize", "");
 
   binarize_kernel(index_t rows, index_t cols) : kernel_shape(label, rows, cols) {}
 
-  void operator()(mat<const in_type> x, mat<std::uint64_t> bits, std::span<float> scale = {}) const {
+  void operator()(mat<const TI> x, mat<std::uint64_t> bits, std::span<float> scale = {}) const {
     namespace quant = detail::quant;
     using quant::V;
     check_view(x, label, "x");
@@ -117,7 +116,7 @@ class binarize_kernel : public detail::kernel_shape {
     detail::check_alias(quant::span_view(scale), x, label, "scale", "x");
     detail::check_alias(quant::span_view(scale), bits, label, "scale", "bits");
     for (index_t i = 0; i < rows_; ++i) {
-      const in_type* xr = x.row(i);
+      const TI* xr = x.row(i);
       double sum = 0.0;
       for (index_t w = 0; w < bits.cols; ++w) {
         const index_t j0 = 64 * w, n = std::min<index_t>(64, cols_ - j0);
@@ -134,7 +133,6 @@ template <class TI = float>
   requires detail::float_element<TI>
 class ternarize_kernel : public detail::params_kernel<ternarize_params> {
  public:
-  using in_type = std::remove_const_t<TI>;
   static constexpr detail::op_label label = detail::make_label("ternarize", "");
 
   ternarize_kernel(index_t rows, index_t cols, ternarize_params p = {}) : params_kernel(label, rows, cols, p) {
@@ -142,7 +140,7 @@ class ternarize_kernel : public detail::params_kernel<ternarize_params> {
       throw error(label, "threshold", detail::concat("(", std::to_string(p.threshold), ") is not finite and >= 0"));
   }
 
-  void operator()(mat<const in_type> x, mat<std::uint64_t> sign, mat<std::uint64_t> nonzero, std::span<float> scale) const {
+  void operator()(mat<const TI> x, mat<std::uint64_t> sign, mat<std::uint64_t> nonzero, std::span<float> scale) const {
     namespace quant = detail::quant;
     using quant::V;
     check_view(x, label, "x");
@@ -157,7 +155,7 @@ class ternarize_kernel : public detail::params_kernel<ternarize_params> {
     detail::check_alias(quant::span_view(scale), nonzero, label, "scale", "nonzero");
     const index_t words = packed_words(cols_);
     for (index_t i = 0; i < rows_; ++i) {
-      const in_type* xr = x.row(i);
+      const TI* xr = x.row(i);
       double sum = 0.0;
       for (index_t w = 0; w < words; ++w) sum += double(quant::word_abs_sum(xr + 64 * w, std::min<index_t>(64, cols_ - 64 * w)));
       const float mean = cols_ > 0 ? float(sum / double(cols_)) : 0.0f;

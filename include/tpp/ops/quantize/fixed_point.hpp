@@ -74,7 +74,6 @@ template <class TI = float>
   requires detail::float_element<TI>
 class fixed_quantize_kernel : public detail::kernel_shape {
  public:
-  using in_type = std::remove_const_t<TI>;
   static constexpr detail::op_label label = detail::make_label("quantize_fixed", "");
 
   fixed_quantize_kernel(index_t rows, index_t cols, fixed_point_format f, rounding r = rounding::nearest_even,
@@ -85,7 +84,7 @@ class fixed_quantize_kernel : public detail::kernel_shape {
     detail::quant::check_stochastic(sr, label);
   }
 
-  void operator()(mat<const in_type> x, mat<std::int16_t> q) const {
+  void operator()(mat<const TI> x, mat<std::int16_t> q) const {
     detail::check_in_out(x, q, rows_, cols_, label, "x", "q");
     if (x.empty()) return;
     if (rounding_ == rounding::stochastic)

@@ -263,7 +263,6 @@ template <class Policy = approx::exact, class TI = float, class TQ = std::int8_t
   requires approx::multiplier<Policy> && detail::float_element<TI> && detail::quant::code8<TQ>
 class quantize_kernel : public detail::params_kernel<quant_params> {
  public:
-  using in_type = std::remove_const_t<TI>;
   static constexpr detail::op_label label = detail::make_label("quantize", "");
 
   quantize_kernel(index_t rows, index_t cols, const quant_params& p) : params_kernel(label, rows, cols, p) {
@@ -273,7 +272,7 @@ class quantize_kernel : public detail::params_kernel<quant_params> {
 
   std::size_t workspace_bytes() const noexcept { return detail::quant::scales_bytes(params_); }
 
-  void operator()(mat<const in_type> x, mat<TQ> q, workspace ws = {}) const {
+  void operator()(mat<const TI> x, mat<TQ> q, workspace ws = {}) const {
     detail::check_in_out(x, q, rows_, cols_, label, "x", "q");
     detail::quant::check_params_alias(params_, q, label, "q");
     detail::quant::check_quant_params<TQ>(params_, rows_, cols_, label);

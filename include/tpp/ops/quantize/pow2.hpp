@@ -62,21 +62,20 @@ template <class TI = float, class TO = float>
   requires detail::float_element<TI> && detail::float_element<TO> && (!std::is_const_v<TO>)
 class pow2_quantize_kernel : public detail::params_kernel<pow2_params> {
  public:
-  using in_type = std::remove_const_t<TI>;
   static constexpr detail::op_label label = detail::make_label("pow2_quantize", "");
 
   pow2_quantize_kernel(index_t rows, index_t cols, pow2_params p) : params_kernel(label, rows, cols, p) {
     detail::quant::check_pow2_params(p, label, false);
   }
 
-  void operator()(mat<const in_type> x, mat<TO> y) const {
+  void operator()(mat<const TI> x, mat<TO> y) const {
     namespace quant = detail::quant;
     using quant::V;
     detail::check_in_out(x, y, rows_, cols_, label, "x", "y");
     const quant::pow2_consts c = quant::make_pow2(params_);
     const bool stream = detail::streams(y, detail::view_bytes(x) + detail::view_bytes(y));
     for (index_t i = 0; i < rows_; ++i) {
-      const in_type* xr = x.row(i);
+      const TI* xr = x.row(i);
       TO* yr = y.row(i);
       quant::chunks(cols_, xr, [&](index_t j, index_t n) {
         const V v = quant::load(xr + j, n);
@@ -93,20 +92,19 @@ template <class TI = float>
   requires detail::float_element<TI>
 class pow2_encode_kernel : public detail::params_kernel<pow2_params> {
  public:
-  using in_type = std::remove_const_t<TI>;
   static constexpr detail::op_label label = detail::make_label("pow2_encode", "");
 
   pow2_encode_kernel(index_t rows, index_t cols, pow2_params p) : params_kernel(label, rows, cols, p) {
     detail::quant::check_pow2_params(p, label, true);
   }
 
-  void operator()(mat<const in_type> x, mat<std::int8_t> code) const {
+  void operator()(mat<const TI> x, mat<std::int8_t> code) const {
     namespace quant = detail::quant;
     using quant::V;
     detail::check_in_out(x, code, rows_, cols_, label, "x", "code");
     const quant::pow2_consts c = quant::make_pow2(params_);
     for (index_t i = 0; i < rows_; ++i) {
-      const in_type* xr = x.row(i);
+      const TI* xr = x.row(i);
       std::int8_t* cr = code.row(i);
       quant::chunks(cols_, xr, [&](index_t j, index_t n) {
         const V v = quant::load(xr + j, n);
