@@ -12,6 +12,7 @@
 #include "core/types.hpp"
 #include "core/workspace.hpp"
 #include "dnn/conv2d.hpp"
+#include "dnn/linear.hpp"
 #include "ops/binary.hpp"
 #include "ops/compress.hpp"
 #include "ops/epilogue.hpp"
