@@ -8,7 +8,8 @@
 // (> 1: tpp faster); geomean per direction and thread count at the end. With --policies, each layer's three
 // passes with mitchell<7>, drum<6>, bf16_rz and lut<mitchell, 7> as a multiple of exact tpp's time.
 //
-//   tpp_compare_conv [--quick] [--threads N] [--policies] [--json FILE]
+//   tpp_compare_conv [--quick] [--threads N] [--policies] [--algorithm direct|lowered] [--json FILE]
+//   (--algorithm: every layer on that loop nest in place of conv2d's automatic choice)
 
 #include <cmath>
 #include <cstdio>
@@ -165,6 +166,7 @@ struct result {
 int main(int argc, char** argv) {
   bool quick = false, policies = false;
   int max_threads = 2;
+  auto algorithm = tpp::dnn::conv2d_algorithm::automatic;
   std::string json;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -176,8 +178,15 @@ int main(int argc, char** argv) {
       max_threads = std::atoi(argv[++i]);
     else if (a == "--json" && i + 1 < argc)
       json = argv[++i];
+    else if (a == "--algorithm" && i + 1 < argc && std::string(argv[i + 1]) == "direct" && ++i)
+      algorithm = tpp::dnn::conv2d_algorithm::direct;
+    else if (a == "--algorithm" && i + 1 < argc && std::string(argv[i + 1]) == "lowered" && ++i)
+      algorithm = tpp::dnn::conv2d_algorithm::lowered;
     else {
-      std::fprintf(stderr, "tpp_compare_conv: unknown argument '%s' (--quick, --threads N, --policies, --json FILE)\n", a.c_str());
+      std::fprintf(stderr,
+                   "tpp_compare_conv: unknown argument '%s' (--quick, --threads N, --policies, --algorithm "
+                   "direct|lowered, --json FILE)\n",
+                   a.c_str());
       return 2;
     }
   }
@@ -192,7 +201,7 @@ int main(int argc, char** argv) {
     std::vector<double> logs[3];
     for (const layer& l : layers()) {
       tensors t(l.s);
-      const tpp::dnn::conv2d<tpp::approx::exact> conv(l.s);
+      const tpp::dnn::conv2d<tpp::approx::exact> conv(l.s, algorithm);
       onednn_layer peer(l.s, t);
       auto mine = tpp_passes(conv, t);
       auto theirs = peer.passes();
@@ -215,11 +224,11 @@ int main(int argc, char** argv) {
       std::printf("\n%d thread%s: approximate conv time / exact tpp time (fwd, bwd_d, bwd_w)\n", th, th > 1 ? "s" : "");
       for (const layer& l : layers()) {
         tensors t(l.s);
-        const tpp::dnn::conv2d<tpp::approx::exact> exact(l.s);
-        const tpp::dnn::conv2d<tpp::approx::mitchell<7>> mitchell(l.s);
-        const tpp::dnn::conv2d<tpp::approx::drum<6>> drum(l.s);
-        const tpp::dnn::conv2d<tpp::approx::bf16_rz> bf16(l.s);
-        const tpp::dnn::conv2d<tpp::approx::lut<tpp::approx::mitchell_model, 7>> lut(l.s);
+        const tpp::dnn::conv2d<tpp::approx::exact> exact(l.s, algorithm);
+        const tpp::dnn::conv2d<tpp::approx::mitchell<7>> mitchell(l.s, algorithm);
+        const tpp::dnn::conv2d<tpp::approx::drum<6>> drum(l.s, algorithm);
+        const tpp::dnn::conv2d<tpp::approx::bf16_rz> bf16(l.s, algorithm);
+        const tpp::dnn::conv2d<tpp::approx::lut<tpp::approx::mitchell_model, 7>> lut(l.s, algorithm);
         const auto e = tpp_passes(exact, t), a = tpp_passes(mitchell, t), b = tpp_passes(drum, t), c = tpp_passes(bf16, t),
                    d = tpp_passes(lut, t);
         std::printf("%-28s", l.name.c_str());

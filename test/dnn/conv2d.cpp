@@ -130,10 +130,11 @@ std::string describe(const conv2d_shape& s) {
 }
 
 template <class P, class T>
-void check_passes(const conv2d_shape& s, std::uint64_t seed) {
+void check_passes(const conv2d_shape& s, std::uint64_t seed, dnn::conv2d_algorithm algorithm) {
   CAPTURE(describe(s));
+  CAPTURE(int(algorithm));
   const dims d(s);
-  const dnn::conv2d<P, T> conv(s);
+  const dnn::conv2d<P, T> conv(s, algorithm);
   const auto x = test::make<T>(std::size_t(s.n * s.h * s.w * s.c), seed);
   const auto w = test::make<T>(std::size_t(s.r * s.s * d.cg * s.k), seed + 1);
   const auto dy = test::make<T>(std::size_t(s.n * d.P * d.Q * s.k), seed + 2);
@@ -147,6 +148,12 @@ void check_passes(const conv2d_shape& s, std::uint64_t seed) {
   CHECK(mismatches("forward", ref_forward<P>(s, x, w), y) == 0);
   CHECK(mismatches("backward_data", ref_backward_data<P>(s, dy, w), dx) == 0);
   CHECK(mismatches("backward_weights", ref_backward_weights<P>(s, x, dy), dw) == 0);
+}
+
+// Both loop nests on every shape (automatic would take the lowered one for all of these small shapes).
+template <class P, class T>
+void check_passes(const conv2d_shape& s, std::uint64_t seed) {
+  for (const auto a : {dnn::conv2d_algorithm::direct, dnn::conv2d_algorithm::lowered}) check_passes<P, T>(s, seed, a);
 }
 
 }  // namespace
@@ -216,8 +223,10 @@ TEST_CASE("conv2d: the epilogue sees y's own row and column indices (bias + relu
   const auto w = test::make<float>(std::size_t(s.r * s.s * d.cg * s.k), 22);
   const auto bias = test::make<float>(std::size_t(s.k), 23);
   const index_t yr = s.n * d.P * d.Q;
+  for (const auto a : {dnn::conv2d_algorithm::direct, dnn::conv2d_algorithm::lowered}) {
+  CAPTURE(int(a));
   std::vector<float> y(std::size_t(yr * s.k)), plain(y.size());
-  const dnn::conv2d<> conv(s);
+  const dnn::conv2d<> conv(s, a);
   const mat<const float> X{x.data(), s.n * s.h * s.w, s.c, s.c}, W{w.data(), s.r * s.s * d.cg, s.k, s.k};
   conv.forward(X, W, {plain.data(), yr, s.k, s.k});
   std::vector<int> seen(y.size(), 0);
@@ -235,6 +244,7 @@ TEST_CASE("conv2d: the epilogue sees y's own row and column indices (bias + relu
       bad += seen[e] != 1;
     }
   CHECK(bad == 0);
+  }
 }
 
 TEST_CASE("conv2d: called from inside a parallel region, each thread's own layer gives the serial bits") {

@@ -16,6 +16,10 @@
 //   backward_weights dW_rs = sum over (n, p) of x(pixels of tap s)^T dy(n, p, q range of s): one
 //                    batch-reduce GEMM per tap over the output rows, each thread summing its share of the
 //                    rows into its own fp32 partial dW, then the partials added in thread order
+// or, lowered (im2col; conv2d_algorithm: automatic takes it for C/groups < 32 or output width < 16, where
+// the direct blocks are small), per chunk of output pixels: their receptive fields as rows of a
+// (pixels, R*S*C/groups) matrix, then forward y = rows W, backward-data rows' gradient dy W^T added back
+// into dx per image, backward-weights rows^T dy into the thread's partial dW: plain GEMMs with k = R*S*C/g.
 // Products are P(x, w) forward, P(dy, w) backward-data and P(x, dy) backward-weights (the operand order
 // the contract gives), summed in fp32. Deterministic for a given thread count. OpenMP inside; called from
 // inside a parallel region it runs on the calling thread.
@@ -42,6 +46,7 @@
 #include "../core/workspace.hpp"
 #include "../ops/epilogue.hpp"
 #include "../ops/gemm/brgemm.hpp"
+#include "../ops/gemm/kernel.hpp"
 
 namespace tpp::dnn {
 
@@ -60,6 +65,14 @@ struct conv2d_shape {
     const index_t span = in + 2 * pad - dil * (taps - 1) - 1;
     return span < 0 || stride < 1 ? 0 : span / stride + 1;
   }
+};
+
+// The loop nest a conv2d runs (all give the same sums of the same products, in different orders).
+enum class conv2d_algorithm {
+  automatic,  // lowered for few channels per group or narrow outputs, where direct's blocks are small;
+              // direct otherwise
+  direct,     // batch-reduce GEMMs over (tap, channel block) per output row
+  lowered     // chunks of output pixels lowered to rows of their receptive fields (im2col), one GEMM each
 };
 
 namespace detail {
@@ -134,6 +147,26 @@ constexpr index_t channel_block(index_t c) noexcept {
   return c;
 }
 
+// f(t0, rows, inside) over the positions [0, count): the run `in` as one block (inside = true), then every
+// other position alone, in order.
+template <class F>
+void for_each_block(index_t count, run in, F&& f) {
+  const bool has_run = in.hi > in.lo;
+  if (has_run) f(in.lo, in.hi - in.lo, true);
+  for (index_t t = 0; t < count; ++t) {
+    if (t == in.lo && has_run) t = in.hi;
+    if (t >= count) break;
+    f(t, index_t{1}, false);
+  }
+}
+
+// to[i] = from[i] + off: a batch's B pointers moved to another column block.
+template <class T>
+void shifted(const std::vector<const T*>& from, index_t off, std::vector<const T*>& to) {
+  to.resize(from.size());
+  for (std::size_t i = 0; i < from.size(); ++i) to[i] = from[i] + off;
+}
+
 // An epilogue called with the block's offsets added, so the user's sees y's own row and column indices.
 template <class E>
 struct offset_epilogue {
@@ -150,16 +183,20 @@ class conv2d {
  public:
   static constexpr std::string_view label = "conv2d";
 
-  explicit conv2d(conv2d_shape shape) : s_(shape) {
+  explicit conv2d(conv2d_shape shape, conv2d_algorithm algorithm = conv2d_algorithm::automatic) : s_(shape) {
     detail::check_conv2d_shape(label, s_);
     approx::check_policy<Policy>();
     P_ = s_.p();
     Q_ = s_.q();
     cg_ = s_.c / s_.groups;
     kg_ = s_.k / s_.groups;
+    lowered_ = !depthwise() && (algorithm == conv2d_algorithm::lowered ||
+                                (algorithm == conv2d_algorithm::automatic && (cg_ < 32 || Q_ < 16)));
   }
 
   const conv2d_shape& shape() const noexcept { return s_; }
+  // The loop nest this layer runs: direct or lowered (a depthwise layer's channel loops count as direct).
+  conv2d_algorithm algorithm() const noexcept { return lowered_ ? conv2d_algorithm::lowered : conv2d_algorithm::direct; }
 
   // y (N*P*Q, K) = conv(x, w), then the epilogue on each finished block (bias, activation, ...).
   template <class Epilogue = epilogue::none>
@@ -167,6 +204,7 @@ class conv2d {
   void forward(mat<const T> x, mat<const T> w, mat<T> y, const Epilogue& ep = {}) const {
     check_pass("conv2d::forward", {x, "x", tensor::activations}, {w, "w", tensor::weights}, {y, "y", tensor::outputs});
     if (depthwise()) return depthwise_forward(x, w, y, ep);
+    if (lowered_) return lowered_forward(x, w, y, ep);
     const conv2d_shape& s = s_;
     const detail::run in = detail::inside(Q_, s.stride_w, -s.pad_w, (s.s - 1) * s.dilation_w - s.pad_w, s.w);
     using kernel = brgemm_kernel<Policy, T, T, T>;
@@ -202,37 +240,27 @@ class conv2d {
             }
           };
           // y(q0 .. q0 + rows) over every output channel block
-          const auto blocks = [&](const kernel& full, const kernel& tail, index_t q0, index_t rows) {
+          detail::for_each_block(Q_, in, [&](index_t q0, index_t rows, bool inside) {
+            taps(q0, inside);
             for (index_t k0 = 0; k0 < kg_; k0 += kb) {
-              B.resize(B0.size());
-              for (std::size_t i = 0; i < B0.size(); ++i) B[i] = B0[i] + k0;
+              detail::shifted(B0, k0, B);
               const index_t cols = std::min(kb, kg_ - k0);
               const mat<T> c{y.row(y0 + q0) + g * kg_ + k0, rows, cols, y.ld};
-              const kernel& k = cols == kb ? full : tail;
+              const kernel& k = cols == kb ? (inside ? interior : pixel) : (inside ? interior_tail : pixel_tail);
               if constexpr (std::is_same_v<Epilogue, epilogue::none>)
                 k.by_address(A, B, c);
               else
                 k.by_address(A, B, c, detail::offset_epilogue<Epilogue>{ep, y0 + q0, g * kg_ + k0});
             }
-          };
-          if (m_in > 0) {
-            taps(in.lo, true);
-            blocks(interior, interior_tail, in.lo, m_in);
-          }
-          for (index_t q = 0; q < Q_; ++q) {
-            if (q == in.lo && m_in > 0) q = in.hi;
-            if (q >= Q_) break;
-            taps(q, false);
-            blocks(pixel, pixel_tail, q, 1);
-          }
+          });
         }
       }
     });
   }
 
-  // The scratch backward_data takes: the filter taps transposed (none for a depthwise layer).
+  // The scratch backward_data takes: the filter taps transposed (none for a depthwise or lowered layer).
   std::size_t backward_data_workspace_bytes() const {
-    return depthwise() ? 0 : scratch_size{}.take<T>(std::size_t(s_.r * s_.s * cg_ * s_.k)).bytes();
+    return depthwise() || lowered_ ? 0 : scratch_size{}.take<T>(std::size_t(s_.r * s_.s * cg_ * s_.k)).bytes();
   }
 
   // dx (N*H*W, C) = the gradient of x for dy (N*P*Q, K); overwritten. Scratch from ws (at least
@@ -241,6 +269,7 @@ class conv2d {
     constexpr std::string_view op = "conv2d::backward_data";
     check_pass(op, {dy, "dy", tensor::outputs}, {w, "w", tensor::weights}, {dx, "dx", tensor::activations});
     if (depthwise()) return depthwise_backward_data(dy, w, dx);
+    if (lowered_) return lowered_backward_data(dy, w, dx);
     const conv2d_shape& s = s_;
     const index_t sw = s.stride_w;
     // W_rs^T of each tap and group, (Kg, Cg) dense, so the GEMMs read B untransposed.
@@ -317,26 +346,17 @@ class conv2d {
               }
             };
             // dx(pixels t0 .. t0 + rows of this phase) over every input channel block
-            const auto blocks = [&](const kernel& full, const kernel& tail, index_t t0, index_t rows, index_t ld) {
+            detail::for_each_block(ph.count, ph.in, [&](index_t t0, index_t rows, bool inside) {
+              taps(t0, inside);
               for (index_t c0 = 0; c0 < cg_; c0 += cb) {
-                B.resize(B0.size());
-                for (std::size_t i = 0; i < B0.size(); ++i) B[i] = B0[i] + c0;
+                detail::shifted(B0, c0, B);
                 const index_t cols = std::min(cb, cg_ - c0);
-                (cols == cb ? full : tail)
-                    .by_address(A, B, mat<T>{dx.row((n * s.h + ih) * s.w + f + sw * t0) + g * cg_ + c0, rows, cols, ld});
+                const kernel& k = inside ? (cols == cb ? interior : interior_tail)[std::size_t(f)]
+                                         : (cols == cb ? pixel : pixel_tail);
+                k.by_address(A, B, mat<T>{dx.row((n * s.h + ih) * s.w + f + sw * t0) + g * cg_ + c0, rows, cols,
+                                          inside ? sw * dx.ld : dx.ld});
               }
-            };
-            const index_t m_in = ph.in.hi - ph.in.lo;
-            if (m_in > 0) {
-              taps(ph.in.lo, true);
-              blocks(interior[std::size_t(f)], interior_tail[std::size_t(f)], ph.in.lo, m_in, sw * dx.ld);
-            }
-            for (index_t t = 0; t < ph.count; ++t) {
-              if (t == ph.in.lo && m_in > 0) t = ph.in.hi;
-              if (t >= ph.count) break;
-              taps(t, false);
-              blocks(pixel, pixel_tail, t, 1, dx.ld);
-            }
+            });
           }
       }
     });
@@ -358,6 +378,7 @@ class conv2d {
     scratch frame(ws, op);
     float* const partial = frame.take<float>(std::size_t(parts * rows * s.k));
     if (depthwise()) return depthwise_backward_weights(x, dy, dw, partial, parts);
+    if (lowered_) return lowered_backward_weights(x, dy, dw, partial, parts);
     using kernel = brgemm_kernel<Policy, T, T, float>;
     const gemm_params ta{1.0f, 0.0f, true, false};  // A_i = x's pixels, used transposed
     // Per filter column s: the output columns q whose input pixel is inside, and its kernel (k = their count).
@@ -523,6 +544,168 @@ class conv2d {
     sum_parts(partial, parts, dw);
   }
 
+  // ---- lowered: chunks of output pixels as rows of their receptive fields, one GEMM per chunk and group ----
+  // (k = R*S*C/groups in place of direct's C/groups, m = a chunk of pixels across rows and images in place
+  // of one output row: the blocks stay large where direct's are small; the weights are already the
+  // (R*S*C/groups, K) matrix the rows multiply)
+
+  index_t field() const noexcept { return s_.r * s_.s * cg_; }  // a receptive field's length
+  // Output pixels a chunk holds: 256 to 2048 (its lowered rows about 8 MiB of fp32 at most, and each
+  // chunk's packing of W spread over at least 256 rows), and no more than a thread's share (the calling
+  // thread's inside a parallel region).
+  index_t chunk_pixels() const noexcept {
+    const index_t threads = in_parallel() ? 1 : max_threads();
+    const index_t share = (s_.n * P_ * Q_ + threads - 1) / threads;
+    return std::max<index_t>(1, std::min(share, std::clamp<index_t>((index_t(1) << 21) / field() / 16 * 16, 256, 2048)));
+  }
+
+  // col (m, field()) = group g's receptive fields of the output pixels [i0, i0 + m) (indices over N*P*Q),
+  // zeros where a tap falls in the padding.
+  void lower(mat<const T> x, index_t i0, index_t m, index_t g, T* col) const {
+    const conv2d_shape& s = s_;
+    // a filter row's taps in one copy when they are adjacent pixels whose channels are all of this group
+    const bool rows_whole = s.dilation_w == 1 && s.groups == 1 && x.ld == s.c;
+    for (index_t i = 0; i < m; ++i) {
+      const index_t pix = i0 + i, n = pix / (P_ * Q_), p = pix / Q_ % P_, q = pix % Q_;
+      T* out = col + i * field();
+      const index_t iw0 = q * s.stride_w - s.pad_w;
+      const bool w_inside = iw0 >= 0 && iw0 + (s.s - 1) * s.dilation_w < s.w;
+      for (index_t r = 0; r < s.r; ++r, out += s.s * cg_) {
+        const index_t ih = p * s.stride_h - s.pad_h + r * s.dilation_h;
+        if (ih < 0 || ih >= s.h) {
+          std::fill_n(out, s.s * cg_, T{});
+          continue;
+        }
+        const T* in = x.row((n * s.h + ih) * s.w) + g * cg_;
+        if (rows_whole && w_inside) {
+          std::copy_n(in + iw0 * x.ld, s.s * cg_, out);
+          continue;
+        }
+        for (index_t t = 0; t < s.s; ++t) {
+          const index_t iw = iw0 + t * s.dilation_w;
+          if (iw < 0 || iw >= s.w)
+            std::fill_n(out + t * cg_, cg_, T{});
+          else
+            std::copy_n(in + iw * x.ld, cg_, out + t * cg_);
+        }
+      }
+    }
+  }
+
+  template <class Epilogue>
+  void lowered_forward(mat<const T> x, mat<const T> w, mat<T> y, const Epilogue& ep) const {
+    const index_t kk = field(), total = s_.n * P_ * Q_, chunk = chunk_pixels();
+    parallel_for((total + chunk - 1) / chunk, [&](index_t b, index_t e) {
+      scratch frame;
+      T* const col = frame.take<T>(std::size_t(chunk * kk));
+      for (index_t ch = b; ch < e; ++ch) {
+        const index_t i0 = ch * chunk, m = std::min(chunk, total - i0);
+        const gemm_kernel<Policy, T, T, T> gemm({m, kg_, kk, kk, w.ld, y.ld});
+        for (index_t g = 0; g < s_.groups; ++g) {
+          lower(x, i0, m, g, col);
+          const mat<const T> a{col, m, kk, kk}, wg{w.data + g * kg_, kk, kg_, w.ld};
+          const mat<T> c{y.row(i0) + g * kg_, m, kg_, y.ld};
+          if constexpr (std::is_same_v<Epilogue, epilogue::none>)
+            gemm(a, wg, c);
+          else
+            gemm(a, wg, c, detail::offset_epilogue<Epilogue>{ep, i0, g * kg_});
+        }
+      }
+    });
+  }
+
+  // The gradient of each chunk's lowered rows, dcol = dy W^T (products P(dy, w)), added back into the
+  // pixels each row was lowered from. A unit of work owns whole images, so no two threads add into one dx
+  // pixel: several images per chunk when an image has fewer output pixels than a chunk, else one image
+  // in chunks of its pixels.
+  void lowered_backward_data(mat<const T> dy, mat<const T> w, mat<T> dx) const {
+    const conv2d_shape& s = s_;
+    const index_t kk = field(), pq = P_ * Q_, hw = s.h * s.w, chunk = chunk_pixels();
+    const index_t images = pq >= chunk ? 1 : chunk / pq, units = (s.n + images - 1) / images;
+    const index_t rows = pq >= chunk ? chunk : images * pq;  // most pixels of one GEMM
+    parallel_for(units, [&](index_t b, index_t e) {
+      scratch frame;
+      float* const dcol = frame.take<float>(std::size_t(rows * kk));
+      float* const acc = std::is_same_v<T, float> ? nullptr : frame.take<float>(std::size_t(images * hw * s.c));
+      for (index_t u = b; u < e; ++u) {
+        const index_t n0 = u * images, n1 = std::min(s.n, n0 + images);
+        // dx of images [n0, n1), accumulated in fp32: dx itself, or acc for a bf16 dx
+        float* img;
+        index_t img_ld;
+        if constexpr (std::is_same_v<T, float>) {
+          img = dx.row(n0 * hw);
+          img_ld = dx.ld;
+        } else {
+          img = acc;
+          img_ld = s.c;
+        }
+        for (index_t i = 0; i < (n1 - n0) * hw; ++i) std::fill_n(img + i * img_ld, s.c, 0.0f);
+        for (index_t i0 = n0 * pq; i0 < n1 * pq; i0 += rows) {
+          const index_t m = std::min(rows, n1 * pq - i0);
+          const gemm_kernel<Policy, T, T, float> gemm({m, kk, kg_, dy.ld, w.ld, kk}, gemm_params{1.0f, 0.0f, false, true});
+          for (index_t g = 0; g < s.groups; ++g) {
+            gemm(mat<const T>{dy.row(i0) + g * kg_, m, kg_, dy.ld}, mat<const T>{w.data + g * kg_, kk, kg_, w.ld},
+                 mat<float>{dcol, m, kk, kk});
+            for (index_t i = 0; i < m; ++i) {
+              const index_t n = (i0 + i) / pq - n0, p = (i0 + i) / Q_ % P_, q = (i0 + i) % Q_;
+              const float* src = dcol + i * kk;
+              for (index_t r = 0; r < s.r; ++r) {
+                const index_t ih = p * s.stride_h - s.pad_h + r * s.dilation_h;
+                if (ih < 0 || ih >= s.h) continue;
+                for (index_t t = 0; t < s.s; ++t) {
+                  const index_t iw = q * s.stride_w - s.pad_w + t * s.dilation_w;
+                  if (iw >= 0 && iw < s.w)
+                    add_into(img + ((n * s.h + ih) * s.w + iw) * img_ld + g * cg_, src + (r * s.s + t) * cg_, cg_);
+                }
+              }
+            }
+          }
+        }
+        if constexpr (!std::is_same_v<T, float>)
+          for (index_t i = 0; i < (n1 - n0) * hw; ++i) {
+            T* out = dx.row(n0 * hw + i);
+            const float* in = acc + i * s.c;
+            chunks([&](index_t j, index_t len) { lanes::store(out + j, ld(in + j, len), len); });
+          }
+      }
+    });
+  }
+
+  // Each part's chunks into its partial dW: lowered rows^T dy (products P(x, dy)), accumulated.
+  void lowered_backward_weights(mat<const T> x, mat<const T> dy, mat<T> dw, float* partial, index_t parts) const {
+    const index_t kk = field(), total = s_.n * P_ * Q_, chunk = chunk_pixels(), count = (total + chunk - 1) / chunk;
+    parallel_for(parts, [&](index_t b, index_t e) {
+      scratch frame;
+      T* const col = frame.take<T>(std::size_t(chunk * kk));
+      for (index_t part = b; part < e; ++part) {
+        float* acc = partial + part * kk * s_.k;
+        std::fill_n(acc, kk * s_.k, 0.0f);
+        const range share = split(count, parts, part);
+        for (index_t ch = share.begin; ch < share.end; ++ch) {
+          const index_t i0 = ch * chunk, m = std::min(chunk, total - i0);
+          const gemm_kernel<Policy, T, T, float> gemm({kk, kg_, m, kk, dy.ld, s_.k}, gemm_params{1.0f, 1.0f, true, false});
+          for (index_t g = 0; g < s_.groups; ++g) {
+            lower(x, i0, m, g, col);
+            gemm(mat<const T>{col, m, kk, kk}, mat<const T>{dy.row(i0) + g * kg_, m, kg_, dy.ld},
+                 mat<float>{acc + g * kg_, kk, kg_, s_.k});
+          }
+        }
+      }
+    });
+    sum_parts(partial, parts, dw);
+  }
+
+  // dst[0, n) += src[0, n)
+  static void add_into(float* dst, const float* src, index_t n) noexcept {
+    if (n < 4) {  // a few channels per group (LeNet's first layer has one): masks cost more than the adds
+      for (index_t j = 0; j < n; ++j) dst[j] += src[j];
+      return;
+    }
+    index_t j = 0;
+    for (; j + W <= n; j += W) lanes::store(dst + j, lanes::load<V>(dst + j) + lanes::load<V>(src + j));
+    if (j < n) lanes::store(dst + j, lanes::load<V>(dst + j, n - j) + lanes::load<V>(src + j, n - j), n - j);
+  }
+
   // The shares of the output rows backward_weights sums separately: one per thread (one inside a caller's
   // parallel region), at most one per row.
   index_t weight_parts() const { return std::max<index_t>(1, std::min<index_t>(in_parallel() ? 1 : max_threads(), s_.n * P_)); }
@@ -549,6 +732,7 @@ class conv2d {
 
   conv2d_shape s_;
   index_t P_ = 0, Q_ = 0, cg_ = 0, kg_ = 0;
+  bool lowered_ = false;
 };
 
 }  // namespace tpp::dnn
