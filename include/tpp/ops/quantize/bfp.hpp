@@ -382,6 +382,10 @@ TPP_FLATTEN void bfp_blocks_of(mat<const TI> x, const bfp_params& p, G&& group, 
     run(std::false_type{});
 }
 
+// The most mantissa bits (sign apart) a TM mantissa holds.
+template <class TM>
+inline constexpr int mantissa_bits_of = int(sizeof(TM)) * 8 - 1;
+
 inline void check_bfp_params(const bfp_params& p, int max_bits, std::string_view op) {
   if (p.block < 1) throw error(op, "block", concat("(", std::to_string(p.block), ") is not >= 1"));
   if (p.mantissa_bits < 1 || p.mantissa_bits > max_bits)
@@ -397,10 +401,9 @@ template <class TI = float, class TM = std::int16_t>
 class bfp_quantize_kernel : public detail::params_kernel<bfp_params> {
  public:
   static constexpr detail::op_label label = detail::make_label("bfp_quantize", "");
-  static constexpr int max_bits = sizeof(TM) == 1 ? 7 : 15;
 
   bfp_quantize_kernel(index_t rows, index_t cols, bfp_params p) : params_kernel(label, rows, cols, p) {
-    detail::quant::check_bfp_params(p, max_bits, label);
+    detail::quant::check_bfp_params(p, detail::quant::mantissa_bits_of<TM>, label);
   }
 
   void operator()(mat<const TI> x, mat<TM> mantissa, mat<std::int16_t> exponent) const {
@@ -433,10 +436,9 @@ template <class TM = std::int16_t, class TO = float>
 class bfp_dequantize_kernel : public detail::params_kernel<bfp_params> {
  public:
   static constexpr detail::op_label label = detail::make_label("bfp_dequantize", "");
-  static constexpr int max_bits = sizeof(TM) == 1 ? 7 : 15;
 
   bfp_dequantize_kernel(index_t rows, index_t cols, bfp_params p) : params_kernel(label, rows, cols, p) {
-    detail::quant::check_bfp_params(p, max_bits, label);
+    detail::quant::check_bfp_params(p, detail::quant::mantissa_bits_of<TM>, label);
   }
 
   void operator()(mat<const TM> mantissa, mat<const std::int16_t> exponent, mat<TO> y) const {
