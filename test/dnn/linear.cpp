@@ -164,12 +164,14 @@ TEST_CASE("linear: bias + relu fused in the epilogue equals the separate computa
   CHECK(bad == 0);
 }
 
-TEST_CASE("linear: called from inside a parallel region, each call is right and db has the serial bits") {
+TEST_CASE("linear: called from inside a parallel region, each call is right and db has the team's bits") {
   const linear_shape s{40, 130, 70};
   const dnn::linear<approx::mitchell<7>> lin(s);
   const tensor<float> x(s.batch, s.in, 0, 31), w(s.in, s.out, 0, 32), dy(s.batch, s.out, 0, 33);
-  std::vector<float> db_ref(std::size_t(s.out));
+  std::vector<float> db_ref(std::size_t(s.out)), wide_ref(130);
   dnn::bias_gradient(dy.c(), db_ref);
+  const tensor<float> wide(300, 130, 2, 34);  // enough for bias_gradient to split its columns over the team
+  dnn::bias_gradient(wide.c(), wide_ref);
   std::size_t bad = 0;
 #pragma omp parallel for reduction(+ : bad)
   for (int t = 0; t < 4; ++t) {
@@ -183,6 +185,9 @@ TEST_CASE("linear: called from inside a parallel region, each call is right and 
     bad += mismatches("backward_data", dx, s.out, [&](index_t b, index_t i, index_t o) { return P::mul(dy(b, o), w(i, o)); });
     bad += mismatches("backward_weights", dw, s.batch, [&](index_t i, index_t o, index_t b) { return P::mul(x(b, i), dy(b, o)); });
     bad += db != db_ref;
+    std::vector<float> wide_db(130);
+    dnn::bias_gradient(wide.c(), wide_db);  // serial here: the same bits as the team's column blocks
+    bad += wide_db != wide_ref;
   }
   CHECK(bad == 0);
 }
