@@ -62,7 +62,7 @@ int check_fd(buffer<double>& x, const buffer<float>& g, const Loss& loss, const 
       const double lp = loss(x);
       xe = x0 - h;
       const double lm = loss(x);
-      xe = x0;
+      xe = x0;  // restored
       CAPTURE(i); CAPTURE(j);
       CHECK(std::fabs(g.at(i, j) - (lp - lm) / (2 * h)) <= 2 * tol_rel * scale(i, j) + 1e-6 * scale(i, j));
       ++checked;
@@ -72,7 +72,7 @@ int check_fd(buffer<double>& x, const buffer<float>& g, const Loss& loss, const 
 
 // ---- batchnorm ----
 
-// Two training steps, inference with the running statistics, backward; returns nothing, checks all.
+// Two training steps, inference with the running statistics, then the second step's backward.
 template <class P, class T>
 void check_batchnorm(index_t rows, index_t C, index_t pad, bool relu, std::uint64_t seed) {
   CAPTURE(rows); CAPTURE(C); CAPTURE(relu);

@@ -25,6 +25,8 @@
 // split, so the results are bit-identical for any thread count while c * sizeof(T) <= 1 KiB (beyond,
 // the op's statistics block height depends on the slice's width: deterministic for a thread count).
 // Called from inside a parallel region, it runs on the calling thread. Training needs rows >= 2.
+// Arguments: every view and span is checked against the shape, and every output shares no element with
+// any other argument (no pass runs in place): a bad one throws tpp::error naming it.
 // Special values: IEEE propagation per channel; a NaN or Inf in a channel makes its outputs, its saved
 // statistics and its running statistics NaN (or Inf); other channels are unaffected.
 //
@@ -129,9 +131,9 @@ class batchnorm {
     check_x_y(op, x, "x", y, "y");
     check_channels(op, {{gamma, "gamma"}, {beta, "beta"}, {mean, "mean"}, {var, "var"}, {running_mean, "running_mean"},
                         {running_var, "running_var"}});
-    const auto X = named(x, "x"), G = named(gamma, "gamma"), B = named(beta, "beta"), Y = named(y, "y"),
-               M = named(mean, "mean"), S = named(var, "var"), RM = named(running_mean, "running_mean"),
-               RV = named(running_var, "running_var");
+    const auto X = named(x, "x"), Y = named(y, "y");  // (views of T, then spans of float)
+    const auto G = named(gamma, "gamma"), B = named(beta, "beta"), M = named(mean, "mean"), S = named(var, "var"),
+               RM = named(running_mean, "running_mean"), RV = named(running_var, "running_var");
     check_apart(op, Y, X, G, B, M, S, RM, RV);
     check_apart(op, M, X, G, B, S, RM, RV);
     check_apart(op, S, X, G, B, RM, RV);
@@ -176,9 +178,9 @@ class batchnorm {
     check_x_y(op, dy, "dy", dx, "dx");
     tpp::detail::check_view(x, s_.rows, s_.c, op, "x", "(rows, c)");
     check_channels(op, {{mean, "mean"}, {var, "var"}, {gamma, "gamma"}, {beta, "beta"}, {dgamma, "dgamma"}, {dbeta, "dbeta"}});
-    const auto DY = named(dy, "dy"), X = named(x, "x"), M = named(mean, "mean"), S = named(var, "var"),
-               G = named(gamma, "gamma"), B = named(beta, "beta"), DX = named(dx, "dx"), DG = named(dgamma, "dgamma"),
-               DB = named(dbeta, "dbeta");
+    const auto DY = named(dy, "dy"), X = named(x, "x"), DX = named(dx, "dx");  // (views of T, then spans of float)
+    const auto M = named(mean, "mean"), S = named(var, "var"), G = named(gamma, "gamma"), B = named(beta, "beta"),
+               DG = named(dgamma, "dgamma"), DB = named(dbeta, "dbeta");
     check_apart(op, DX, DY, X, M, S, G, B, DG, DB);
     check_apart(op, DG, DY, X, M, S, G, B, DB);
     check_apart(op, DB, DY, X, M, S, G, B);

@@ -17,6 +17,8 @@
 // sums added in double in share order, rounded once: deterministic for a thread count, one share (a
 // single thread, or a call from inside a parallel region, which runs on the calling thread) gives the
 // op's bits.
+// Arguments: every view and span is checked against the shape, and every output shares no element with
+// any other argument (no pass runs in place): a bad one throws tpp::error naming it.
 // Special values: IEEE propagation per row; a NaN or Inf in a row makes its outputs and statistics NaN
 // (or Inf), and the dgamma / dbeta it contributes to.
 //
@@ -77,8 +79,8 @@ class layernorm {
     check_span(beta, std::size_t(s_.c), op, "beta");
     check_span(mean, std::size_t(s_.rows), op, "mean");
     check_span(rstd, std::size_t(s_.rows), op, "rstd");
-    const auto X = named(x, "x"), G = named(gamma, "gamma"), B = named(beta, "beta"), Y = named(y, "y"),
-               M = named(mean, "mean"), R = named(rstd, "rstd");
+    const auto X = named(x, "x"), Y = named(y, "y");  // (views of T, then spans of float)
+    const auto G = named(gamma, "gamma"), B = named(beta, "beta"), M = named(mean, "mean"), R = named(rstd, "rstd");
     check_apart(op, Y, X, G, B, M, R);
     check_apart(op, M, X, G, B, R);
     check_apart(op, R, X, G, B);
@@ -106,8 +108,9 @@ class layernorm {
     check_span(gamma, std::size_t(s_.c), op, "gamma");
     check_span(dgamma, std::size_t(s_.c), op, "dgamma");
     check_span(dbeta, std::size_t(s_.c), op, "dbeta");
-    const auto DY = named(dy, "dy"), X = named(x, "x"), M = named(mean, "mean"), R = named(rstd, "rstd"),
-               G = named(gamma, "gamma"), DX = named(dx, "dx"), DG = named(dgamma, "dgamma"), DB = named(dbeta, "dbeta");
+    const auto DY = named(dy, "dy"), X = named(x, "x"), DX = named(dx, "dx");  // (views of T, then spans of float)
+    const auto M = named(mean, "mean"), R = named(rstd, "rstd"), G = named(gamma, "gamma"), DG = named(dgamma, "dgamma"),
+               DB = named(dbeta, "dbeta");
     check_apart(op, DX, DY, X, M, R, G, DG, DB);
     check_apart(op, DG, DY, X, M, R, G, DB);
     check_apart(op, DB, DY, X, M, R, G);
