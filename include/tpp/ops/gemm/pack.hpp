@@ -14,7 +14,9 @@
 
 #include "../../approx/gemm_traits.hpp"
 #include "../../core/bf16.hpp"
+#include "../../core/lanes.hpp"
 #include "../../core/mat.hpp"
+#include "../../core/simd.hpp"
 #include "../../core/workspace.hpp"
 
 namespace tpp::detail {
@@ -40,12 +42,37 @@ struct identity_pack {
   float operator()(float x) const noexcept { return x; }
 };
 
+// A k_major sliver without transform or range, a vector at a time (the widest copy of the packing: B's
+// untransposed panels; at -O2 GCC leaves the scalar loop unvectorised).
+template <index_t S, class T>
+void gemm_pack_rows(const mat<const T>& x, index_t s0, index_t w, index_t k0, index_t kc, float* o) noexcept {
+  using V = simd::lane;
+  constexpr index_t W = lanes::width<V>;
+  static_assert(S % W == 0);
+  for (index_t k = 0; k < kc; ++k) {
+    const T* src = x.row(k0 + k) + s0;
+    float* ok = o + k * S;
+    index_t q = 0;
+    for (; q + W <= w; q += W) lanes::store(ok + q, lanes::load<V>(src + q));
+    if (q < w) {
+      lanes::store(ok + q, lanes::load<V>(src + q, w - q));  // lanes past w load as +0
+      q += W;
+    }
+    for (; q < S; q += W) lanes::store(ok + q, V(0.0f));
+  }
+}
+
 template <index_t S, class T, class G = identity_pack>
 void gemm_pack(const mat<const T>& x, bool k_major, index_t s0, index_t sn, index_t k0, index_t kc, float* out,
                G g = {}, approx::panel_range* r = nullptr) noexcept {
   for (index_t t = 0; t < sn; t += S) {
     const index_t w = std::min(S, sn - t);
     float* o = out + t * kc;
+    if constexpr (std::is_same_v<G, identity_pack> && S % lanes::width<simd::lane> == 0)
+      if (k_major && r == nullptr) {
+        gemm_pack_rows<S>(x, s0 + t, w, k0, kc, o);
+        continue;
+      }
     if (k_major) {  // the sliver's S values are contiguous in each stored row
       for (index_t k = 0; k < kc; ++k) {
         const T* src = x.row(k0 + k) + s0 + t;
