@@ -171,20 +171,27 @@ TEST_CASE("pool2d: bf16 tensors, global pooling") {
   pool2d_shape gm = g;
   gm.kind = pool_kind::max;
   check<approx::exact, float>(gm, 54, true);
+  check<approx::exact, float>(pool2d_shape::global_avg(1, 2, 3, 1100), 55, false);  // past one channel run
+  check<approx::exact, bf16>(pool2d_shape::global_avg(2, 3, 3, 21), 56, false);
 }
 
-TEST_CASE("pool2d: a NaN wins its window (the first NaN), argmax names it") {
-  const pool2d_shape s{1, 4, 4, 2, 2, 2, 2, 2, 0, 0, pool_kind::max};
-  std::vector<float> x(32, 1.0f), y(8), dy(8, 1.0f), dx(32);
-  std::vector<std::int32_t> arg(8);
-  x[(1 * 4 + 0) * 2 + 0] = NAN, x[(1 * 4 + 1) * 2 + 0] = NAN, x[(0 * 4 + 1) * 2 + 0] = 2.0f;  // window (0, 0), channel 0
+TEST_CASE("pool2d: a NaN wins its window (the first NaN), argmax names it, with or without argmax") {
+  const pool2d_shape s{1, 4, 10, 2, 2, 2, 2, 2, 0, 0, pool_kind::max};  // 2 x 5 outputs
+  std::vector<float> x(80, 1.0f), y(20), y2(20), dy(20, 1.0f), dx(80);
+  std::vector<std::int32_t> arg(20);
+  const auto at = [](index_t ih, index_t iw, index_t c) { return std::size_t((ih * 10 + iw) * 2 + c); };
+  x[at(1, 0, 0)] = NAN, x[at(1, 1, 0)] = -NAN, x[at(0, 1, 0)] = 2.0f;  // window (0, 0), channel 0
+  x[at(3, 9, 1)] = NAN;                                                 // window (1, 4), channel 1
   const dnn::pool2d<> pool(s);
-  pool.forward({x.data(), 16, 2, 2}, {y.data(), 4, 2, 2}, {arg.data(), 4, 2, 2});
-  CHECK(std::isnan(y[0]));
-  CHECK(arg[0] == 2);  // tap (1, 0)
+  pool.forward({x.data(), 40, 2, 2}, {y.data(), 10, 2, 2}, {arg.data(), 10, 2, 2});
+  pool.forward({x.data(), 40, 2, 2}, {y2.data(), 10, 2, 2});
+  CHECK((std::isnan(y[0]) && !std::signbit(y[0]) && arg[0] == 2));  // the first NaN: tap (1, 0)
+  CHECK((std::isnan(y[19]) && arg[19] == 3));
   CHECK((y[1] == 1.0f && arg[1] == 0));  // all tie: the first
-  pool.backward({dy.data(), 4, 2, 2}, {dx.data(), 16, 2, 2}, {arg.data(), 4, 2, 2});
-  CHECK((dx[(1 * 4 + 0) * 2] == 1.0f && dx[(1 * 4 + 1) * 2] == 0.0f && dx[2] == 0.0f));
+  CHECK((std::isnan(y2[0]) && !std::signbit(y2[0]) && std::isnan(y2[19])));
+  for (std::size_t i = 1; i < 19; ++i) CHECK(y2[i] == y[i]);
+  pool.backward({dy.data(), 10, 2, 2}, {dx.data(), 40, 2, 2}, {arg.data(), 10, 2, 2});
+  CHECK((dx[at(1, 0, 0)] == 1.0f && dx[at(1, 1, 0)] == 0.0f && dx[at(0, 1, 0)] == 0.0f && dx[at(3, 9, 1)] == 1.0f));
 }
 
 TEST_CASE("pool2d: backward equals central differences of sum(y * g)") {

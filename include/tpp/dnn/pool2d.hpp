@@ -14,11 +14,17 @@
 //   backward, max  dx(pixel) = sum of dy over the windows whose argmax names that pixel (an index naming
 //                  no tap of its window adds nothing); needs the forward's argmax
 //   backward, avg  dx(pixel) = sum over the windows that hold it of P(dy, 1/count)
-// dx is overwritten. Vector loops over the channels (up to four vectors at once, a masked tail), parallel
-// over (image, output row) forward and over (image, input row) backward: the backward gathers each dx
-// element from the windows that hold it, so no two threads write one element, and the sums run in a fixed
-// order (deterministic, for any thread count). A global pooling (P = Q = 1) also splits the channels.
-// OpenMP inside; called from inside a parallel region it runs on the calling thread.
+// dx is overwritten. +0 and -0 are equal maxima (the first stays); an Inf is a value like any other.
+//
+// Decomposition: vector loops over the channels (up to four vectors at once, a masked tail) over a table of
+// the window's tap offsets, rebuilt only where the window is clipped; with one vector of channels or fewer
+// (LeNet's 6 or 16) four output pixels at once. A max without argmax runs a plain max and notes NaNs
+// apart; a block that met one is redone by the tracking loop, so both forms give the same bits. A global
+// average (one output pixel) sums whole runs of channels pixel by pixel (contiguous reads), per image and
+// run. Parallel over (image, output row) forward and over (image, input row) backward: the backward
+// gathers each dx element from the windows that hold it, so no two threads write one element and its sum
+// runs in a fixed order (deterministic, for any thread count). OpenMP inside; called from inside a
+// parallel region it runs on the calling thread.
 
 #include <algorithm>
 #include <concepts>
@@ -29,6 +35,7 @@
 #include <string_view>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "../approx/exact.hpp"
 #include "../approx/policy.hpp"
@@ -122,6 +129,21 @@ class pool2d {
     approx::check_policy<Policy>();
     P_ = s_.p();
     Q_ = s_.q();
+    // Per axis: each output's clipped window, each input's covering outputs; per output pixel 1 / count.
+    for (index_t p = 0; p < P_; ++p) rows_.push_back(window(p, s_.stride_h, s_.pad_h, s_.r, s_.h));
+    for (index_t q = 0; q < Q_; ++q) cols_.push_back(window(q, s_.stride_w, s_.pad_w, s_.s, s_.w));
+    for (index_t i = 0; i < s_.h; ++i) row_cover_.push_back(covering(i, s_.stride_h, s_.pad_h, s_.r, P_));
+    for (index_t i = 0; i < s_.w; ++i) col_cover_.push_back(covering(i, s_.stride_w, s_.pad_w, s_.s, Q_));
+    in_ = {Q_, Q_};  // the output columns whose windows lie inside the image: a run
+    for (index_t q = 0; q < Q_; ++q)
+      if (cols_[std::size_t(q)].size() == s_.s) in_ = {std::min(in_.lo, q), q + 1};
+    if (s_.kind == pool_kind::avg) {
+      inv_.resize(std::size_t(P_ * Q_));
+      for (index_t p = 0; p < P_; ++p)
+        for (index_t q = 0; q < Q_; ++q)
+          inv_[std::size_t(p * Q_ + q)] =
+              1.0f / float(s_.avg_count_pad ? s_.r * s_.s : rows_[std::size_t(p)].size() * cols_[std::size_t(q)].size());
+    }
   }
 
   const pool2d_shape& shape() const noexcept { return s_; }
@@ -140,7 +162,17 @@ class pool2d {
       if (tpp::detail::views_overlap(argmax, y)) throw error(op, "argmax", "overlaps y");
     }
     if (tpp::detail::views_overlap(y, x)) throw error(op, "x", "overlaps y");
-    // Global pooling has one output row per image: split the channels too, so every thread has work.
+    if (s_.kind == pool_kind::avg && P_ == 1 && Q_ == 1) {  // global: per image and run of channels
+      const index_t chunks = (s_.c + global_chunk - 1) / global_chunk;
+      parallel_for(s_.n * chunks, [&](index_t b, index_t e) {
+        for (index_t i = b; i < e; ++i) {
+          const index_t j0 = (i % chunks) * global_chunk;
+          global_avg_chunk(x, y, i / chunks, j0, std::min(s_.c, j0 + global_chunk));
+        }
+      });
+      return;
+    }
+    // Few output rows (a global max pooling): split the channels too, so every thread has work.
     const index_t rows = s_.n * P_, parts = rows >= 4 * max_threads() ? 1 : (s_.c + block - 1) / block;
     parallel_for(rows * parts, [&](index_t b, index_t e) {
       for (index_t i = b; i < e; ++i) {
@@ -186,11 +218,16 @@ class pool2d {
   static constexpr int U = 4;                 // vectors a window loop carries at once
   static constexpr index_t block = U * W;     // channels per part of a global pooling
 
-  template <class U_>
-  static V ld(const U_* p, index_t n) noexcept {
-    return n == W ? lanes::load<V>(p) : lanes::load<V>(p, n);
-  }
-  // n int32 tap indices from p (lanes past n: 0).
+  // Where the float lanes' masked tail loads and stores are single instructions (arch/tail.hpp), int32
+  // lanes move through them as bits.
+  template <class VV>
+  static constexpr bool masked_moves = [] {
+    if constexpr (lanes::is_scalar<VV>)
+      return false;
+    else
+      return std::is_base_of_v<xsimd::avx2, typename VV::arch_type> || std::is_base_of_v<xsimd::avx512f, typename VV::arch_type>;
+  }();
+  // n int32 tap indices from p (lanes past n: 0), and the first n lanes of v to p.
   template <class VV = V>
   static lanes::i32_of<VV> load_index(const std::int32_t* p, index_t n) noexcept {
     using J = lanes::i32_of<VV>;
@@ -198,10 +235,18 @@ class pool2d {
       return *p;
     } else {
       if (n == W) return J::load_unaligned(p);
+      if constexpr (masked_moves<VV>) return lanes::as_i32(lanes::load<VV>(reinterpret_cast<const float*>(p), n));
       alignas(64) std::int32_t b[W] = {};
       for (index_t k = 0; k < n; ++k) b[k] = p[k];
       return J::load_aligned(b);
     }
+  }
+  template <class J>
+  static void store_index(std::int32_t* p, J v, index_t n) noexcept {
+    if constexpr (masked_moves<V>)
+      lanes::store(reinterpret_cast<float*>(p), lanes::as_f32(v), n);
+    else
+      lanes::store_int(p, v, n);
   }
   template <class VV = V>
   static lanes::mask_of<VV> is_tap(lanes::i32_of<VV> a, std::int32_t t) noexcept {
@@ -226,118 +271,252 @@ class pool2d {
       return acc + Policy::mul(a, b);
   }
 
-  // The taps [lo, hi) of output position t along one axis, clipped to the image.
+  // The taps [lo, hi) of output position t along one axis, clipped to the image; start: the window's
+  // first position (lo - start is lo's tap index within the window).
   struct span {
-    index_t lo, hi, first;  // first: the tap index of lo within the window
+    index_t lo, hi, start;
+    index_t size() const noexcept { return hi - lo; }
   };
   static span window(index_t t, index_t stride, index_t pad, index_t taps, index_t in) noexcept {
     const index_t start = t * stride - pad;
-    const index_t lo = std::max<index_t>(0, start), hi = std::min(in, start + taps);
-    return {lo, hi, lo - start};
+    return {std::max<index_t>(0, start), std::min(in, start + taps), start};
   }
   // The output positions [lo, hi) whose windows hold input position i along one axis.
-  static std::pair<index_t, index_t> covering(index_t i, index_t stride, index_t pad, index_t taps, index_t out) noexcept {
+  struct cover {
+    index_t lo, hi;
+  };
+  static cover covering(index_t i, index_t stride, index_t pad, index_t taps, index_t out) noexcept {
     const index_t a = i + pad - taps + 1;  // t * stride >= a
-    const index_t lo = std::max<index_t>(0, a <= 0 ? 0 : (a + stride - 1) / stride);
-    const index_t hi = std::min(out, (i + pad) / stride + 1);
-    return {lo, hi};
+    return {a <= 0 ? 0 : (a + stride - 1) / stride, std::min(out, (i + pad) / stride + 1)};
   }
+
+  // f(0), ..., f(N - 1), unrolled (so a kernel's per-vector accumulators stay in registers).
+  template <int N, class F>
+  static void unroll(F&& f) {
+    [&]<int... u>(std::integer_sequence<int, u...>) { (f(std::integral_constant<int, u>{}), ...); }(std::make_integer_sequence<int, N>{});
+  }
+  // Vector u of a kernel's channels from p: full (Full), or the first len elements.
+  template <bool Full, class E>
+  static V ld(const E* p, int u, index_t len) noexcept {
+    if constexpr (Full)
+      return lanes::load<V>(p + u * W);
+    else
+      return lanes::load<V>(p, len);
+  }
+  template <bool Full, class E>
+  static void st(E* p, int u, V v, index_t len) noexcept {
+    if constexpr (Full)
+      lanes::store(p + u * W, v);
+    else
+      lanes::store(p, v, len);
+  }
+
+  // A block of outputs over the window's taps inside the image (tap t at base + off[t], tap index tix[t], in
+  // scan order): NV full channel vectors of one pixel (Full), one vector of len channels (NV = 1), or
+  // (Pixels) NV pixels' first len channels, pixel u's window at base + u * xstep and its outputs at
+  // y + u * ystep, argmax + u * astep. Returns false (and writes nothing) when a max without argmax meets
+  // a NaN: the tracking loop then finds the first.
+  struct steps {
+    index_t x = 0, y = 0, a = 0;
+  };
+  template <pool_kind K, bool Track, int NV, bool Full, bool Pixels = false>
+  [[gnu::always_inline]] bool pixel(const T* base, const index_t* off, const std::int32_t* tix, index_t taps, float inv,
+                                    T* yo, std::int32_t* ao, index_t len, steps st_ = {}) const {
+    V acc[NV];
+    I idx[NV];
+    lanes::mask_of<V> nan[NV];
+    unroll<NV>([&](auto u) {
+      acc[u] = V(K == pool_kind::max ? -std::numeric_limits<float>::infinity() : 0.0f);
+      if constexpr (Track) idx[u] = I(tix[0]);
+      nan[u] = lanes::mask_of<V>(false);
+    });
+    for (index_t t = 0; t < taps; ++t) {
+      const T* px = base + off[t];
+      unroll<NV>([&](auto u) {
+        V v;
+        if constexpr (Pixels)
+          v = lanes::load<V>(px + u * st_.x, len);
+        else
+          v = ld<Full>(px, u, len);
+        if constexpr (K == pool_kind::avg) {
+          acc[u] += v;
+        } else if constexpr (Track) {
+          const auto take = takes(v, acc[u]);
+          acc[u] = lanes::select(take, v, acc[u]);
+          idx[u] = lanes::select(take, I(tix[t]), idx[u]);
+        } else {  // v > m ? v : m skips a NaN v (the first of equal maxima stays); NaNs noted apart
+          acc[u] = lanes::max_second_on_nan(v, acc[u]);
+          nan[u] = nan[u] | lanes::is_nan(v);
+        }
+      });
+    }
+    if constexpr (K == pool_kind::max && !Track) {
+      bool any = false;
+      unroll<NV>([&](auto u) { any = any || lanes::any(nan[u]); });
+      if (any) return false;
+    }
+    unroll<NV>([&](auto u) {
+      if constexpr (K == pool_kind::avg) acc[u] = Policy::mul(acc[u], V(inv));
+      if constexpr (Pixels)
+        lanes::store(yo + u * st_.y, acc[u], len);
+      else
+        st<Full>(yo, u, acc[u], len);
+      if (Track && ao != nullptr) {
+        if constexpr (Full && !Pixels)
+          lanes::store_int(ao + u * W, idx[u]);
+        else
+          store_index(Pixels ? ao + u * st_.a : ao, idx[u], len);
+      }
+    });
+    return true;
+  }
+
+  // A max block with a NaN among its taps, out of line: the value the tracking loop picks.
+  template <int NV, bool Full, bool Pixels>
+  [[gnu::noinline]] void first_nan(const T* base, const index_t* off, const std::int32_t* tix, index_t taps, T* yo, index_t len,
+                                   steps st = {}) const {
+    pixel<pool_kind::max, true, NV, Full, Pixels>(base, off, tix, taps, 0.0f, yo, nullptr, len, st);
+  }
+
+  // Windows of up to this many taps keep their offset table on the stack.
+  static constexpr index_t stack_taps = 64;
+  static constexpr int pixel_group = 4;
 
   // One output row np, channels [j0, j1).
   template <pool_kind K, bool Track>
   void forward_row(mat<const T> x, mat<T> y, mat<std::int32_t> am, index_t np, index_t j0, index_t j1) const {
-    const pool2d_shape& s = s_;
-    const index_t n = np / P_, p = np % P_;
-    const span rh = window(p, s.stride_h, s.pad_h, s.r, s.h);
-    const float inv_all = 1.0f / float(s.r * s.s);
+    const index_t n = np / P_, p = np % P_, S = s_.s, ldx = x.ld;
+    const span rh = rows_[std::size_t(p)];
+    const T* const img = x.row(n * s_.h * s_.w);
+    // The offsets and tap indices of the current window's taps inside the image, rebuilt when the
+    // window's clipped columns change (at the borders).
+    index_t off_stack[stack_taps];
+    std::int32_t tix_stack[stack_taps];
+    std::vector<index_t> off_heap;
+    std::vector<std::int32_t> tix_heap;
+    index_t* off = off_stack;
+    std::int32_t* tix = tix_stack;
+    if (s_.r * S > stack_taps) {
+      off_heap.resize(std::size_t(s_.r * S));
+      tix_heap.resize(std::size_t(s_.r * S));
+      off = off_heap.data(), tix = tix_heap.data();
+    }
+    index_t taps = 0, built_lo = -1, built_hi = -1;
+    // Few channels (one vector), no argmax: the inside windows of the row four pixels at a time.
+    const bool by_pixels = !Track && j1 - j0 <= W && in_.hi - in_.lo >= pixel_group;
     for (index_t q = 0; q < Q_; ++q) {
-      const span rw = window(q, s.stride_w, s.pad_w, s.s, s.w);
-      const float inv = s.avg_count_pad ? inv_all : 1.0f / float((rh.hi - rh.lo) * (rw.hi - rw.lo));
+      if (by_pixels && q == in_.lo) {
+        const span rw = cols_[std::size_t(q)];
+        built_lo = 0, built_hi = S, taps = 0;
+        for (index_t ih = rh.lo; ih < rh.hi; ++ih)
+          for (index_t iw = 0; iw < S; ++iw, ++taps) {
+            off[taps] = ((ih - rh.lo) * s_.w + iw) * ldx;
+            tix[taps] = std::int32_t((ih - rh.start) * S + iw);
+          }
+        const float inv = K == pool_kind::avg ? inv_[std::size_t(p * Q_ + q)] : 0.0f;  // the same for all
+        const steps st{s_.stride_w * ldx, y.ld, Track ? am.ld : 0};
+        const index_t len = j1 - j0;
+        for (; q + pixel_group <= in_.hi; q += pixel_group) {
+          const T* base = img + (rh.lo * s_.w + rw.lo + (q - in_.lo) * s_.stride_w) * ldx + j0;
+          T* yo = y.row(np * Q_ + q) + j0;
+          std::int32_t* ao = Track ? am.row(np * Q_ + q) + j0 : nullptr;
+          if (!pixel<K, Track, pixel_group, false, true>(base, off, tix, taps, inv, yo, ao, len, st))
+            first_nan<pixel_group, false, true>(base, off, tix, taps, yo, len, st);
+        }
+        if (q >= Q_) break;
+      }
+      const span rw = cols_[std::size_t(q)];
+      if (rw.lo - rw.start != built_lo || rw.hi - rw.start != built_hi) {
+        built_lo = rw.lo - rw.start, built_hi = rw.hi - rw.start, taps = 0;
+        for (index_t ih = rh.lo; ih < rh.hi; ++ih)
+          for (index_t iw = rw.lo; iw < rw.hi; ++iw, ++taps) {
+            off[taps] = ((ih - rh.lo) * s_.w + (iw - rw.lo)) * ldx;
+            tix[taps] = std::int32_t((ih - rh.start) * S + (iw - rw.start));
+          }
+      }
+      const float inv = K == pool_kind::avg ? inv_[std::size_t(p * Q_ + q)] : 0.0f;
       const index_t o = np * Q_ + q;
-      const T* base = x.row((n * s.h + rh.lo) * s.w + rw.lo);
-      const std::int32_t tap0 = std::int32_t(rh.first * s.s + rw.first);
-      // channels [j, j + nv W), the last vector len wide
-      const auto run = [&]<int NV>(index_t j, index_t len) {
-        V acc[NV];
-        I idx[NV];
-        for (int u = 0; u < NV; ++u) {
-          acc[u] = V(K == pool_kind::max ? -std::numeric_limits<float>::infinity() : 0.0f);
-          if constexpr (Track) idx[u] = I(tap0);
-        }
-        const T* row = base;
-        std::int32_t tap_row = tap0;
-        for (index_t ih = rh.lo; ih < rh.hi; ++ih, row += s.w * x.ld, tap_row += std::int32_t(s.s)) {
-          const T* px = row + j;
-          std::int32_t tap = tap_row;
-          for (index_t iw = rw.lo; iw < rw.hi; ++iw, px += x.ld, ++tap)
-            for (int u = 0; u < NV; ++u) {
-              const V v = ld(px + u * W, u == NV - 1 ? len : W);
-              if constexpr (K == pool_kind::avg) {
-                acc[u] += v;
-              } else {
-                const auto t = takes(v, acc[u]);
-                acc[u] = lanes::select(t, v, acc[u]);
-                if constexpr (Track) idx[u] = lanes::select(t, I(tap), idx[u]);
-              }
-            }
-        }
-        for (int u = 0; u < NV; ++u) {
-          const index_t m = u == NV - 1 ? len : W;
-          V out = acc[u];
-          if constexpr (K == pool_kind::avg) out = Policy::mul(out, V(inv));
-          lanes::store(y.row(o) + j + u * W, out, m);
-          if constexpr (Track) lanes::store_int(am.row(o) + j + u * W, idx[u], m);
-        }
-      };
+      const T* base = img + (rh.lo * s_.w + rw.lo) * ldx;
+      T* yo = y.row(o);
+      std::int32_t* ao = Track ? am.row(o) : nullptr;
       index_t j = j0;
-      for (; j + block <= j1; j += block) run.template operator()<U>(j, W);
-      for (; j < j1; j += W) run.template operator()<1>(j, std::min(W, j1 - j));
+      for (; j + block <= j1; j += block)
+        if (!pixel<K, Track, U, true>(base + j, off, tix, taps, inv, yo + j, Track ? ao + j : nullptr, W))
+          first_nan<U, true, false>(base + j, off, tix, taps, yo + j, W);
+      for (; j < j1; j += W)
+        if (!pixel<K, Track, 1, false>(base + j, off, tix, taps, inv, yo + j, Track ? ao + j : nullptr, std::min(W, j1 - j)))
+          first_nan<1, false, false>(base + j, off, tix, taps, yo + j, std::min(W, j1 - j));
     }
   }
 
-  // One input row nh = (n, ih): each dx element gathered from the windows that hold it.
+  // Average pooling to one pixel per image (global pooling), channels [j0, j1) of image n: the window's
+  // pixels summed a whole channel run at a time into a buffer (contiguous reads), in scan order as
+  // pixel's, then scaled.
+  static constexpr index_t global_chunk = 1024;
+  void global_avg_chunk(mat<const T> x, mat<T> y, index_t n, index_t j0, index_t j1) const {
+    alignas(64) float acc[global_chunk];
+    const span rh = rows_[0], rw = cols_[0];
+    const index_t len = j1 - j0;
+    for (index_t j = 0; j < len; ++j) acc[j] = 0.0f;
+    for (index_t ih = rh.lo; ih < rh.hi; ++ih)
+      for (index_t iw = rw.lo; iw < rw.hi; ++iw) {
+        const T* px = x.row((n * s_.h + ih) * s_.w + iw) + j0;
+        index_t j = 0;
+        for (; j + W <= len; j += W) lanes::store(acc + j, lanes::load<V>(acc + j) + lanes::load<V>(px + j));
+        if (j < len) lanes::store(acc + j, lanes::load<V>(acc + j, len - j) + lanes::load<V>(px + j, len - j), len - j);
+      }
+    const V inv(inv_[0]);
+    T* out = y.row(n) + j0;
+    index_t j = 0;
+    for (; j + W <= len; j += W) lanes::store(out + j, Policy::mul(lanes::load<V>(acc + j), inv));
+    if (j < len) lanes::store(out + j, Policy::mul(lanes::load<V>(acc + j, len - j), inv), len - j);
+  }
+
+  // One input pixel's channel block (as pixel's): the sum over the windows that hold it.
+  template <pool_kind K, int NV, bool Full>
+  [[gnu::always_inline]] void gather(mat<const T> dy, mat<const std::int32_t> am, index_t n, index_t ih, index_t iw, index_t j, T* out, index_t len) const {
+    V acc[NV];
+    unroll<NV>([&](auto u) { acc[u] = V(0.0f); });
+    const cover ch = row_cover_[std::size_t(ih)], cw = col_cover_[std::size_t(iw)];
+    for (index_t p = ch.lo; p < ch.hi; ++p) {
+      const std::int32_t tap_row = std::int32_t((ih - rows_[std::size_t(p)].start) * s_.s);
+      for (index_t q = cw.lo; q < cw.hi; ++q) {
+        const index_t o = (n * P_ + p) * Q_ + q;
+        const T* g = dy.row(o) + j;
+        if constexpr (K == pool_kind::avg) {
+          const V inv(inv_[std::size_t(p * Q_ + q)]);
+          unroll<NV>([&](auto u) { acc[u] = mul_add(ld<Full>(g, u, len), inv, acc[u]); });
+        } else {
+          const std::int32_t tap = tap_row + std::int32_t(iw - cols_[std::size_t(q)].start);
+          const std::int32_t* a = am.data + o * am.ld + j;
+          unroll<NV>([&](auto u) {
+            const auto hit = is_tap(load_index(Full ? a + u * W : a, Full ? W : len), tap);
+            acc[u] += lanes::select(hit, ld<Full>(g, u, len), V(0.0f));
+          });
+        }
+      }
+    }
+    unroll<NV>([&](auto u) { st<Full>(out, u, acc[u], len); });
+  }
+
+  // One input row nh = (n, ih).
   template <pool_kind K>
   void backward_row(mat<const T> dy, mat<T> dx, mat<const std::int32_t> am, index_t nh) const {
-    const pool2d_shape& s = s_;
-    const index_t n = nh / s.h, ih = nh % s.h;
-    const auto [p_lo, p_hi] = covering(ih, s.stride_h, s.pad_h, s.r, P_);
-    const float inv_all = 1.0f / float(s.r * s.s);
-    for (index_t iw = 0; iw < s.w; ++iw) {
-      const auto [q_lo, q_hi] = covering(iw, s.stride_w, s.pad_w, s.s, Q_);
-      T* out = dx.row(nh * s.w + iw);
-      const auto run = [&]<int NV>(index_t j, index_t len) {
-        V acc[NV];
-        for (int u = 0; u < NV; ++u) acc[u] = V(0.0f);
-        for (index_t p = p_lo; p < p_hi; ++p) {
-          const span rh = window(p, s.stride_h, s.pad_h, s.r, s.h);
-          const index_t r = ih - (p * s.stride_h - s.pad_h);
-          for (index_t q = q_lo; q < q_hi; ++q) {
-            const index_t o = (n * P_ + p) * Q_ + q;
-            const T* g = dy.row(o) + j;
-            if constexpr (K == pool_kind::avg) {
-              const span rw = window(q, s.stride_w, s.pad_w, s.s, s.w);
-              const V inv(s.avg_count_pad ? inv_all : 1.0f / float((rh.hi - rh.lo) * (rw.hi - rw.lo)));
-              for (int u = 0; u < NV; ++u) acc[u] = mul_add(ld(g + u * W, u == NV - 1 ? len : W), inv, acc[u]);
-            } else {
-              const std::int32_t tap = std::int32_t(r * s.s + iw - (q * s.stride_w - s.pad_w));
-              const std::int32_t* a = am.row(o) + j;
-              for (int u = 0; u < NV; ++u) {
-                const index_t m = u == NV - 1 ? len : W;
-                acc[u] += lanes::select(is_tap(load_index(a + u * W, m), tap), ld(g + u * W, m), V(0.0f));
-              }
-            }
-          }
-        }
-        for (int u = 0; u < NV; ++u) lanes::store(out + j + u * W, acc[u], u == NV - 1 ? len : W);
-      };
+    const index_t n = nh / s_.h, ih = nh % s_.h;
+    for (index_t iw = 0; iw < s_.w; ++iw) {
+      T* out = dx.row(nh * s_.w + iw);
       index_t j = 0;
-      for (; j + block <= s.c; j += block) run.template operator()<U>(j, W);
-      for (; j < s.c; j += W) run.template operator()<1>(j, std::min(W, s.c - j));
+      for (; j + block <= s_.c; j += block) gather<K, U, true>(dy, am, n, ih, iw, j, out + j, W);
+      for (; j < s_.c; j += W) gather<K, 1, false>(dy, am, n, ih, iw, j, out + j, std::min(W, s_.c - j));
     }
   }
 
   pool2d_shape s_;
   index_t P_ = 0, Q_ = 0;
+  std::vector<span> rows_, cols_;             // (P), (Q)
+  std::vector<cover> row_cover_, col_cover_;  // (H), (W)
+  std::vector<float> inv_;                    // (P*Q): 1 / count (average pooling)
+  cover in_{0, 0};                            // the output columns whose windows are whole
 };
 
 }  // namespace tpp::dnn
