@@ -15,6 +15,7 @@
 #include "dnn/conv2d.hpp"
 #include "dnn/layernorm.hpp"
 #include "dnn/linear.hpp"
+#include "dnn/pool2d.hpp"
 #include "ops/binary.hpp"
 #include "ops/compress.hpp"
 #include "ops/epilogue.hpp"
