@@ -22,8 +22,9 @@
 // apart; a block that met one is redone by the tracking loop, so both forms give the same bits. A global
 // average (one output pixel) sums whole runs of channels pixel by pixel (contiguous reads), per image and
 // run. Parallel over (image, output row) forward and over (image, input row) backward: the backward
-// gathers each dx element from the windows that hold it, so no two threads write one element and its sum
-// runs in a fixed order (deterministic, for any thread count). OpenMP inside; called from inside a
+// gathers each dx element from the windows that hold it (windows that do not overlap, with one vector of
+// channels or fewer: each window's dy written to its pixels), so no two threads write one element and its
+// sum runs in a fixed order (deterministic, for any thread count). OpenMP inside; called from inside a
 // parallel region it runs on the calling thread.
 
 #include <algorithm>
@@ -39,6 +40,7 @@
 
 #include "../approx/exact.hpp"
 #include "../approx/policy.hpp"
+#include "../arch/tail.hpp"
 #include "../core/bf16.hpp"
 #include "../core/error.hpp"
 #include "../core/lanes.hpp"
@@ -134,6 +136,7 @@ class pool2d {
     for (index_t q = 0; q < Q_; ++q) cols_.push_back(window(q, s_.stride_w, s_.pad_w, s_.s, s_.w));
     for (index_t i = 0; i < s_.h; ++i) row_cover_.push_back(covering(i, s_.stride_h, s_.pad_h, s_.r, P_));
     for (index_t i = 0; i < s_.w; ++i) col_cover_.push_back(covering(i, s_.stride_w, s_.pad_w, s_.s, Q_));
+    disjoint_ = s_.stride_h >= s_.r && s_.stride_w >= s_.s && s_.c <= W;  // (measured: a gain for few channels only)
     in_ = {Q_, Q_};  // the output columns whose windows lie inside the image: a run
     for (index_t q = 0; q < Q_; ++q)
       if (cols_[std::size_t(q)].size() == s_.s) in_ = {std::min(in_.lo, q), q + 1};
@@ -205,9 +208,9 @@ class pool2d {
     parallel_for(s_.n * s_.h, [&](index_t b, index_t e) {
       for (index_t nh = b; nh < e; ++nh)
         if (s_.kind == pool_kind::avg)
-          backward_row<pool_kind::avg>(dy, dx, argmax, nh);
+          disjoint_ ? backward_disjoint<pool_kind::avg>(dy, dx, argmax, nh) : backward_row<pool_kind::avg>(dy, dx, argmax, nh);
         else
-          backward_row<pool_kind::max>(dy, dx, argmax, nh);
+          disjoint_ ? backward_disjoint<pool_kind::max>(dy, dx, argmax, nh) : backward_row<pool_kind::max>(dy, dx, argmax, nh);
     });
   }
 
@@ -295,16 +298,22 @@ class pool2d {
   static void unroll(F&& f) {
     [&]<int... u>(std::integer_sequence<int, u...>) { (f(std::integral_constant<int, u>{}), ...); }(std::make_integer_sequence<int, N>{});
   }
-  // Vector u of a kernel's channels from p: full (Full), or the first len elements.
-  template <bool Full, class E>
-  static V ld(const E* p, int u, index_t len) noexcept {
-    if constexpr (Full)
-      return lanes::load<V>(p + u * W);
-    else
-      return lanes::load<V>(p, len);
+  // Vector u of a kernel's channels from p: full (Full), or the first len <= W elements, one masked load
+  // without lanes::load's test for a full vector (a branch in a tap loop keeps its accumulators in memory).
+  template <bool Full, class E, class VV = V>
+  static VV ld(const E* p, int u, index_t len) noexcept {
+    if constexpr (Full || lanes::is_scalar<VV>) {
+      return lanes::load<VV>(p + u * W);
+    } else {
+      using A = typename VV::arch_type;
+      if constexpr (std::is_same_v<E, float>)
+        return arch::load_first<A>(p, len);
+      else
+        return arch::widen_bf16_first<A>(reinterpret_cast<const std::uint16_t*>(p), len);
+    }
   }
   template <bool Full, class E>
-  static void st(E* p, int u, V v, index_t len) noexcept {
+  static void st_store(E* p, int u, V v, index_t len) noexcept {
     if constexpr (Full)
       lanes::store(p + u * W, v);
     else
@@ -313,44 +322,43 @@ class pool2d {
 
   // A block of outputs over the window's taps inside the image (tap t at base + off[t], tap index tix[t], in
   // scan order): NV full channel vectors of one pixel (Full), one vector of len channels (NV = 1), or
-  // (Pixels) NV pixels' first len channels, pixel u's window at base + u * xstep and its outputs at
-  // y + u * ystep, argmax + u * astep. Returns false (and writes nothing) when a max without argmax meets
-  // a NaN: the tracking loop then finds the first.
+  // (Pixels) NV pixels' first len channels, pixel u's window at base + u * st.x and its outputs at
+  // y + u * st.y, argmax + u * st.a. Max modes: no_arg (plain max), with_arg (v > m picks the first
+  // maximum), nan_rule (takes(): a NaN wins). The first two note NaNs apart and return false, writing
+  // nothing, when they met one: the caller then runs nan_rule (rare).
   struct steps {
     index_t x = 0, y = 0, a = 0;
   };
-  template <pool_kind K, bool Track, int NV, bool Full, bool Pixels = false>
+  enum mode { no_arg, with_arg, nan_rule };
+  template <pool_kind K, mode M, int NV, bool Full, bool Pixels = false>
   [[gnu::always_inline]] bool pixel(const T* base, const index_t* off, const std::int32_t* tix, index_t taps, float inv,
-                                    T* yo, std::int32_t* ao, index_t len, steps st_ = {}) const {
+                                    T* yo, std::int32_t* ao, index_t len, steps st = {}) const {
+    constexpr bool track = K == pool_kind::max && M != no_arg, note_nan = K == pool_kind::max && M != nan_rule;
     V acc[NV];
     I idx[NV];
     lanes::mask_of<V> nan[NV];
     unroll<NV>([&](auto u) {
       acc[u] = V(K == pool_kind::max ? -std::numeric_limits<float>::infinity() : 0.0f);
-      if constexpr (Track) idx[u] = I(tix[0]);
+      if constexpr (track) idx[u] = I(tix[0]);
       nan[u] = lanes::mask_of<V>(false);
     });
     for (index_t t = 0; t < taps; ++t) {
       const T* px = base + off[t];
       unroll<NV>([&](auto u) {
-        V v;
-        if constexpr (Pixels)
-          v = lanes::load<V>(px + u * st_.x, len);
-        else
-          v = ld<Full>(px, u, len);
+        const V v = Pixels ? ld<Full>(px + u * st.x, 0, len) : ld<Full>(px, u, len);
         if constexpr (K == pool_kind::avg) {
           acc[u] += v;
-        } else if constexpr (Track) {
-          const auto take = takes(v, acc[u]);
+        } else if constexpr (M == no_arg) {  // v > m ? v : m skips a NaN v (the first of equal maxima stays)
+          acc[u] = lanes::max_second_on_nan(v, acc[u]);
+        } else {
+          const auto take = M == nan_rule ? takes(v, acc[u]) : v > acc[u];
           acc[u] = lanes::select(take, v, acc[u]);
           idx[u] = lanes::select(take, I(tix[t]), idx[u]);
-        } else {  // v > m ? v : m skips a NaN v (the first of equal maxima stays); NaNs noted apart
-          acc[u] = lanes::max_second_on_nan(v, acc[u]);
-          nan[u] = nan[u] | lanes::is_nan(v);
         }
+        if constexpr (note_nan) nan[u] = nan[u] | lanes::is_nan(v);
       });
     }
-    if constexpr (K == pool_kind::max && !Track) {
+    if constexpr (note_nan) {
       bool any = false;
       unroll<NV>([&](auto u) { any = any || lanes::any(nan[u]); });
       if (any) return false;
@@ -358,24 +366,25 @@ class pool2d {
     unroll<NV>([&](auto u) {
       if constexpr (K == pool_kind::avg) acc[u] = Policy::mul(acc[u], V(inv));
       if constexpr (Pixels)
-        lanes::store(yo + u * st_.y, acc[u], len);
+        st_store<Full>(yo + u * st.y, 0, acc[u], len);
       else
-        st<Full>(yo, u, acc[u], len);
-      if (Track && ao != nullptr) {
-        if constexpr (Full && !Pixels)
-          lanes::store_int(ao + u * W, idx[u]);
+        st_store<Full>(yo, u, acc[u], len);
+      if (track && ao != nullptr) {
+        std::int32_t* const a = Pixels ? ao + u * st.a : ao + (Full ? u * W : 0);
+        if constexpr (Full)
+          lanes::store_int(a, idx[u]);
         else
-          store_index(Pixels ? ao + u * st_.a : ao, idx[u], len);
+          store_index(a, idx[u], len);
       }
     });
     return true;
   }
 
-  // A max block with a NaN among its taps, out of line: the value the tracking loop picks.
+  // A max block with a NaN among its taps, out of line: the NaN rule's value (and argmax, if ao).
   template <int NV, bool Full, bool Pixels>
-  [[gnu::noinline]] void first_nan(const T* base, const index_t* off, const std::int32_t* tix, index_t taps, T* yo, index_t len,
-                                   steps st = {}) const {
-    pixel<pool_kind::max, true, NV, Full, Pixels>(base, off, tix, taps, 0.0f, yo, nullptr, len, st);
+  [[gnu::noinline]] void first_nan(const T* base, const index_t* off, const std::int32_t* tix, index_t taps, T* yo,
+                                   std::int32_t* ao, index_t len, steps st = {}) const {
+    pixel<pool_kind::max, nan_rule, NV, Full, Pixels>(base, off, tix, taps, 0.0f, yo, ao, len, st);
   }
 
   // Windows of up to this many taps keep their offset table on the stack.
@@ -402,8 +411,8 @@ class pool2d {
       off = off_heap.data(), tix = tix_heap.data();
     }
     index_t taps = 0, built_lo = -1, built_hi = -1;
-    // Few channels (one vector), no argmax: the inside windows of the row four pixels at a time.
-    const bool by_pixels = !Track && j1 - j0 <= W && in_.hi - in_.lo >= pixel_group;
+    // Few channels (one vector): the inside windows of the row four pixels at a time.
+    const bool by_pixels = j1 - j0 <= W && in_.hi - in_.lo >= pixel_group;
     for (index_t q = 0; q < Q_; ++q) {
       if (by_pixels && q == in_.lo) {
         const span rw = cols_[std::size_t(q)];
@@ -420,8 +429,9 @@ class pool2d {
           const T* base = img + (rh.lo * s_.w + rw.lo + (q - in_.lo) * s_.stride_w) * ldx + j0;
           T* yo = y.row(np * Q_ + q) + j0;
           std::int32_t* ao = Track ? am.row(np * Q_ + q) + j0 : nullptr;
-          if (!pixel<K, Track, pixel_group, false, true>(base, off, tix, taps, inv, yo, ao, len, st))
-            first_nan<pixel_group, false, true>(base, off, tix, taps, yo, len, st);
+          if (len == W ? !pixel<K, Track ? with_arg : no_arg, pixel_group, true, true>(base, off, tix, taps, inv, yo, ao, len, st)
+                       : !pixel<K, Track ? with_arg : no_arg, pixel_group, false, true>(base, off, tix, taps, inv, yo, ao, len, st))
+            first_nan<pixel_group, false, true>(base, off, tix, taps, yo, ao, len, st);
         }
         if (q >= Q_) break;
       }
@@ -441,11 +451,12 @@ class pool2d {
       std::int32_t* ao = Track ? am.row(o) : nullptr;
       index_t j = j0;
       for (; j + block <= j1; j += block)
-        if (!pixel<K, Track, U, true>(base + j, off, tix, taps, inv, yo + j, Track ? ao + j : nullptr, W))
-          first_nan<U, true, false>(base + j, off, tix, taps, yo + j, W);
+        if (!pixel<K, Track ? with_arg : no_arg, U, true>(base + j, off, tix, taps, inv, yo + j, Track ? ao + j : nullptr, W))
+          first_nan<U, true, false>(base + j, off, tix, taps, yo + j, Track ? ao + j : nullptr, W);
       for (; j < j1; j += W)
-        if (!pixel<K, Track, 1, false>(base + j, off, tix, taps, inv, yo + j, Track ? ao + j : nullptr, std::min(W, j1 - j)))
-          first_nan<1, false, false>(base + j, off, tix, taps, yo + j, std::min(W, j1 - j));
+        if (!pixel<K, Track ? with_arg : no_arg, 1, false>(base + j, off, tix, taps, inv, yo + j, Track ? ao + j : nullptr,
+                                                           std::min(W, j1 - j)))
+          first_nan<1, false, false>(base + j, off, tix, taps, yo + j, Track ? ao + j : nullptr, std::min(W, j1 - j));
     }
   }
 
@@ -496,7 +507,57 @@ class pool2d {
         }
       }
     }
-    unroll<NV>([&](auto u) { st<Full>(out, u, acc[u], len); });
+    unroll<NV>([&](auto u) { st_store<Full>(out, u, acc[u], len); });
+  }
+
+  // One input row nh = (n, ih) when no two windows overlap (stride >= window both ways) and the channels
+  // fit one vector: each window's columns written from its dy (and argmax) loaded once, the pixels no
+  // window holds zeroed.
+  template <pool_kind K>
+  void backward_disjoint(mat<const T> dy, mat<T> dx, mat<const std::int32_t> am, index_t nh) const {
+    const index_t n = nh / s_.h, ih = nh % s_.h, c = s_.c;
+    const cover ch = row_cover_[std::size_t(ih)];
+    const auto zero = [&](index_t iw) {
+      T* out = dx.row(nh * s_.w + iw);
+      index_t j = 0;
+      for (; j + W <= c; j += W) lanes::store(out + j, V(0.0f));
+      if (j < c) lanes::store(out + j, V(0.0f), c - j);
+    };
+    index_t iw = 0;
+    if (ch.lo < ch.hi) {
+      const index_t p = ch.lo;
+      const std::int32_t tap_row = std::int32_t((ih - rows_[std::size_t(p)].start) * s_.s);
+      for (index_t q = 0; q < Q_; ++q) {
+        const span rw = cols_[std::size_t(q)];
+        for (; iw < rw.lo; ++iw) zero(iw);
+        const index_t o = (n * P_ + p) * Q_ + q;
+        const V inv(K == pool_kind::avg ? inv_[std::size_t(p * Q_ + q)] : 0.0f);
+        const auto run = [&]<int NV, bool Full>(index_t j, index_t len) {
+          V g[NV];
+          I a[NV];
+          unroll<NV>([&](auto u) {
+            g[u] = ld<Full>(dy.row(o) + j, u, len);
+            if constexpr (K == pool_kind::avg)
+              g[u] = mul_add(g[u], inv, V(0.0f));
+            else
+              a[u] = load_index(am.data + o * am.ld + j + u * W, Full ? W : len);
+          });
+          for (index_t x = rw.lo; x < rw.hi; ++x) {
+            T* out = dx.row(nh * s_.w + x) + j;
+            const std::int32_t tap = tap_row + std::int32_t(x - rw.start);
+            unroll<NV>([&](auto u) {
+              const V v = K == pool_kind::avg ? g[u] : lanes::select(is_tap(a[u], tap), g[u], V(0.0f));
+              st_store<Full>(out, u, v, len);
+            });
+          }
+        };
+        index_t j = 0;
+        for (; j + block <= c; j += block) run.template operator()<U, true>(j, W);
+        for (; j < c; j += W) run.template operator()<1, false>(j, std::min(W, c - j));
+        iw = rw.hi;
+      }
+    }
+    for (; iw < s_.w; ++iw) zero(iw);
   }
 
   // One input row nh = (n, ih).
@@ -517,6 +578,7 @@ class pool2d {
   std::vector<cover> row_cover_, col_cover_;  // (H), (W)
   std::vector<float> inv_;                    // (P*Q): 1 / count (average pooling)
   cover in_{0, 0};                            // the output columns whose windows are whole
+  bool disjoint_ = false;                     // no two windows overlap, one vector of channels or fewer
 };
 
 }  // namespace tpp::dnn
