@@ -69,10 +69,14 @@ struct conv2d_shape {
 
 // The loop nest a conv2d runs (all give the same sums of the same products, in different orders).
 enum class conv2d_algorithm {
-  automatic,  // lowered for few channels per group or narrow outputs, where direct's blocks are small;
-              // direct otherwise
+  automatic,  // pixels where it applies; lowered for C/groups < 32 or output width < 16, where direct's
+              // blocks are small; direct otherwise
   direct,     // batch-reduce GEMMs over (tap, channel block) per output row
-  lowered     // chunks of output pixels lowered to rows of their receptive fields (im2col), one GEMM each
+  lowered,    // chunks of output pixels lowered to rows of their receptive fields (im2col), one GEMM each
+  pixels      // forward and backward-weights as vector loops over output pixels, for layers of at most 8
+              // input channels (a first layer: LeNet's one, RGB's three), groups 1 and stride_w 1 (automatic:
+              // output rows of at least 1.5 vectors); backward-data then runs lowered. Other shapes take the
+              // automatic choice.
 };
 
 namespace detail {
@@ -190,13 +194,20 @@ class conv2d {
     Q_ = s_.q();
     cg_ = s_.c / s_.groups;
     kg_ = s_.k / s_.groups;
-    lowered_ = !depthwise() && (algorithm == conv2d_algorithm::lowered ||
-                                (algorithm == conv2d_algorithm::automatic && (cg_ < 32 || Q_ < 16)));
+    // (automatic: rows of at least 3/4 of a tile of 2 vectors, or the lanes past Q cost more than pixels saves)
+    pixels_ = s_.groups == 1 && s_.c <= 8 && s_.stride_w == 1 &&
+              (algorithm == conv2d_algorithm::pixels ||
+               (algorithm == conv2d_algorithm::automatic && 4 * Q_ >= 3 * 2 * W));
+    const bool small = cg_ < 32 || Q_ < 16;
+    lowered_ = !depthwise() && (pixels_ || algorithm == conv2d_algorithm::lowered ||
+                                (algorithm != conv2d_algorithm::direct && small));
   }
 
   const conv2d_shape& shape() const noexcept { return s_; }
   // The loop nest this layer runs: direct or lowered (a depthwise layer's channel loops count as direct).
-  conv2d_algorithm algorithm() const noexcept { return lowered_ ? conv2d_algorithm::lowered : conv2d_algorithm::direct; }
+  conv2d_algorithm algorithm() const noexcept {
+    return pixels_ ? conv2d_algorithm::pixels : lowered_ ? conv2d_algorithm::lowered : conv2d_algorithm::direct;
+  }
 
   // y (N*P*Q, K) = conv(x, w), then the epilogue on each finished block (bias, activation, ...).
   template <class Epilogue = epilogue::none>
@@ -204,6 +215,7 @@ class conv2d {
   void forward(mat<const T> x, mat<const T> w, mat<T> y, const Epilogue& ep = {}) const {
     check_pass("conv2d::forward", {x, "x", tensor::activations}, {w, "w", tensor::weights}, {y, "y", tensor::outputs});
     if (depthwise()) return depthwise_forward(x, w, y, ep);
+    if (pixels_) return pixels_forward(x, w, y, ep);
     if (lowered_) return lowered_forward(x, w, y, ep);
     const conv2d_shape& s = s_;
     const detail::run in = detail::inside(Q_, s.stride_w, -s.pad_w, (s.s - 1) * s.dilation_w - s.pad_w, s.w);
@@ -378,6 +390,7 @@ class conv2d {
     scratch frame(ws, op);
     float* const partial = frame.take<float>(std::size_t(parts * rows * s.k));
     if (depthwise()) return depthwise_backward_weights(x, dy, dw, partial, parts);
+    if (pixels_) return pixels_backward_weights(x, dy, dw, partial, parts);
     if (lowered_) return lowered_backward_weights(x, dy, dw, partial, parts);
     using kernel = brgemm_kernel<Policy, T, T, float>;
     const gemm_params ta{1.0f, 0.0f, true, false};  // A_i = x's pixels, used transposed
@@ -706,6 +719,147 @@ class conv2d {
     if (j < n) lanes::store(dst + j, lanes::load<V>(dst + j, n - j) + lanes::load<V>(src + j, n - j), n - j);
   }
 
+  // ---- pixels: a few input channels (groups 1, stride_w 1), vectors along the output pixels ----
+  // (with C <= 8 a GEMM's k is at most R*S*8 and its n is K, often below a vector: here the lanes run
+  // over W adjacent output pixels instead, which image n's channel-planar, zero-padded copy holds
+  // contiguously for every tap)
+
+  index_t plane_h() const noexcept { return s_.h + 2 * s_.pad_h; }
+  index_t plane_w() const noexcept { return s_.w + 2 * s_.pad_w + 2 * W; }  // slack for whole-vector loads
+  index_t k_padded() const noexcept { return (s_.k + 7) / 8 * 8; }
+
+  // xp (C, plane_h, plane_w) = image n of x, channel-planar in fp32, pad_h / pad_w zero borders.
+  void planes(mat<const T> x, index_t n, float* xp) const {
+    const conv2d_shape& s = s_;
+    const index_t hp = plane_h(), wp = plane_w();
+    std::fill_n(xp, s.c * hp * wp, 0.0f);
+    for (index_t ih = 0; ih < s.h; ++ih)
+      for (index_t iw = 0; iw < s.w; ++iw) {
+        const T* px = x.row((n * s.h + ih) * s.w + iw);
+        for (index_t c = 0; c < s.c; ++c) xp[(c * hp + ih + s.pad_h) * wp + iw + s.pad_w] = to_float(px[c]);
+      }
+  }
+
+  // The products of KB output channels [k0, k0 + KB) and NQ * W output pixels of row `top` (its first
+  // tap row in the planes) from q0: out[kk * NQ * W + l] = sum over (r, t, c) of P(x, w). wk: the weights
+  // as (R*S*C, k_padded()) fp32, zero past K.
+  template <index_t KB, index_t NQ>
+  void pixels_tile(const float* xp, index_t top, index_t q0, const float* wk, index_t k0, float* out) const {
+    const conv2d_shape& s = s_;
+    const index_t hp = plane_h(), wp = plane_w(), kp = k_padded();
+    V acc[KB][NQ];
+    for (auto& a : acc)
+      for (V& v : a) v = V(0.0f);
+    for (index_t r = 0; r < s.r; ++r)
+      for (index_t t = 0; t < s.s; ++t)
+        for (index_t c = 0; c < s.c; ++c) {
+          const float* xs = xp + (c * hp + top + r * s.dilation_h) * wp + q0 + t * s.dilation_w;
+          const float* wr = wk + ((r * s.s + t) * s.c + c) * kp + k0;
+          V xv[NQ];
+          for (index_t j = 0; j < NQ; ++j) xv[j] = lanes::load<V>(xs + j * W);
+#pragma GCC unroll 16
+          for (index_t kk = 0; kk < KB; ++kk) {
+            const V wv(wr[kk]);
+            for (index_t j = 0; j < NQ; ++j) acc[kk][j] = step(acc[kk][j], xv[j], wv);
+          }
+        }
+    for (index_t kk = 0; kk < KB; ++kk)
+      for (index_t j = 0; j < NQ; ++j) lanes::store(out + (kk * NQ + j) * W, acc[kk][j]);
+  }
+
+  // w as (R*S*C, k_padded()) fp32, zero past K.
+  void padded_weights(mat<const T> w, float* wk) const {
+    const index_t kp = k_padded();
+    for (index_t i = 0; i < w.rows; ++i) {
+      for (index_t k = 0; k < s_.k; ++k) wk[i * kp + k] = to_float(w(i, k));
+      std::fill(wk + i * kp + s_.k, wk + (i + 1) * kp, 0.0f);
+    }
+  }
+
+  template <class Epilogue>
+  void pixels_forward(mat<const T> x, mat<const T> w, mat<T> y, const Epilogue& ep) const {
+    const conv2d_shape& s = s_;
+    constexpr index_t NQ = 2, QB = NQ * W;  // pixels per tile: two vectors, eight channels a tile
+    const index_t kp = k_padded();
+    scratch shared;
+    float* const wk = shared.take<float>(std::size_t(w.rows * kp));
+    padded_weights(w, wk);
+    parallel_for(s.n * P_, [&](index_t b, index_t e) {
+      scratch frame;
+      float* const xp = frame.take<float>(std::size_t(s.c * plane_h() * plane_w()));
+      float* const out = frame.take<float>(std::size_t(8 * QB));
+      float* const rows = frame.take<float>(std::size_t(QB * kp));  // (pixels, K) of one tile column
+      index_t image = -1;
+      for (index_t np = b; np < e; ++np) {
+        const index_t n = np / P_, p = np % P_;
+        if (n != image) planes(x, image = n, xp);
+        for (index_t q0 = 0; q0 < Q_; q0 += QB) {
+          const index_t nq = std::min(QB, Q_ - q0);
+          for (index_t k0 = 0; k0 < s.k; k0 += 8) {
+            pixels_tile<8, NQ>(xp, p * s.stride_h, q0, wk, k0, out);
+            for (index_t kk = 0; kk < 8; ++kk)
+              for (index_t l = 0; l < nq; ++l) rows[l * kp + k0 + kk] = out[kk * QB + l];
+          }
+          for (index_t l = 0; l < nq; ++l) {
+            float* row = rows + l * kp;
+            const index_t i = np * Q_ + q0 + l;
+            if constexpr (!std::is_same_v<Epilogue, epilogue::none>) ep(i, 0, row, s.k);
+            T* yr = y.row(i);
+            for (index_t k = 0; k < s.k; ++k) yr[k] = from_float<T>(row[k]);
+          }
+        }
+      }
+    });
+  }
+
+  // Each part's output rows into its partial dW: for each tile of pixels, dy's K values as vectors along
+  // the pixels (dy transposed per row, zero past Q) times each tap's x vector, summed in vector
+  // accumulators (R*S*C x k_padded() of them), reduced across lanes once at the end.
+  void pixels_backward_weights(mat<const T> x, mat<const T> dy, mat<T> dw, float* partial, index_t parts) const {
+    const conv2d_shape& s = s_;
+    const index_t kp = k_padded(), taps = s.r * s.s * s.c, qp = (Q_ + W - 1) / W * W;
+    const index_t hp = plane_h(), wp = plane_w();
+    parallel_for(parts, [&](index_t b, index_t e) {
+      scratch frame;
+      float* const xp = frame.take<float>(std::size_t(s.c * hp * wp));
+      float* const dyt = frame.take<float>(std::size_t(kp * qp));  // (K, Q) of one output row
+      V* const acc = frame.take<V>(std::size_t(taps * kp));
+      for (index_t part = b; part < e; ++part) {
+        std::fill_n(acc, taps * kp, V(0.0f));
+        std::fill_n(dyt, kp * qp, 0.0f);
+        const range share = split(s.n * P_, parts, part);
+        index_t image = -1;
+        for (index_t np = share.begin; np < share.end; ++np) {
+          const index_t n = np / P_, p = np % P_;
+          if (n != image) planes(x, image = n, xp);
+          for (index_t q = 0; q < Q_; ++q) {
+            const T* d = dy.row(np * Q_ + q);
+            for (index_t k = 0; k < s.k; ++k) dyt[k * qp + q] = to_float(d[k]);
+          }
+          for (index_t q0 = 0; q0 < Q_; q0 += W)
+            for (index_t k0 = 0; k0 < kp; k0 += 8) {
+              V dv[8];
+              for (index_t kk = 0; kk < 8; ++kk) dv[kk] = lanes::load<V>(dyt + (k0 + kk) * qp + q0);
+              for (index_t r = 0; r < s.r; ++r)
+                for (index_t t = 0; t < s.s; ++t)
+                  for (index_t c = 0; c < s.c; ++c) {
+                    // lanes past Q load +0 (their dy is 0 too, but an Inf x there would make a NaN)
+                    const V xv = ld(xp + (c * hp + p * s.stride_h + r * s.dilation_h) * wp + q0 + t * s.dilation_w,
+                                    std::min(W, Q_ - q0));
+                    V* a = acc + ((r * s.s + t) * s.c + c) * kp + k0;
+#pragma GCC unroll 8
+                    for (index_t kk = 0; kk < 8; ++kk) a[kk] = step(a[kk], xv, dv[kk]);
+                  }
+            }
+        }
+        float* out = partial + part * taps * s.k;
+        for (index_t i = 0; i < taps; ++i)
+          for (index_t k = 0; k < s.k; ++k) out[i * s.k + k] = lanes::hsum(acc[i * kp + k]);
+      }
+    });
+    sum_parts(partial, parts, dw);
+  }
+
   // The shares of the output rows backward_weights sums separately: one per thread (one inside a caller's
   // parallel region), at most one per row.
   index_t weight_parts() const { return std::max<index_t>(1, std::min<index_t>(in_parallel() ? 1 : max_threads(), s_.n * P_)); }
@@ -732,7 +886,7 @@ class conv2d {
 
   conv2d_shape s_;
   index_t P_ = 0, Q_ = 0, cg_ = 0, kg_ = 0;
-  bool lowered_ = false;
+  bool lowered_ = false, pixels_ = false;
 };
 
 }  // namespace tpp::dnn
