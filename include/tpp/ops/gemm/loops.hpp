@@ -100,11 +100,20 @@ void gemm_serial_bf16_pairs(index_t count, const Ops& operands, const mat<float>
 // ranges, and runs its step on block pairs in range (its zero forms when a panel holds zeros), the careful
 // step on unmodified operands otherwise; the other paths the step on stored operands, an fp32 untransposed
 // A read in place (only its edge sliver packed).
-template <class P, class TA, class TB, class Ops, class E>
+//
+// A C of at most one vector of columns on the ieee path takes the narrow blocking (micro.hpp); the other
+// paths keep one blocking each, so that every policy's GEMM is instantiated once.
+template <class P, class TA, class TB, class Blk = gemm_blocking<P>, class Ops, class E>
 void gemm_serial(index_t count, const Ops& operands, const mat<float>& c, index_t k, const gemm_params& p,
                  const E& ep, scratch& s, index_t gi = 0, index_t gj = 0) {
-  using blk = gemm_blocking<P>;
+  using blk = Blk;
   using T = approx::gemm_traits<P>;
+  if constexpr (std::is_same_v<Blk, gemm_blocking<P>> && simd::enabled && T::path == approx::gemm_path::ieee &&
+                !gemm_bf16_pairs<P, TA, TB>)
+    if (c.cols <= gemm_width) {
+      gemm_serial<P, TA, TB, gemm_blocking_narrow<P>>(count, operands, c, k, p, ep, s, gi, gj);
+      return;
+    }
   constexpr bool packed = T::path == approx::gemm_path::packed;
   constexpr index_t MR = blk::mr, NR = blk::nr;
   const index_t m = c.rows, n = c.cols;

@@ -29,15 +29,19 @@ inline constexpr index_t gemm_width = simd::enabled ? simd::width<> : 1;
 // need rows fewer: 12 x 2 (4 x 2) for up to 2, 10 x 2 (3 x 2) for up to 4, 4 x 2 for a policy's SIMD mul.
 // KC x NR of B stays in L1, MC x KC of A in L2, and KC x NC of B (512 KiB) in L2 as well: with A read in
 // place or cheaply packed, a B panel that fits L2 pays more than fewer A repacks.
-template <int temporaries>
+//
+// Narrow: for a C of at most one vector of columns (a layer's few output channels), one vector by twice
+// the rows (at most 16): the same accumulators, none of them on columns past n.
+template <int temporaries, bool narrow = false>
 struct blocking_for {
   static constexpr int registers = arch::vector_registers;
-  static constexpr index_t mr = !simd::enabled      ? 4
-                                : temporaries == 0 ? (registers == 32 ? 14 : 6)
-                                : temporaries <= 2 ? (registers == 32 ? 12 : 4)
-                                : temporaries <= 4 ? (registers == 32 ? 10 : 3)
-                                                   : 4;
-  static constexpr index_t nv = !simd::enabled ? 4 : 2;
+  static constexpr index_t wide_mr = !simd::enabled      ? 4
+                                     : temporaries == 0 ? (registers == 32 ? 14 : 6)
+                                     : temporaries <= 2 ? (registers == 32 ? 12 : 4)
+                                     : temporaries <= 4 ? (registers == 32 ? 10 : 3)
+                                                        : 4;
+  static constexpr index_t mr = narrow && simd::enabled ? std::min<index_t>(2 * wide_mr, 16) : wide_mr;
+  static constexpr index_t nv = !simd::enabled ? 4 : narrow ? 1 : 2;
   static constexpr index_t nr = nv * gemm_width;
   static constexpr index_t kc = 256;
   static constexpr index_t mc = mr * (168 / mr);
@@ -47,6 +51,8 @@ struct blocking_for {
 // The blocking of policy P's main path (its packed or ieee step, else the careful step).
 template <class P>
 using gemm_blocking = blocking_for<approx::step_temporaries<P>>;
+template <class P>
+using gemm_blocking_narrow = blocking_for<approx::step_temporaries<P>, true>;
 
 // An MR x NR tile of fp32 C (row stride ldc) = alpha acc + (first K slice ? beta C, never reading C when
 // beta = 0 : C): the end of every fp32 micro-kernel.
