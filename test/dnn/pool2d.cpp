@@ -182,12 +182,15 @@ TEST_CASE("pool2d: a NaN wins its window (the first NaN), argmax names it, with 
   const auto at = [](index_t ih, index_t iw, index_t c) { return std::size_t((ih * 10 + iw) * 2 + c); };
   x[at(1, 0, 0)] = NAN, x[at(1, 1, 0)] = -NAN, x[at(0, 1, 0)] = 2.0f;  // window (0, 0), channel 0
   x[at(3, 9, 1)] = NAN;                                                 // window (1, 4), channel 1
+  const float inf = std::numeric_limits<float>::infinity();
+  x[at(0, 2, 0)] = inf, x[at(1, 3, 0)] = -inf;  // window (0, 1): a value (its sum is NaN, the max is not)
   const dnn::pool2d<> pool(s);
   pool.forward({x.data(), 40, 2, 2}, {y.data(), 10, 2, 2}, {arg.data(), 10, 2, 2});
   pool.forward({x.data(), 40, 2, 2}, {y2.data(), 10, 2, 2});
   CHECK((std::isnan(y[0]) && !std::signbit(y[0]) && arg[0] == 2));  // the first NaN: tap (1, 0)
   CHECK((std::isnan(y[19]) && arg[19] == 3));
   CHECK((y[1] == 1.0f && arg[1] == 0));  // all tie: the first
+  CHECK((y[2] == inf && arg[2] == 0 && y2[2] == inf));
   CHECK((std::isnan(y2[0]) && !std::signbit(y2[0]) && std::isnan(y2[19])));
   for (std::size_t i = 1; i < 19; ++i) CHECK(y2[i] == y[i]);
   pool.backward({dy.data(), 10, 2, 2}, {dx.data(), 40, 2, 2}, {arg.data(), 10, 2, 2});

@@ -324,8 +324,8 @@ class pool2d {
   // scan order): NV full channel vectors of one pixel (Full), one vector of len channels (NV = 1), or
   // (Pixels) NV pixels' first len channels, pixel u's window at base + u * st.x and its outputs at
   // y + u * st.y, argmax + u * st.a. Max modes: no_arg (plain max), with_arg (v > m picks the first
-  // maximum), nan_rule (takes(): a NaN wins). The first two note NaNs apart and return false, writing
-  // nothing, when they met one: the caller then runs nan_rule (rare).
+  // maximum), nan_rule (takes(): a NaN wins). The first two note NaNs apart (in a sum of the taps) and
+  // return false, writing nothing, when they met one: the caller then runs nan_rule (rare).
   struct steps {
     index_t x = 0, y = 0, a = 0;
   };
@@ -336,11 +336,11 @@ class pool2d {
     constexpr bool track = K == pool_kind::max && M != no_arg, note_nan = K == pool_kind::max && M != nan_rule;
     V acc[NV];
     I idx[NV];
-    lanes::mask_of<V> nan[NV];
+    V sum[NV];  // the taps' sum: NaN if one is (or, rarely, if +Inf meets -Inf: then the NaN rule runs too)
     unroll<NV>([&](auto u) {
       acc[u] = V(K == pool_kind::max ? -std::numeric_limits<float>::infinity() : 0.0f);
       if constexpr (track) idx[u] = I(tix[0]);
-      nan[u] = lanes::mask_of<V>(false);
+      sum[u] = V(0.0f);
     });
     for (index_t t = 0; t < taps; ++t) {
       const T* px = base + off[t];
@@ -355,12 +355,12 @@ class pool2d {
           acc[u] = lanes::select(take, v, acc[u]);
           idx[u] = lanes::select(take, I(tix[t]), idx[u]);
         }
-        if constexpr (note_nan) nan[u] = nan[u] | lanes::is_nan(v);
+        if constexpr (note_nan) sum[u] += v;
       });
     }
     if constexpr (note_nan) {
       bool any = false;
-      unroll<NV>([&](auto u) { any = any || lanes::any(nan[u]); });
+      unroll<NV>([&](auto u) { any = any || lanes::any(lanes::is_nan(sum[u])); });
       if (any) return false;
     }
     unroll<NV>([&](auto u) {
