@@ -8,7 +8,7 @@
 // (> 1: tpp faster); geomean per direction and thread count at the end. With --policies, each layer's three
 // passes with mitchell<7>, drum<6>, bf16_rz and lut<mitchell, 7> as a multiple of exact tpp's time.
 //
-//   tpp_compare_conv [--quick] [--threads N] [--policies] [--algorithm direct|lowered] [--json FILE]
+//   tpp_compare_conv [--quick] [--threads N] [--policies] [--algorithm direct|lowered|pixels] [--json FILE]
 //   (--algorithm: every layer on that loop nest in place of conv2d's automatic choice)
 
 #include <cmath>
@@ -182,6 +182,8 @@ int main(int argc, char** argv) {
       algorithm = tpp::dnn::conv2d_algorithm::direct;
     else if (a == "--algorithm" && i + 1 < argc && std::string(argv[i + 1]) == "lowered" && ++i)
       algorithm = tpp::dnn::conv2d_algorithm::lowered;
+    else if (a == "--algorithm" && i + 1 < argc && std::string(argv[i + 1]) == "pixels" && ++i)
+      algorithm = tpp::dnn::conv2d_algorithm::pixels;
     else {
       std::fprintf(stderr,
                    "tpp_compare_conv: unknown argument '%s' (--quick, --threads N, --policies, --algorithm "

@@ -73,10 +73,10 @@ enum class conv2d_algorithm {
               // blocks are small; direct otherwise
   direct,     // batch-reduce GEMMs over (tap, channel block) per output row
   lowered,    // chunks of output pixels lowered to rows of their receptive fields (im2col), one GEMM each
-  pixels      // forward and backward-weights as vector loops over output pixels, for layers of at most 8
-              // input channels (a first layer: LeNet's one, RGB's three), groups 1 and stride_w 1 (automatic:
-              // output rows of at least 1.5 vectors); backward-data then runs lowered. Other shapes take the
-              // automatic choice.
+  pixels      // vector loops along the output pixels, for layers of at most 8 input channels (a first
+              // layer: LeNet's one, RGB's three), groups 1 and stride_w 1 (automatic: output rows of at
+              // least 1.5 vectors); backward-data too when stride_h is 1, else lowered. Other shapes take
+              // the automatic choice.
 };
 
 namespace detail {
@@ -281,6 +281,7 @@ class conv2d {
     constexpr std::string_view op = "conv2d::backward_data";
     check_pass(op, {dy, "dy", tensor::outputs}, {w, "w", tensor::weights}, {dx, "dx", tensor::activations});
     if (depthwise()) return depthwise_backward_data(dy, w, dx);
+    if (pixels_backward_data_applies()) return pixels_backward_data(dy, w, dx);
     if (lowered_) return lowered_backward_data(dy, w, dx);
     const conv2d_shape& s = s_;
     const index_t sw = s.stride_w;
@@ -726,35 +727,41 @@ class conv2d {
 
   index_t plane_h() const noexcept { return s_.h + 2 * s_.pad_h; }
   index_t plane_w() const noexcept { return s_.w + 2 * s_.pad_w + 2 * W; }  // slack for whole-vector loads
-  index_t k_padded() const noexcept { return (s_.k + 7) / 8 * 8; }
+  static index_t padded8(index_t n) noexcept { return (n + 7) / 8 * 8; }
+  index_t k_padded() const noexcept { return padded8(s_.k); }
 
-  // xp (C, plane_h, plane_w) = image n of x, channel-planar in fp32, pad_h / pad_w zero borders.
-  void planes(mat<const T> x, index_t n, float* xp) const {
-    const conv2d_shape& s = s_;
-    const index_t hp = plane_h(), wp = plane_w();
-    std::fill_n(xp, s.c * hp * wp, 0.0f);
-    for (index_t ih = 0; ih < s.h; ++ih)
-      for (index_t iw = 0; iw < s.w; ++iw) {
-        const T* px = x.row((n * s.h + ih) * s.w + iw);
-        for (index_t c = 0; c < s.c; ++c) xp[(c * hp + ih + s.pad_h) * wp + iw + s.pad_w] = to_float(px[c]);
+  // A stride-1-along-w convolution over channel-planar fp32 images: `channels` planes of (hp, wp), taps
+  // r x s dilated by (dh, dw), weights wk as (r*s*channels, kp) fp32 (zero past the output channels).
+  struct planar {
+    index_t channels, hp, wp, r, s, dh, dw, kp;
+    const float* wk;
+  };
+
+  // out (channels, hp, wp) = image n of m (rows x cols pixels, `channels` columns), channel-planar in fp32
+  // at offset (oh, ow), zero elsewhere.
+  static void planes(mat<const T> m, index_t n, index_t rows, index_t cols, const planar& g, index_t oh, index_t ow,
+                     float* out) {
+    std::fill_n(out, g.channels * g.hp * g.wp, 0.0f);
+    for (index_t i = 0; i < rows; ++i)
+      for (index_t j = 0; j < cols; ++j) {
+        const T* px = m.row((n * rows + i) * cols + j);
+        for (index_t c = 0; c < g.channels; ++c) out[(c * g.hp + i + oh) * g.wp + j + ow] = to_float(px[c]);
       }
   }
 
-  // The products of KB output channels [k0, k0 + KB) and NQ * W output pixels of row `top` (its first
-  // tap row in the planes) from q0: out[kk * NQ * W + l] = sum over (r, t, c) of P(x, w). wk: the weights
-  // as (R*S*C, k_padded()) fp32, zero past K.
+  // out[kk * NQ * W + l] = the sum over (r, t, c) of P(plane value, weight) for output channels
+  // [k0, k0 + KB) and the NQ * W output pixels from column q0 of the output row whose first tap row is
+  // `top`.
   template <index_t KB, index_t NQ>
-  void pixels_tile(const float* xp, index_t top, index_t q0, const float* wk, index_t k0, float* out) const {
-    const conv2d_shape& s = s_;
-    const index_t hp = plane_h(), wp = plane_w(), kp = k_padded();
+  static void pixels_tile(const planar& g, const float* xp, index_t top, index_t q0, index_t k0, float* out) {
     V acc[KB][NQ];
     for (auto& a : acc)
       for (V& v : a) v = V(0.0f);
-    for (index_t r = 0; r < s.r; ++r)
-      for (index_t t = 0; t < s.s; ++t)
-        for (index_t c = 0; c < s.c; ++c) {
-          const float* xs = xp + (c * hp + top + r * s.dilation_h) * wp + q0 + t * s.dilation_w;
-          const float* wr = wk + ((r * s.s + t) * s.c + c) * kp + k0;
+    for (index_t r = 0; r < g.r; ++r)
+      for (index_t t = 0; t < g.s; ++t)
+        for (index_t c = 0; c < g.channels; ++c) {
+          const float* xs = xp + (c * g.hp + top + r * g.dh) * g.wp + q0 + t * g.dw;
+          const float* wr = g.wk + ((r * g.s + t) * g.channels + c) * g.kp + k0;
           V xv[NQ];
           for (index_t j = 0; j < NQ; ++j) xv[j] = lanes::load<V>(xs + j * W);
 #pragma GCC unroll 16
@@ -767,49 +774,73 @@ class conv2d {
       for (index_t j = 0; j < NQ; ++j) lanes::store(out + (kk * NQ + j) * W, acc[kk][j]);
   }
 
-  // w as (R*S*C, k_padded()) fp32, zero past K.
-  void padded_weights(mat<const T> w, float* wk) const {
-    const index_t kp = k_padded();
-    for (index_t i = 0; i < w.rows; ++i) {
-      for (index_t k = 0; k < s_.k; ++k) wk[i * kp + k] = to_float(w(i, k));
-      std::fill(wk + i * kp + s_.k, wk + (i + 1) * kp, 0.0f);
-    }
+  // out (images * out_h * out_w, out_ch) = the planar convolution of m's images (in_h x in_w pixels,
+  // g.channels each, placed at (oh, ow) in their planes), output row p's first tap row p * stride_h;
+  // then the epilogue on each output pixel's row. Parallel over (image, output row).
+  template <class Epilogue>
+  void pixels_run(mat<const T> m, index_t in_h, index_t in_w, index_t oh, index_t ow, const planar& g, index_t stride_h,
+                  mat<T> out, index_t out_h, index_t out_w, index_t out_ch, const Epilogue& ep) const {
+    constexpr index_t NQ = 2, QB = NQ * W;  // pixels per tile: two vectors, eight channels a tile
+    parallel_for(s_.n * out_h, [&](index_t b, index_t e) {
+      scratch frame;
+      float* const xp = frame.take<float>(std::size_t(g.channels * g.hp * g.wp));
+      float* const tile = frame.take<float>(std::size_t(8 * QB));
+      float* const rows = frame.take<float>(std::size_t(QB * g.kp));  // (pixels, channels) of one tile column
+      index_t image = -1;
+      for (index_t np = b; np < e; ++np) {
+        const index_t n = np / out_h, p = np % out_h;
+        if (n != image) planes(m, image = n, in_h, in_w, g, oh, ow, xp);
+        for (index_t q0 = 0; q0 < out_w; q0 += QB) {
+          const index_t nq = std::min(QB, out_w - q0);
+          for (index_t k0 = 0; k0 < out_ch; k0 += 8) {
+            pixels_tile<8, NQ>(g, xp, p * stride_h, q0, k0, tile);
+            for (index_t kk = 0; kk < 8; ++kk)
+              for (index_t l = 0; l < nq; ++l) rows[l * g.kp + k0 + kk] = tile[kk * QB + l];
+          }
+          for (index_t l = 0; l < nq; ++l) {
+            float* row = rows + l * g.kp;
+            const index_t i = np * out_w + q0 + l;
+            if constexpr (!std::is_same_v<Epilogue, epilogue::none>) ep(i, 0, row, out_ch);
+            T* o = out.row(i);
+            for (index_t k = 0; k < out_ch; ++k) o[k] = from_float<T>(row[k]);
+          }
+        }
+      }
+    });
   }
 
   template <class Epilogue>
   void pixels_forward(mat<const T> x, mat<const T> w, mat<T> y, const Epilogue& ep) const {
     const conv2d_shape& s = s_;
-    constexpr index_t NQ = 2, QB = NQ * W;  // pixels per tile: two vectors, eight channels a tile
-    const index_t kp = k_padded();
     scratch shared;
-    float* const wk = shared.take<float>(std::size_t(w.rows * kp));
-    padded_weights(w, wk);
-    parallel_for(s.n * P_, [&](index_t b, index_t e) {
-      scratch frame;
-      float* const xp = frame.take<float>(std::size_t(s.c * plane_h() * plane_w()));
-      float* const out = frame.take<float>(std::size_t(8 * QB));
-      float* const rows = frame.take<float>(std::size_t(QB * kp));  // (pixels, K) of one tile column
-      index_t image = -1;
-      for (index_t np = b; np < e; ++np) {
-        const index_t n = np / P_, p = np % P_;
-        if (n != image) planes(x, image = n, xp);
-        for (index_t q0 = 0; q0 < Q_; q0 += QB) {
-          const index_t nq = std::min(QB, Q_ - q0);
-          for (index_t k0 = 0; k0 < s.k; k0 += 8) {
-            pixels_tile<8, NQ>(xp, p * s.stride_h, q0, wk, k0, out);
-            for (index_t kk = 0; kk < 8; ++kk)
-              for (index_t l = 0; l < nq; ++l) rows[l * kp + k0 + kk] = out[kk * QB + l];
-          }
-          for (index_t l = 0; l < nq; ++l) {
-            float* row = rows + l * kp;
-            const index_t i = np * Q_ + q0 + l;
-            if constexpr (!std::is_same_v<Epilogue, epilogue::none>) ep(i, 0, row, s.k);
-            T* yr = y.row(i);
-            for (index_t k = 0; k < s.k; ++k) yr[k] = from_float<T>(row[k]);
-          }
+    const index_t kp = k_padded();
+    float* const wk = shared.take<float>(std::size_t(w.rows * kp));  // w, zero past K
+    for (index_t i = 0; i < w.rows; ++i) {
+      for (index_t k = 0; k < s.k; ++k) wk[i * kp + k] = to_float(w(i, k));
+      std::fill(wk + i * kp + s.k, wk + (i + 1) * kp, 0.0f);
+    }
+    const planar g{s.c, plane_h(), plane_w(), s.r, s.s, s.dilation_h, s.dilation_w, kp, wk};
+    pixels_run(x, s.h, s.w, s.pad_h, s.pad_w, g, s.stride_h, y, P_, Q_, s.k, ep);
+  }
+
+  // Stride 1: dx is the planar convolution of dy (K channels, placed at ((R-1) dh - pad_h, (S-1) dw -
+  // pad_w)) with the taps flipped and W transposed, w'(r', t', k)(c) = w(R-1-r', S-1-t', c)(k): products
+  // P(dy, w).
+  bool pixels_backward_data_applies() const noexcept { return pixels_ && s_.stride_h == 1; }
+  void pixels_backward_data(mat<const T> dy, mat<const T> w, mat<T> dx) const {
+    const conv2d_shape& s = s_;
+    const index_t oh = (s.r - 1) * s.dilation_h - s.pad_h, ow = (s.s - 1) * s.dilation_w - s.pad_w, cp = padded8(s.c);
+    scratch shared;
+    float* const wk = shared.take<float>(std::size_t(s.r * s.s * s.k * cp));
+    for (index_t r = 0; r < s.r; ++r)
+      for (index_t t = 0; t < s.s; ++t)
+        for (index_t k = 0; k < s.k; ++k) {
+          float* o = wk + (((s.r - 1 - r) * s.s + s.s - 1 - t) * s.k + k) * cp;
+          for (index_t c = 0; c < s.c; ++c) o[c] = to_float(w((r * s.s + t) * s.c + c, k));
+          std::fill(o + s.c, o + cp, 0.0f);
         }
-      }
-    });
+    const planar g{s.k, P_ + 2 * oh, Q_ + 2 * ow + 2 * W, s.r, s.s, s.dilation_h, s.dilation_w, cp, wk};
+    pixels_run(dy, P_, Q_, oh, ow, g, 1, dx, s.h, s.w, s.c, epilogue::none{});
   }
 
   // Each part's output rows into its partial dW: for each tile of pixels, dy's K values as vectors along
@@ -819,6 +850,7 @@ class conv2d {
     const conv2d_shape& s = s_;
     const index_t kp = k_padded(), taps = s.r * s.s * s.c, qp = (Q_ + W - 1) / W * W;
     const index_t hp = plane_h(), wp = plane_w();
+    const planar g{s.c, hp, wp, s.r, s.s, s.dilation_h, s.dilation_w, kp, nullptr};
     parallel_for(parts, [&](index_t b, index_t e) {
       scratch frame;
       float* const xp = frame.take<float>(std::size_t(s.c * hp * wp));
@@ -831,7 +863,7 @@ class conv2d {
         index_t image = -1;
         for (index_t np = share.begin; np < share.end; ++np) {
           const index_t n = np / P_, p = np % P_;
-          if (n != image) planes(x, image = n, xp);
+          if (n != image) planes(x, image = n, s.h, s.w, g, s.pad_h, s.pad_w, xp);
           for (index_t q = 0; q < Q_; ++q) {
             const T* d = dy.row(np * Q_ + q);
             for (index_t k = 0; k < s.k; ++k) dyt[k * qp + q] = to_float(d[k]);
