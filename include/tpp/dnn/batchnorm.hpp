@@ -41,10 +41,10 @@
 #include <cmath>
 #include <concepts>
 #include <cstddef>
-#include <initializer_list>
 #include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 
 #include "../approx/exact.hpp"
@@ -68,13 +68,66 @@ namespace detail {
 
 using tpp::detail::concat;
 
-// rows and c positive with rows * c within index_t; eps > 0 finite (when given).
-inline void check_norm_sizes(std::string_view op, index_t rows, index_t c, float eps) {
-  if (rows < 1) throw error(op, "rows", concat("(", std::to_string(rows), ") must be at least 1"));
-  if (c < 1) throw error(op, "c", concat("(", std::to_string(c), ") must be at least 1"));
+// A norm layer's shape (batchnorm_shape, layernorm_shape): rows and c positive with rows * c within
+// index_t, eps > 0 finite, momentum (where the shape has one) in [0, 1].
+template <class Shape>
+void check_norm_shape(std::string_view op, const Shape& s) {
+  if (s.rows < 1) throw error(op, "rows", concat("(", std::to_string(s.rows), ") must be at least 1"));
+  if (s.c < 1) throw error(op, "c", concat("(", std::to_string(s.c), ") must be at least 1"));
   index_t t = 0;
-  if (!tpp::detail::checked_mul(rows, c, t)) throw error(op, "rows", "rows * c overflows index_t");
-  if (!(std::isfinite(eps) && eps > 0.0f)) throw error(op, "eps", concat("(", std::to_string(eps), ") must be finite and > 0"));
+  if (!tpp::detail::checked_mul(s.rows, s.c, t)) throw error(op, "rows", "rows * c overflows index_t");
+  if (!(std::isfinite(s.eps) && s.eps > 0.0f)) throw error(op, "eps", concat("(", std::to_string(s.eps), ") must be finite and > 0"));
+  if constexpr (requires { s.momentum; })
+    if (!(s.momentum >= 0.0f && s.momentum <= 1.0f))
+      throw error(op, "momentum", concat("(", std::to_string(s.momentum), ") must be in [0, 1]"));
+}
+
+// An argument of a norm layer's call and its name: a view, which must be (rows, c), or a span of float,
+// which must hold size values (held as a one-row view). Outputs are the mutable ones (mat<T>, span<float>).
+template <class E>
+struct norm_arg {
+  mat<E> v;
+  std::string_view name;
+  bool span = false;
+  std::size_t size = 0;
+};
+template <class E>
+norm_arg<E> arg(mat<E> m, std::string_view name) noexcept {
+  return {m, name};
+}
+template <class E>
+norm_arg<E> arg(std::span<E> s, std::string_view name, index_t size) noexcept {
+  const index_t n = index_t(s.size());
+  return {{s.data(), n > 0 ? 1 : 0, n, n}, name, true, std::size_t(size)};
+}
+
+// a and b share no element when either is an output (the error names the other one, b when both are).
+template <class A, class B>
+void check_pair_apart(std::string_view op, const norm_arg<A>& a, const norm_arg<B>& b) {
+  using tpp::detail::norm_impl::check_apart, tpp::detail::norm_impl::named;
+  if constexpr (!std::is_const_v<A>)
+    check_apart(op, named(a.v, a.name), named(b.v, b.name));
+  else if constexpr (!std::is_const_v<B>)
+    check_apart(op, named(b.v, b.name), named(a.v, a.name));
+}
+template <class A, class... B>
+void check_outputs_apart(std::string_view op, const norm_arg<A>& a, const norm_arg<B>&... b) {
+  (check_pair_apart(op, a, b), ...);
+  if constexpr (sizeof...(B) > 0) check_outputs_apart(op, b...);
+}
+
+// A norm layer call's arguments in one statement: each view against (rows, c) and each span against its
+// size, then every output apart from every other argument; the first bad one throws tpp::error naming it.
+template <class... E>
+void check_norm_args(std::string_view op, index_t rows, index_t c, const norm_arg<E>&... args) {
+  const auto one = [&]<class U>(const norm_arg<U>& a) {
+    if (a.span)
+      tpp::detail::norm_impl::check_span(std::span<U>(a.v.data, std::size_t(a.v.cols)), a.size, op, a.name);
+    else
+      tpp::detail::check_view(a.v, rows, c, op, a.name, "(rows, c)");
+  };
+  (one(args), ...);
+  check_outputs_apart(op, args...);
 }
 
 // Items [0, n) in parts: at most max_threads() (one inside a parallel region), each at least min_items.
@@ -105,9 +158,7 @@ class batchnorm {
   static constexpr std::string_view label = "batchnorm";
 
   explicit batchnorm(batchnorm_shape shape) : s_(shape) {
-    detail::check_norm_sizes(label, s_.rows, s_.c, s_.eps);
-    if (!(s_.momentum >= 0.0f && s_.momentum <= 1.0f))
-      throw error(label, "momentum", detail::concat("(", std::to_string(s_.momentum), ") must be in [0, 1]"));
+    detail::check_norm_shape(label, s_);
     approx::check_policy<Policy>();
   }
 
@@ -124,21 +175,14 @@ class batchnorm {
   void forward_training(mat<const T> x, std::span<const float> gamma, std::span<const float> beta, mat<T> y,
                         std::span<float> mean, std::span<float> var, std::span<float> running_mean,
                         std::span<float> running_var, workspace ws = {}) const {
-    using namespace tpp::detail::norm_impl;
+    using detail::arg;
     constexpr std::string_view op = "batchnorm::forward_training";
     if (s_.rows < 2)
       throw error(op, "rows", "(1) must be at least 2 in training: the unbiased running variance needs two samples");
-    check_x_y(op, x, "x", y, "y");
-    check_channels(op, {{gamma, "gamma"}, {beta, "beta"}, {mean, "mean"}, {var, "var"}, {running_mean, "running_mean"},
-                        {running_var, "running_var"}});
-    const auto X = named(x, "x"), Y = named(y, "y");  // (views of T, then spans of float)
-    const auto G = named(gamma, "gamma"), B = named(beta, "beta"), M = named(mean, "mean"), S = named(var, "var"),
-               RM = named(running_mean, "running_mean"), RV = named(running_var, "running_var");
-    check_apart(op, Y, X, G, B, M, S, RM, RV);
-    check_apart(op, M, X, G, B, S, RM, RV);
-    check_apart(op, S, X, G, B, RM, RV);
-    check_apart(op, RM, X, G, B, RV);
-    check_apart(op, RV, X, G, B);
+    const index_t c = s_.c;
+    detail::check_norm_args(op, s_.rows, c, arg(x, "x"), arg(gamma, "gamma", c), arg(beta, "beta", c), arg(y, "y"),
+                            arg(mean, "mean", c), arg(var, "var", c), arg(running_mean, "running_mean", c),
+                            arg(running_var, "running_var", c));
     const double m = double(s_.momentum), keep = 1.0 - m, unbias = double(s_.rows) / double(s_.rows - 1);
     run(ws, op, [&](const kernel& k, index_t c0, index_t cn, workspace w) {
       const auto sub = [&](auto sp) { return sp.subspan(std::size_t(c0), std::size_t(cn)); };
@@ -156,12 +200,11 @@ class batchnorm {
   // y from the running statistics.
   void forward_inference(mat<const T> x, std::span<const float> running_mean, std::span<const float> running_var,
                          std::span<const float> gamma, std::span<const float> beta, mat<T> y, workspace ws = {}) const {
-    using namespace tpp::detail::norm_impl;
+    using detail::arg;
     constexpr std::string_view op = "batchnorm::forward_inference";
-    check_x_y(op, x, "x", y, "y");
-    check_channels(op, {{running_mean, "running_mean"}, {running_var, "running_var"}, {gamma, "gamma"}, {beta, "beta"}});
-    check_apart(op, named(y, "y"), named(x, "x"), named(running_mean, "running_mean"), named(running_var, "running_var"),
-                named(gamma, "gamma"), named(beta, "beta"));
+    const index_t c = s_.c;
+    detail::check_norm_args(op, s_.rows, c, arg(x, "x"), arg(running_mean, "running_mean", c),
+                            arg(running_var, "running_var", c), arg(gamma, "gamma", c), arg(beta, "beta", c), arg(y, "y"));
     run(ws, op, [&](const kernel& k, index_t c0, index_t cn, workspace w) {
       const auto sub = [&](auto sp) { return sp.subspan(std::size_t(c0), std::size_t(cn)); };
       k.forward(slice(x, c0, cn), sub(running_mean), sub(running_var), sub(gamma), sub(beta), slice(y, c0, cn), w);
@@ -173,17 +216,12 @@ class batchnorm {
   void backward(mat<const T> dy, mat<const T> x, std::span<const float> mean, std::span<const float> var,
                 std::span<const float> gamma, std::span<const float> beta, mat<T> dx, std::span<float> dgamma,
                 std::span<float> dbeta, workspace ws = {}) const {
-    using namespace tpp::detail::norm_impl;
+    using detail::arg;
     constexpr std::string_view op = "batchnorm::backward";
-    check_x_y(op, dy, "dy", dx, "dx");
-    tpp::detail::check_view(x, s_.rows, s_.c, op, "x", "(rows, c)");
-    check_channels(op, {{mean, "mean"}, {var, "var"}, {gamma, "gamma"}, {beta, "beta"}, {dgamma, "dgamma"}, {dbeta, "dbeta"}});
-    const auto DY = named(dy, "dy"), X = named(x, "x"), DX = named(dx, "dx");  // (views of T, then spans of float)
-    const auto M = named(mean, "mean"), S = named(var, "var"), G = named(gamma, "gamma"), B = named(beta, "beta"),
-               DG = named(dgamma, "dgamma"), DB = named(dbeta, "dbeta");
-    check_apart(op, DX, DY, X, M, S, G, B, DG, DB);
-    check_apart(op, DG, DY, X, M, S, G, B, DB);
-    check_apart(op, DB, DY, X, M, S, G, B);
+    const index_t c = s_.c;
+    detail::check_norm_args(op, s_.rows, c, arg(dy, "dy"), arg(x, "x"), arg(mean, "mean", c), arg(var, "var", c),
+                            arg(gamma, "gamma", c), arg(beta, "beta", c), arg(dx, "dx"), arg(dgamma, "dgamma", c),
+                            arg(dbeta, "dbeta", c));
     run(ws, op, [&](const kernel& k, index_t c0, index_t cn, workspace w) {
       const auto sub = [&](auto sp) { return sp.subspan(std::size_t(c0), std::size_t(cn)); };
       k.backward(slice(dy, c0, cn), slice(x, c0, cn), sub(mean), sub(var), sub(gamma), sub(beta), slice(dx, c0, cn),
@@ -232,19 +270,6 @@ class batchnorm {
   template <class U>
   static mat<U> slice(mat<U> m, index_t c0, index_t cn) noexcept {
     return {m.data + c0, m.rows, cn, m.ld};
-  }
-
-  template <class U>
-  void check_x_y(std::string_view op, mat<const U> in, std::string_view in_name, mat<U> out, std::string_view out_name) const {
-    tpp::detail::check_view(in, s_.rows, s_.c, op, in_name, "(rows, c)");
-    tpp::detail::check_view(out, s_.rows, s_.c, op, out_name, "(rows, c)");
-  }
-  struct channel_span {
-    std::span<const float> s;
-    std::string_view name;
-  };
-  void check_channels(std::string_view op, std::initializer_list<channel_span> spans) const {
-    for (const channel_span& a : spans) tpp::detail::norm_impl::check_span(a.s, std::size_t(s_.c), op, a.name);
   }
 
   batchnorm_shape s_;

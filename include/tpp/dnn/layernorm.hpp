@@ -41,7 +41,7 @@
 #include "../core/parallel.hpp"
 #include "../core/workspace.hpp"
 #include "../ops/norm/groupnorm.hpp"
-#include "batchnorm.hpp"  // detail::check_norm_sizes, norm_parts, part_workspaces
+#include "batchnorm.hpp"  // detail::check_norm_shape, check_norm_args, norm_parts, part_workspaces
 
 namespace tpp::dnn {
 
@@ -57,7 +57,7 @@ class layernorm {
   static constexpr std::string_view label = "layernorm";
 
   explicit layernorm(layernorm_shape shape) : s_(shape) {
-    detail::check_norm_sizes(label, s_.rows, s_.c, s_.eps);
+    detail::check_norm_shape(label, s_);
     approx::check_policy<Policy>();
   }
 
@@ -71,19 +71,11 @@ class layernorm {
   // y, and each row's mean and rstd for backward.
   void forward(mat<const T> x, std::span<const float> gamma, std::span<const float> beta, mat<T> y,
                std::span<float> mean, std::span<float> rstd) const {
-    using namespace tpp::detail::norm_impl;
+    using detail::arg;
     constexpr std::string_view op = "layernorm::forward";
-    check_rows_view(op, x, "x");
-    check_rows_view(op, y, "y");
-    check_span(gamma, std::size_t(s_.c), op, "gamma");
-    check_span(beta, std::size_t(s_.c), op, "beta");
-    check_span(mean, std::size_t(s_.rows), op, "mean");
-    check_span(rstd, std::size_t(s_.rows), op, "rstd");
-    const auto X = named(x, "x"), Y = named(y, "y");  // (views of T, then spans of float)
-    const auto G = named(gamma, "gamma"), B = named(beta, "beta"), M = named(mean, "mean"), R = named(rstd, "rstd");
-    check_apart(op, Y, X, G, B, M, R);
-    check_apart(op, M, X, G, B, R);
-    check_apart(op, R, X, G, B);
+    const index_t c = s_.c;
+    detail::check_norm_args(op, s_.rows, c, arg(x, "x"), arg(gamma, "gamma", c), arg(beta, "beta", c), arg(y, "y"),
+                            arg(mean, "mean", s_.rows), arg(rstd, "rstd", s_.rows));
     const index_t n = parts();
     parallel_for(n, [&](index_t b, index_t e) {
       for (index_t part = b; part < e; ++part) {
@@ -98,22 +90,12 @@ class layernorm {
   void backward(mat<const T> dy, mat<const T> x, std::span<const float> mean, std::span<const float> rstd,
                 std::span<const float> gamma, mat<T> dx, std::span<float> dgamma, std::span<float> dbeta,
                 workspace ws = {}) const {
-    using namespace tpp::detail::norm_impl;
+    using detail::arg;
     constexpr std::string_view op = "layernorm::backward";
-    check_rows_view(op, dy, "dy");
-    check_rows_view(op, x, "x");
-    check_rows_view(op, dx, "dx");
-    check_span(mean, std::size_t(s_.rows), op, "mean");
-    check_span(rstd, std::size_t(s_.rows), op, "rstd");
-    check_span(gamma, std::size_t(s_.c), op, "gamma");
-    check_span(dgamma, std::size_t(s_.c), op, "dgamma");
-    check_span(dbeta, std::size_t(s_.c), op, "dbeta");
-    const auto DY = named(dy, "dy"), X = named(x, "x"), DX = named(dx, "dx");  // (views of T, then spans of float)
-    const auto M = named(mean, "mean"), R = named(rstd, "rstd"), G = named(gamma, "gamma"), DG = named(dgamma, "dgamma"),
-               DB = named(dbeta, "dbeta");
-    check_apart(op, DX, DY, X, M, R, G, DG, DB);
-    check_apart(op, DG, DY, X, M, R, G, DB);
-    check_apart(op, DB, DY, X, M, R, G);
+    const index_t c = s_.c;
+    detail::check_norm_args(op, s_.rows, c, arg(dy, "dy"), arg(x, "x"), arg(mean, "mean", s_.rows),
+                            arg(rstd, "rstd", s_.rows), arg(gamma, "gamma", c), arg(dx, "dx"), arg(dgamma, "dgamma", c),
+                            arg(dbeta, "dbeta", c));
     const index_t n = parts();
     // Per share: the op's scratch, then its dgamma and dbeta (2 c floats).
     const detail::part_workspaces mem(ws, op, n, part_bytes());
@@ -150,10 +132,6 @@ class layernorm {
   template <class U>
   static mat<U> rows(mat<U> m, range r) noexcept {
     return {m.data + r.begin * m.ld, r.end - r.begin, m.cols, m.ld};
-  }
-  template <class U>
-  void check_rows_view(std::string_view op, const mat<U>& m, std::string_view name) const {
-    tpp::detail::check_view(m, s_.rows, s_.c, op, name, "(rows, c)");
   }
 
   layernorm_shape s_;
