@@ -58,6 +58,9 @@ namespace detail {
 // Element types of op inputs (maybe const) and outputs: fp32 and bf16.
 template <class T>
 concept float_element = std::same_as<std::remove_const_t<T>, float> || std::same_as<std::remove_const_t<T>, bf16>;
+// An output's element type: fp32 or bf16, not const.
+template <class T>
+concept float_output = float_element<T> && !std::is_const_v<T>;
 
 // An input resolved for the row loop: row i starts at data + i * row_stride; a splat operand holds one
 // value per row (col and scalar broadcasts), the others advance one element per column.

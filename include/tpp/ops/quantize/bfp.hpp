@@ -386,6 +386,10 @@ TPP_FLATTEN void bfp_blocks_of(mat<const TI> x, const bfp_params& p, G&& group, 
 template <class TM>
 inline constexpr int mantissa_bits_of = int(sizeof(TM)) * 8 - 1;
 
+// The mantissa code types: int8 or int16.
+template <class TM>
+concept mantissa_code = std::same_as<TM, std::int8_t> || std::same_as<TM, std::int16_t>;
+
 inline void check_bfp_params(const bfp_params& p, int max_bits, std::string_view op) {
   if (p.block < 1) throw error(op, "block", concat("(", std::to_string(p.block), ") is not >= 1"));
   if (p.mantissa_bits < 1 || p.mantissa_bits > max_bits)
@@ -396,8 +400,7 @@ inline void check_bfp_params(const bfp_params& p, int max_bits, std::string_view
 }  // namespace detail::quant
 
 // x (rows, cols) -> mantissa codes +-k (rows, cols) and shared exponents E (rows, bfp_blocks(cols, B)).
-template <class TI = float, class TM = std::int16_t>
-  requires detail::float_element<TI> && (std::same_as<TM, std::int8_t> || std::same_as<TM, std::int16_t>)
+template <detail::float_element TI = float, detail::quant::mantissa_code TM = std::int16_t>
 class bfp_quantize_kernel : public detail::params_kernel<bfp_params> {
  public:
   static constexpr detail::op_label label = detail::make_label("bfp_quantize", "");
@@ -430,9 +433,7 @@ class bfp_quantize_kernel : public detail::params_kernel<bfp_params> {
 };
 
 // y = k 2^(E - m + 1) (exact in fp32; a bf16 y rounds to nearest even). Only block and mantissa_bits are used.
-template <class TM = std::int16_t, class TO = float>
-  requires(std::same_as<TM, std::int8_t> || std::same_as<TM, std::int16_t>) && detail::float_element<TO> &&
-          (!std::is_const_v<TO>)
+template <detail::quant::mantissa_code TM = std::int16_t, detail::float_output TO = float>
 class bfp_dequantize_kernel : public detail::params_kernel<bfp_params> {
  public:
   static constexpr detail::op_label label = detail::make_label("bfp_dequantize", "");
@@ -468,8 +469,7 @@ class bfp_dequantize_kernel : public detail::params_kernel<bfp_params> {
 };
 
 // y = the BFP value of x, in one pass (non-finite x pass through). y may be the very same view as x.
-template <class TI = float, class TO = float>
-  requires detail::float_element<TI> && detail::float_element<TO> && (!std::is_const_v<TO>)
+template <detail::float_element TI = float, detail::float_output TO = float>
 class bfp_fake_quant_kernel : public detail::params_kernel<bfp_params> {
  public:
   static constexpr detail::op_label label = detail::make_label("bfp_fake_quant", "");

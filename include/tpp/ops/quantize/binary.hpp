@@ -98,8 +98,7 @@ void check_scale_size(std::span<T> scale, index_t rows, std::string_view op) {
 }  // namespace detail::quant
 
 // bits (rows, packed_words(cols)): bit 1 where x < 0; scale: rows values mean|x| (or empty: not computed).
-template <class TI = float>
-  requires detail::float_element<TI>
+template <detail::float_element TI = float>
 class binarize_kernel : public detail::kernel_shape {
  public:
   static constexpr detail::op_label label = detail::make_label("binarize", "");
@@ -129,8 +128,7 @@ class binarize_kernel : public detail::kernel_shape {
 };
 
 // sign, nonzero (rows, packed_words(cols)); scale: rows values (mean |x| over the nonzero t).
-template <class TI = float>
-  requires detail::float_element<TI>
+template <detail::float_element TI = float>
 class ternarize_kernel : public detail::params_kernel<ternarize_params> {
  public:
   static constexpr detail::op_label label = detail::make_label("ternarize", "");
@@ -194,8 +192,8 @@ void ternarize(mat<TI> x, mat<std::uint64_t> sign, mat<std::uint64_t> nonzero, s
 }
 
 // y = +-scale[i] (or +-1 with no scales) from binary bits (rows, packed_words(cols)).
-template <class TB, class TO>
-  requires std::same_as<std::remove_const_t<TB>, std::uint64_t> && detail::float_element<TO> && (!std::is_const_v<TO>)
+template <class TB, detail::float_output TO>
+  requires std::same_as<std::remove_const_t<TB>, std::uint64_t>
 void unpack_binary(mat<TB> bits, std::span<const float> scale, mat<TO> y) {
   constexpr std::string_view op = "unpack_binary";
   detail::check_mat(y, op, "y");
@@ -208,9 +206,8 @@ void unpack_binary(mat<TB> bits, std::span<const float> scale, mat<TO> y) {
 }
 
 // y = +-scale[i] (or +-1), 0 from ternary planes.
-template <class TS, class TN, class TO>
-  requires std::same_as<std::remove_const_t<TS>, std::uint64_t> && std::same_as<std::remove_const_t<TN>, std::uint64_t> &&
-           detail::float_element<TO> && (!std::is_const_v<TO>)
+template <class TS, class TN, detail::float_output TO>
+  requires std::same_as<std::remove_const_t<TS>, std::uint64_t> && std::same_as<std::remove_const_t<TN>, std::uint64_t>
 void unpack_ternary(mat<TS> sign, mat<TN> nonzero, std::span<const float> scale, mat<TO> y) {
   constexpr std::string_view op = "unpack_ternary";
   detail::check_mat(y, op, "y");

@@ -70,8 +70,7 @@ void fixed_rows_stochastic(mat<const TI> x, mat<std::int16_t> q, int fl, const s
 }  // namespace detail::quant
 
 // q = sat(round(x 2^FL)), int16 codes of <IL, FL>; rounding nearest_even or stochastic (sr's seed and offsets).
-template <class TI = float>
-  requires detail::float_element<TI>
+template <detail::float_element TI = float>
 class fixed_quantize_kernel : public detail::kernel_shape {
  public:
   static constexpr detail::op_label label = detail::make_label("quantize_fixed", "");
@@ -100,8 +99,7 @@ class fixed_quantize_kernel : public detail::kernel_shape {
 };
 
 // y = q 2^-FL (exact in fp32; a bf16 y rounds to nearest even).
-template <class TO = float>
-  requires detail::float_element<TO> && (!std::is_const_v<TO>)
+template <detail::float_output TO = float>
 class fixed_dequantize_kernel : public detail::params_kernel<fixed_point_format> {
  public:
   static constexpr detail::op_label label = detail::make_label("dequantize_fixed", "");

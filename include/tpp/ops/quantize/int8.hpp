@@ -259,8 +259,7 @@ void compute_quant_params(mat<TI> x, std::span<float> scale, std::span<std::int3
 }
 
 // q = sat(rne(P(x, 1 / s)) + z). x (rows, cols) fp32 / bf16, q (rows, cols) int8 / uint8.
-template <class Policy = approx::exact, class TI = float, class TQ = std::int8_t>
-  requires approx::multiplier<Policy> && detail::float_element<TI> && detail::quant::code8<TQ>
+template <approx::multiplier Policy = approx::exact, detail::float_element TI = float, detail::quant::code8 TQ = std::int8_t>
 class quantize_kernel : public detail::params_kernel<quant_params> {
  public:
   static constexpr detail::op_label label = detail::make_label("quantize", "");
@@ -287,8 +286,7 @@ class quantize_kernel : public detail::params_kernel<quant_params> {
 };
 
 // y = P(q - z, s). q (rows, cols) int8 / uint8, y fp32 / bf16.
-template <class Policy = approx::exact, class TQ = std::int8_t, class TO = float>
-  requires approx::multiplier<Policy> && detail::quant::code8<TQ> && detail::float_element<TO> && (!std::is_const_v<TO>)
+template <approx::multiplier Policy = approx::exact, detail::quant::code8 TQ = std::int8_t, detail::float_output TO = float>
 class dequantize_kernel : public detail::params_kernel<quant_params> {
  public:
   static constexpr detail::op_label label = detail::make_label("dequantize", "");
@@ -315,8 +313,7 @@ class dequantize_kernel : public detail::params_kernel<quant_params> {
 };
 
 // q = sat(rne(P(float(acc), s)) + z): an int32 GEMM result to int8 / uint8 (s typically s_a s_b / s_out).
-template <class Policy = approx::exact, class TQ = std::int8_t>
-  requires approx::multiplier<Policy> && detail::quant::code8<TQ>
+template <approx::multiplier Policy = approx::exact, detail::quant::code8 TQ = std::int8_t>
 class requantize_kernel : public detail::params_kernel<quant_params> {
  public:
   static constexpr detail::op_label label = detail::make_label("requantize", "");

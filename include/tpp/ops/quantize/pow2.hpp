@@ -55,18 +55,25 @@ inline void check_pow2_params(const pow2_params& p, std::string_view op, bool en
     throw error(op, "zero_threshold", concat("(", std::to_string(p.zero_threshold), ") is not finite and >= 0"));
 }
 
+// The base of the pow2 kernels: their params, checked when made (Codes: the int8 code kernels, whose
+// kmax - kmin must fit the code range).
+template <bool Codes>
+class pow2_kernel : public params_kernel<pow2_params> {
+ protected:
+  pow2_kernel(std::string_view op, index_t rows, index_t cols, const pow2_params& p) : params_kernel(op, rows, cols, p) {
+    check_pow2_params(p, op, Codes);
+  }
+};
+
 }  // namespace detail::quant
 
 // y = 0 or +-2^k (fake-quant). y may be the very same view as x.
-template <class TI = float, class TO = float>
-  requires detail::float_element<TI> && detail::float_element<TO> && (!std::is_const_v<TO>)
-class pow2_quantize_kernel : public detail::params_kernel<pow2_params> {
+template <detail::float_element TI = float, detail::float_output TO = float>
+class pow2_quantize_kernel : public detail::quant::pow2_kernel<false> {
  public:
   static constexpr detail::op_label label = detail::make_label("pow2_quantize", "");
 
-  pow2_quantize_kernel(index_t rows, index_t cols, pow2_params p) : params_kernel(label, rows, cols, p) {
-    detail::quant::check_pow2_params(p, label, false);
-  }
+  pow2_quantize_kernel(index_t rows, index_t cols, pow2_params p) : pow2_kernel(label, rows, cols, p) {}
 
   void operator()(mat<const TI> x, mat<TO> y) const {
     namespace quant = detail::quant;
@@ -88,15 +95,12 @@ class pow2_quantize_kernel : public detail::params_kernel<pow2_params> {
 };
 
 // codes c = 0 or +-(k - kmin + 1), int8.
-template <class TI = float>
-  requires detail::float_element<TI>
-class pow2_encode_kernel : public detail::params_kernel<pow2_params> {
+template <detail::float_element TI = float>
+class pow2_encode_kernel : public detail::quant::pow2_kernel<true> {
  public:
   static constexpr detail::op_label label = detail::make_label("pow2_encode", "");
 
-  pow2_encode_kernel(index_t rows, index_t cols, pow2_params p) : params_kernel(label, rows, cols, p) {
-    detail::quant::check_pow2_params(p, label, true);
-  }
+  pow2_encode_kernel(index_t rows, index_t cols, pow2_params p) : pow2_kernel(label, rows, cols, p) {}
 
   void operator()(mat<const TI> x, mat<std::int8_t> code) const {
     namespace quant = detail::quant;
@@ -118,15 +122,12 @@ class pow2_encode_kernel : public detail::params_kernel<pow2_params> {
 };
 
 // y = 0 for c = 0, else sign(c) 2^(kmin - 1 + min(|c|, kmax - kmin + 1)).
-template <class TO = float>
-  requires detail::float_element<TO> && (!std::is_const_v<TO>)
-class pow2_decode_kernel : public detail::params_kernel<pow2_params> {
+template <detail::float_output TO = float>
+class pow2_decode_kernel : public detail::quant::pow2_kernel<true> {
  public:
   static constexpr detail::op_label label = detail::make_label("pow2_decode", "");
 
-  pow2_decode_kernel(index_t rows, index_t cols, pow2_params p) : params_kernel(label, rows, cols, p) {
-    detail::quant::check_pow2_params(p, label, true);
-  }
+  pow2_decode_kernel(index_t rows, index_t cols, pow2_params p) : pow2_kernel(label, rows, cols, p) {}
 
   void operator()(mat<const std::int8_t> code, mat<TO> y) const {
     namespace quant = detail::quant;
