@@ -198,9 +198,12 @@ class conv2d {
     pixels_ = s_.groups == 1 && s_.c <= 8 && s_.stride_w == 1 &&
               (algorithm == conv2d_algorithm::pixels ||
                (algorithm == conv2d_algorithm::automatic && 4 * Q_ >= 3 * 2 * W));
+    // (automatic: direct only where its per-row blocks are large and run LIBXSMM's JIT kernels; on tpp's
+    // own loops every per-row call would pack its weight panels again, which a lowered chunk does once
+    // per 256 pixels or more)
     const bool small = cg_ < 32 || Q_ < 16;
     lowered_ = !depthwise() && (pixels_ || algorithm == conv2d_algorithm::lowered ||
-                                (algorithm != conv2d_algorithm::direct && small));
+                                (algorithm == conv2d_algorithm::automatic && (small || !direct_runs_jit())));
   }
 
   const conv2d_shape& shape() const noexcept { return s_; }
@@ -556,6 +559,16 @@ class conv2d {
       }
     });
     sum_parts(partial, parts, dw);
+  }
+
+  // Whether forward's interior blocks (direct) would run LIBXSMM's kernels: an exact fp32 layer built with
+  // LIBXSMM whose blocks are in its range and for which it returns a kernel.
+  bool direct_runs_jit() const {
+    const detail::run in = detail::inside(Q_, s_.stride_w, -s_.pad_w, (s_.s - 1) * s_.dilation_w - s_.pad_w, s_.w);
+    if (in.hi <= in.lo) return false;
+    const index_t kb = std::min<index_t>(kg_, 128);
+    return brgemm_kernel<Policy, T, T, T>({in.hi - in.lo, kb, detail::channel_block(cg_), s_.stride_w * s_.c, s_.k, s_.k})
+        .uses_libxsmm();
   }
 
   // ---- lowered: chunks of output pixels as rows of their receptive fields, one GEMM per chunk and group ----
