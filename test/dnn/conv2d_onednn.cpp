@@ -208,6 +208,7 @@ TEST_CASE("conv2d vs oneDNN: 1x1 images, odd sizes, groups, C and K around the v
       {1, 5, 5, 40, 34, 3, 3, 2, 2, 1, 1, 1, 1, 2},     // groups 2: Cg 20, Kg 17, stride 2
       {2, 7, 7, 17, 17, 3, 3, 1, 1, 1, 1, 1, 1, 17},    // depthwise, 17 channels
       {1, 9, 9, 40, 40, 3, 3, 2, 2, 1, 1, 2, 2, 40},    // depthwise, 40 channels, stride and dilation 2
+      {1, 5, 6, 136, 136, 3, 3, 1, 2, 1, 1, 1, 1, 136}, // depthwise, a block of 8 vectors and a tail
       {1, 9, 9, 1, 6, 5, 5, 1, 1, 2, 2, 1, 1, 1},       // 5x5, C = 1 (LeNet's first layer)
       {2, 9, 9, 3, 17, 5, 5, 1, 1, 2, 2, 1, 1, 1},      // 5x5, C = 3, N = 2
       {1, 9, 7, 17, 17, 5, 5, 2, 1, 0, 2, 1, 1, 1},     // 5x5, stride 2 x 1

@@ -16,10 +16,14 @@
 //   backward_weights dW_rs = sum over (n, p) of x(pixels of tap s)^T dy(n, p, q range of s): one
 //                    batch-reduce GEMM per tap over the output rows, each thread summing its share of the
 //                    rows into its own fp32 partial dW, then the partials added in thread order
-// or, lowered (im2col; conv2d_algorithm: automatic takes it for C/groups < 32 or output width < 16, where
-// the direct blocks are small), per chunk of output pixels: their receptive fields as rows of a
-// (pixels, R*S*C/groups) matrix, then forward y = rows W, backward-data rows' gradient dy W^T added back
-// into dx per image, backward-weights rows^T dy into the thread's partial dW: plain GEMMs with k = R*S*C/g.
+// or, lowered (im2col), per chunk of output pixels: their receptive fields as rows of a (pixels,
+// R*S*C/groups) matrix (x's own rows for a 1x1 stride-1 layer), then forward y = rows W, backward-data
+// the rows' gradient dy W^T added back into dx per image, backward-weights rows^T dy into the thread's
+// partial dW: plain GEMMs with k = R*S*C/groups;
+// or, pixels (at most 8 input channels, groups 1, stride_w 1), vector loops along the output pixels over a
+// channel-planar, zero-padded copy of each image (backward-data, at stride 1, as the same loops over dy
+// with the taps flipped);
+// or, depthwise (groups = C = K), vector loops along the channels. conv2d_algorithm says which runs where.
 // Products are P(x, w) forward, P(dy, w) backward-data and P(x, dy) backward-weights (the operand order
 // the contract gives), summed in fp32. Deterministic for a given thread count. OpenMP inside; called from
 // inside a parallel region it runs on the calling thread.
@@ -69,10 +73,12 @@ struct conv2d_shape {
 
 // The loop nest a conv2d runs (all give the same sums of the same products, in different orders).
 enum class conv2d_algorithm {
-  automatic,  // pixels where it applies; lowered for C/groups < 32 or output width < 16, where direct's
-              // blocks are small; direct otherwise
+  automatic,  // pixels where it applies; lowered for C/groups < 32 or output width < 16 (direct's blocks
+              // are small), for a 1x1 stride-1 layer (a plain GEMM on x itself), and wherever direct's
+              // blocks would not run LIBXSMM's kernels; direct otherwise, its backward-weights lowered
   direct,     // batch-reduce GEMMs over (tap, channel block) per output row
-  lowered,    // chunks of output pixels lowered to rows of their receptive fields (im2col), one GEMM each
+  lowered,    // chunks of output pixels lowered to rows of their receptive fields (im2col; x's own rows
+              // for a 1x1 stride-1 layer), one GEMM each
   pixels      // vector loops along the output pixels, for layers of at most 8 input channels (a first
               // layer: LeNet's one, RGB's three), groups 1 and stride_w 1 (automatic: output rows of at
               // least 1.5 vectors); backward-data too when stride_h is 1, else lowered. Other shapes take
@@ -202,8 +208,12 @@ class conv2d {
     // own loops every per-row call would pack its weight panels again, which a lowered chunk does once
     // per 256 pixels or more)
     const bool small = cg_ < 32 || Q_ < 16;
+    const bool automatic = algorithm == conv2d_algorithm::automatic;
     lowered_ = !depthwise() && (pixels_ || algorithm == conv2d_algorithm::lowered ||
-                                (algorithm == conv2d_algorithm::automatic && (small || !direct_runs_jit())));
+                                (automatic && (small || pointwise() || !direct_runs_jit())));
+    // (backward-weights: direct's per-tap batches transpose x inside every GEMM call; lowered transposes
+    // each chunk's rows once)
+    lowered_weights_ = !depthwise() && (lowered_ || automatic);
   }
 
   const conv2d_shape& shape() const noexcept { return s_; }
@@ -395,7 +405,7 @@ class conv2d {
     float* const partial = frame.take<float>(std::size_t(parts * rows * s.k));
     if (depthwise()) return depthwise_backward_weights(x, dy, dw, partial, parts);
     if (pixels_) return pixels_backward_weights(x, dy, dw, partial, parts);
-    if (lowered_) return lowered_backward_weights(x, dy, dw, partial, parts);
+    if (lowered_weights_) return lowered_backward_weights(x, dy, dw, partial, parts);
     using kernel = brgemm_kernel<Policy, T, T, float>;
     const gemm_params ta{1.0f, 0.0f, true, false};  // A_i = x's pixels, used transposed
     // Per filter column s: the output columns q whose input pixel is inside, and its kernel (k = their count).
@@ -475,6 +485,17 @@ class conv2d {
   }
   bool depthwise() const noexcept { return cg_ == 1 && kg_ == 1; }
 
+  // f(nb, j, len) over the channels in blocks: nb = 8 whole vectors from j while 8 fit, then single
+  // vectors (the last len lanes wide); nb a std::integral_constant, so a block's accumulators stay in
+  // registers while the taps' index arithmetic is paid once per block.
+  template <class F>
+  void channel_blocks(F&& f) const {
+    constexpr index_t NB = 8;
+    index_t j = 0;
+    for (; j + NB * W <= s_.c; j += NB * W) f(std::integral_constant<index_t, NB>{}, j, W);
+    for (; j < s_.c; j += W) f(std::integral_constant<index_t, 1>{}, j, std::min(W, s_.c - j));
+  }
+
   template <class Epilogue>
   void depthwise_forward(mat<const T> x, mat<const T> w, mat<T> y, const Epilogue& ep) const {
     const conv2d_shape& s = s_;
@@ -489,18 +510,23 @@ class conv2d {
             out = yr;
           else
             out = row.data();
-          chunks([&](index_t j, index_t len) {
-            V acc(0.0f);
+          channel_blocks([&](auto nb, index_t j, index_t len) {
+            constexpr index_t nv = decltype(nb)::value;
+            V acc[nv];
+            for (V& a : acc) a = V(0.0f);
             for (index_t r = 0; r < s.r; ++r) {
               const index_t ih = p * s.stride_h - s.pad_h + r * s.dilation_h;
               if (ih < 0 || ih >= s.h) continue;
               for (index_t t = 0; t < s.s; ++t) {
                 const index_t iw = q * s.stride_w - s.pad_w + t * s.dilation_w;
                 if (iw < 0 || iw >= s.w) continue;
-                acc = step(acc, ld(x.row((n * s.h + ih) * s.w + iw) + j, len), ld(w.row(r * s.s + t) + j, len));
+                const T* xr = x.row((n * s.h + ih) * s.w + iw) + j;
+                const T* wr = w.row(r * s.s + t) + j;
+#pragma GCC unroll 8
+                for (index_t v = 0; v < nv; ++v) acc[v] = step(acc[v], ld(xr + v * W, len), ld(wr + v * W, len));
               }
             }
-            lanes::store(out + j, acc, len);
+            for (index_t v = 0; v < nv; ++v) lanes::store(out + j + v * W, acc[v], len);
           });
           if constexpr (!std::is_same_v<Epilogue, epilogue::none>) ep(np * Q_ + q, 0, out, s.c);
           if constexpr (!std::is_same_v<T, float>)
@@ -516,19 +542,24 @@ class conv2d {
       for (index_t nh = b; nh < e; ++nh) {
         const index_t n = nh / s.h, ih = nh % s.h;
         for (index_t iw = 0; iw < s.w; ++iw)
-          chunks([&](index_t j, index_t len) {
-            V acc(0.0f);
+          channel_blocks([&](auto nb, index_t j, index_t len) {
+            constexpr index_t nv = decltype(nb)::value;
+            V acc[nv];
+            for (V& a : acc) a = V(0.0f);
             for (index_t r = 0; r < s.r; ++r) {
               const index_t a = ih + s.pad_h - r * s.dilation_h;
               if (a < 0 || a % s.stride_h != 0 || a / s.stride_h >= P_) continue;
               for (index_t t = 0; t < s.s; ++t) {
                 const index_t c = iw + s.pad_w - t * s.dilation_w;
                 if (c < 0 || c % s.stride_w != 0 || c / s.stride_w >= Q_) continue;
-                const index_t o = (n * P_ + a / s.stride_h) * Q_ + c / s.stride_w;
-                acc = step(acc, ld(dy.row(o) + j, len), ld(w.row(r * s.s + t) + j, len));
+                const T* dr = dy.row((n * P_ + a / s.stride_h) * Q_ + c / s.stride_w) + j;
+                const T* wr = w.row(r * s.s + t) + j;
+#pragma GCC unroll 8
+                for (index_t v = 0; v < nv; ++v) acc[v] = step(acc[v], ld(dr + v * W, len), ld(wr + v * W, len));
               }
             }
-            lanes::store(dx.row(nh * s.w + iw) + j, acc, len);
+            T* out = dx.row(nh * s.w + iw) + j;
+            for (index_t v = 0; v < nv; ++v) lanes::store(out + v * W, acc[v], len);
           });
       }
     });
@@ -545,15 +576,21 @@ class conv2d {
             const index_t off = t * s.dilation_w - s.pad_w;
             const detail::run qr = detail::inside(Q_, s.stride_w, off, off, s.w);
             float* acc_row = partial + (part * taps + r * s.s + t) * s.c;
-            chunks([&](index_t j, index_t len) {
-              V acc(0.0f);
+            channel_blocks([&](auto nb, index_t j, index_t len) {
+              constexpr index_t nv = decltype(nb)::value;
+            V acc[nv];
+              for (V& a : acc) a = V(0.0f);
               for (index_t np = share.begin; np < share.end; ++np) {
                 const index_t n = np / P_, ih = (np % P_) * s.stride_h - s.pad_h + r * s.dilation_h;
                 if (ih < 0 || ih >= s.h) continue;
-                for (index_t q = qr.lo; q < qr.hi; ++q)
-                  acc = step(acc, ld(x.row((n * s.h + ih) * s.w + q * s.stride_w + off) + j, len), ld(dy.row(np * Q_ + q) + j, len));
+                for (index_t q = qr.lo; q < qr.hi; ++q) {
+                  const T* xr = x.row((n * s.h + ih) * s.w + q * s.stride_w + off) + j;
+                  const T* dr = dy.row(np * Q_ + q) + j;
+#pragma GCC unroll 8
+                  for (index_t v = 0; v < nv; ++v) acc[v] = step(acc[v], ld(xr + v * W, len), ld(dr + v * W, len));
+                }
               }
-              lanes::store(acc_row + j, acc, len);
+              for (index_t v = 0; v < nv; ++v) lanes::store(acc_row + j + v * W, acc[v], len);
             });
           }
       }
@@ -584,6 +621,19 @@ class conv2d {
     const index_t threads = in_parallel() ? 1 : max_threads();
     const index_t share = (s_.n * P_ * Q_ + threads - 1) / threads;
     return std::max<index_t>(1, std::min(share, std::clamp<index_t>((index_t(1) << 21) / field() / 16 * 16, 256, 2048)));
+  }
+
+  // A 1x1 filter at stride 1 without padding: every output pixel's receptive field is its own input pixel.
+  bool pointwise() const noexcept {
+    return s_.r == 1 && s_.s == 1 && s_.stride_h == 1 && s_.stride_w == 1 && s_.pad_h == 0 && s_.pad_w == 0;
+  }
+
+  // The lowered rows (m, field()) of output pixels [i0, i0 + m), group g: x's own rows when pointwise,
+  // else lowered into col.
+  mat<const T> lowered_rows(mat<const T> x, index_t i0, index_t m, index_t g, T* col) const {
+    if (pointwise()) return {x.row(i0) + g * cg_, m, cg_, x.ld};
+    lower(x, i0, m, g, col);
+    return {col, m, field(), field()};
   }
 
   // col (m, field()) = group g's receptive fields of the output pixels [i0, i0 + m) (indices over N*P*Q),
@@ -627,10 +677,9 @@ class conv2d {
       T* const col = frame.take<T>(std::size_t(chunk * kk));
       for (index_t ch = b; ch < e; ++ch) {
         const index_t i0 = ch * chunk, m = std::min(chunk, total - i0);
-        const gemm_kernel<Policy, T, T, T> gemm({m, kg_, kk, kk, w.ld, y.ld});
         for (index_t g = 0; g < s_.groups; ++g) {
-          lower(x, i0, m, g, col);
-          const mat<const T> a{col, m, kk, kk}, wg{w.data + g * kg_, kk, kg_, w.ld};
+          const mat<const T> a = lowered_rows(x, i0, m, g, col), wg{w.data + g * kg_, kk, kg_, w.ld};
+          const gemm_kernel<Policy, T, T, T> gemm({m, kg_, kk, a.ld, w.ld, y.ld});
           const mat<T> c{y.row(i0) + g * kg_, m, kg_, y.ld};
           if constexpr (std::is_same_v<Epilogue, epilogue::none>)
             gemm(a, wg, c);
@@ -647,6 +696,19 @@ class conv2d {
   // in chunks of its pixels.
   void lowered_backward_data(mat<const T> dy, mat<const T> w, mat<T> dx) const {
     const conv2d_shape& s = s_;
+    if (pointwise()) {  // the lowered rows are x's own: their gradient is dx, one GEMM per chunk and group
+      const index_t total = s.n * P_ * Q_, chunk = chunk_pixels();
+      parallel_for((total + chunk - 1) / chunk, [&](index_t b, index_t e) {
+        for (index_t ch = b; ch < e; ++ch) {
+          const index_t i0 = ch * chunk, m = std::min(chunk, total - i0);
+          const gemm_kernel<Policy, T, T, T> gemm({m, cg_, kg_, dy.ld, w.ld, dx.ld}, gemm_params{1.0f, 0.0f, false, true});
+          for (index_t g = 0; g < s.groups; ++g)
+            gemm(mat<const T>{dy.row(i0) + g * kg_, m, kg_, dy.ld}, mat<const T>{w.data + g * kg_, cg_, kg_, w.ld},
+                 mat<T>{dx.row(i0) + g * cg_, m, cg_, dx.ld});
+        }
+      });
+      return;
+    }
     const index_t kk = field(), pq = P_ * Q_, hw = s.h * s.w, chunk = chunk_pixels();
     const index_t images = pq >= chunk ? 1 : chunk / pq, units = (s.n + images - 1) / images;
     const index_t rows = pq >= chunk ? chunk : images * pq;  // most pixels of one GEMM
@@ -710,11 +772,10 @@ class conv2d {
         const range share = split(count, parts, part);
         for (index_t ch = share.begin; ch < share.end; ++ch) {
           const index_t i0 = ch * chunk, m = std::min(chunk, total - i0);
-          const gemm_kernel<Policy, T, T, float> gemm({kk, kg_, m, kk, dy.ld, s_.k}, gemm_params{1.0f, 1.0f, true, false});
           for (index_t g = 0; g < s_.groups; ++g) {
-            lower(x, i0, m, g, col);
-            gemm(mat<const T>{col, m, kk, kk}, mat<const T>{dy.row(i0) + g * kg_, m, kg_, dy.ld},
-                 mat<float>{acc + g * kg_, kk, kg_, s_.k});
+            const mat<const T> a = lowered_rows(x, i0, m, g, col);
+            const gemm_kernel<Policy, T, T, float> gemm({kk, kg_, m, a.ld, dy.ld, s_.k}, gemm_params{1.0f, 1.0f, true, false});
+            gemm(a, mat<const T>{dy.row(i0) + g * kg_, m, kg_, dy.ld}, mat<float>{acc + g * kg_, kk, kg_, s_.k});
           }
         }
       }
@@ -931,7 +992,7 @@ class conv2d {
 
   conv2d_shape s_;
   index_t P_ = 0, Q_ = 0, cg_ = 0, kg_ = 0;
-  bool lowered_ = false, pixels_ = false;
+  bool lowered_ = false, lowered_weights_ = false, pixels_ = false;
 };
 
 }  // namespace tpp::dnn
