@@ -13,6 +13,7 @@
 #include <type_traits>
 
 #include "../../approx/gemm_traits.hpp"
+#include "../../arch/vnni.hpp"
 #include "../../core/bf16.hpp"
 #include "../../core/lanes.hpp"
 #include "../../core/mat.hpp"
@@ -112,9 +113,9 @@ void gemm_pack_b(const mat<const T>& b, bool trans, index_t p0, index_t kc, inde
 // 32-bit word, in fields of 32 / G bits, the earlier k in the lower field (G = 2: bf16 pairs for
 // vdpbf16ps; G = 4: 8-bit quads for vpdpbusd). Sliver t holds, for each group p < ceil(kc / G), S words,
 // word q = {x(s, k0 + G p + f)} for s = s0 + t + q (words past sn zero, zero fields past kc); the words
-// are stored in the fp32 buffer as bit patterns. Full slivers and whole groups take branch-free loops
-// the compiler vectorises (k_major: G stored rows interleaved; otherwise a group is one 32-bit load);
-// edge slivers and a last partial group go element by element.
+// are stored in the fp32 buffer as bit patterns. Full slivers and whole groups take vector loops
+// (k_major: G stored rows interleaved by arch::vnni_pack; otherwise a group is one 32-bit load); edge
+// slivers and a last partial group go element by element.
 template <class T>
 std::uint32_t group_field(T v) noexcept {
   if constexpr (std::is_same_v<T, bf16>)
@@ -137,14 +138,17 @@ void gemm_pack_groups(const mat<const T>& x, bool k_major, index_t s0, index_t s
     const index_t w = std::min(S, sn - t);
     float* o = out + t * groups;
     index_t p_done = 0;
-    if (w == S && k_major) {
+    if (w == S && k_major) {  // G stored rows interleaved: arch/vnni.hpp's row-group pack, a vector a step
+      using U = arch::vnni_word<int(G)>;
       for (index_t p = 0; p < whole; ++p) {
         const T* r0 = x.row(k0 + G * p) + s0 + t;
-        for (index_t q = 0; q < S; ++q) {
-          std::uint32_t word = 0;
-          for (index_t f = 0; f < G; ++f) word |= group_field(r0[f * x.ld + q]) << (bits * f);
-          o[p * S + q] = std::bit_cast<float>(word);
-        }
+        const U* rows[G];
+        for (index_t f = 0; f < G; ++f) rows[f] = reinterpret_cast<const U*>(r0 + f * x.ld);
+        U* words = reinterpret_cast<U*>(o + p * S);
+        if constexpr (simd::enabled)
+          arch::vnni_pack<int(G), simd::default_arch>(rows, words, S);
+        else
+          arch::vnni_pack_scalar<int(G)>(rows, words, S);
       }
       p_done = whole;
     } else if (w == S) {
