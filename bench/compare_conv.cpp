@@ -27,12 +27,14 @@
 #include <tpp/dnn/conv2d.hpp>
 
 #include "aligned.hpp"
+#include "layer_report.hpp"
 #include "timing.hpp"
 
 namespace {
 
 using tpp::index_t;
 using tpp::bench::interleaved;
+using tpp::bench::random_vector;
 using tpp::dnn::conv2d_shape;
 using dt = dnnl::memory::data_type;
 using tag = dnnl::memory::format_tag;
@@ -57,14 +59,6 @@ std::vector<layer> layers() {
       {"lenet conv1 28x28x1>6 5x5", {64, 28, 28, 1, 6, 5, 5, 1, 1, 2, 2, 1, 1, 1}},
       {"lenet conv2 14x14x6>16 5x5", {64, 14, 14, 6, 16, 5, 5, 1, 1, 0, 0, 1, 1, 1}},
   };
-}
-
-fvec random_vector(std::size_t n, unsigned seed) {
-  std::mt19937 g(seed);
-  std::uniform_real_distribution<float> d(-1.0f, 1.0f);
-  fvec v(n);
-  for (auto& x : v) x = d(g);
-  return v;
 }
 
 double flops(const conv2d_shape& s) {
@@ -155,12 +149,6 @@ const char* const dirs[3] = {"fwd", "bwd_d", "bwd_w"};
 
 int reps_for(double fl) { return fl > 2e10 ? 5 : fl > 2e9 ? 9 : 21; }
 
-struct result {
-  std::string layer, dir, peer;
-  int threads;
-  double t_tpp, t_peer, gflop;
-};
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -196,7 +184,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "tpp_compare_conv: --threads must be at least 1\n");
     return 2;
   }
-  std::vector<result> out;
+  std::vector<tpp::bench::layer_result> out;
   for (int th = 1; th <= max_threads; ++th) {
     omp_set_num_threads(th);
     std::printf("\n%d thread%s: GFLOP/s tpp | oneDNN | speed (oneDNN time / tpp time)\n", th, th > 1 ? "s" : "");
@@ -246,19 +234,5 @@ int main(int argc, char** argv) {
       }
     }
   }
-  if (!json.empty()) {
-    std::ofstream f(json);
-    if (!f) {
-      std::fprintf(stderr, "tpp_compare_conv: cannot write '%s'\n", json.c_str());
-      return 2;
-    }
-    f << "[\n";
-    for (std::size_t i = 0; i < out.size(); ++i) {
-      const result& r = out[i];
-      f << "  {\"layer\": \"" << r.layer << "\", \"dir\": \"" << r.dir << "\", \"peer\": \"" << r.peer
-        << "\", \"threads\": " << r.threads << ", \"gflop\": " << r.gflop << ", \"t_tpp\": " << r.t_tpp
-        << ", \"t_peer\": " << r.t_peer << "}" << (i + 1 < out.size() ? ",\n" : "\n");
-    }
-    f << "]\n";
-  }
+  if (!json.empty() && !tpp::bench::write_json(json, out, "tpp_compare_conv")) return 2;
 }

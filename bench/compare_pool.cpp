@@ -27,12 +27,14 @@
 #include <tpp/dnn/pool2d.hpp>
 
 #include "aligned.hpp"
+#include "layer_report.hpp"
 #include "timing.hpp"
 
 namespace {
 
 using tpp::index_t;
 using tpp::bench::interleaved;
+using tpp::bench::random_vector;
 using tpp::dnn::pool2d_shape;
 using tpp::dnn::pool_kind;
 using dt = dnnl::memory::data_type;
@@ -54,14 +56,6 @@ std::vector<layer> layers() {
       {"densenet avg 2x2/2 56x56x128", {8, 56, 56, 128, 2, 2, 2, 2, 0, 0, pool_kind::avg}},
       {"global avg 7x7x2048", pool2d_shape::global_avg(8, 7, 7, 2048)},
   };
-}
-
-fvec random_vector(std::size_t n, unsigned seed) {
-  std::mt19937 g(seed);
-  std::uniform_real_distribution<float> d(-1.0f, 1.0f);
-  fvec v(n);
-  for (auto& x : v) x = d(g);
-  return v;
 }
 
 // The tensors of one layer, as tpp views.
@@ -128,12 +122,6 @@ struct onednn_layer {
 
 int reps_for(double bytes) { return bytes > 2e7 ? 15 : bytes > 2e6 ? 41 : 101; }
 
-struct result {
-  std::string layer, dir;
-  int threads;
-  double t_tpp, t_peer;
-};
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -157,7 +145,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "tpp_compare_pool: --threads must be at least 1\n");
     return 2;
   }
-  std::vector<result> out;
+  std::vector<tpp::bench::layer_result> out;
   for (int th = 1; th <= max_threads; ++th) {
     omp_set_num_threads(th);
     std::printf("\n%d thread%s: microseconds tpp | oneDNN | speed (oneDNN time / tpp time)\n", th, th > 1 ? "s" : "");
@@ -180,7 +168,7 @@ int main(int argc, char** argv) {
       const double bytes = double(t.x.size() + t.y.size()) * sizeof(float);
       for (dir& d : dirs) {
         const auto m = interleaved({d.mine, d.theirs}, quick ? 5 : reps_for(bytes));
-        out.push_back({l.name, d.name, th, m[0], m[1]});
+        out.push_back({l.name, d.name, "onednn", th, m[0], m[1], 0.0});
         logs += std::log(m[1] / m[0]);
         ++rows;
         std::printf("%-30s %-9s | %9.1f %9.1f | %5.2fx\n", l.name.c_str(), d.name, m[0] * 1e6, m[1] * 1e6, m[1] / m[0]);
@@ -189,18 +177,5 @@ int main(int argc, char** argv) {
     }
     std::printf("geomean (%d thread%s): %.2fx\n", th, th > 1 ? "s" : "", std::exp(logs / rows));
   }
-  if (!json.empty()) {
-    std::ofstream f(json);
-    if (!f) {
-      std::fprintf(stderr, "tpp_compare_pool: cannot write '%s'\n", json.c_str());
-      return 2;
-    }
-    f << "[\n";
-    for (std::size_t i = 0; i < out.size(); ++i) {
-      const result& r = out[i];
-      f << "  {\"layer\": \"" << r.layer << "\", \"dir\": \"" << r.dir << "\", \"peer\": \"onednn\", \"threads\": "
-        << r.threads << ", \"t_tpp\": " << r.t_tpp << ", \"t_peer\": " << r.t_peer << "}" << (i + 1 < out.size() ? ",\n" : "\n");
-    }
-    f << "]\n";
-  }
+  if (!json.empty() && !tpp::bench::write_json(json, out, "tpp_compare_pool")) return 2;
 }
