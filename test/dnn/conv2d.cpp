@@ -17,6 +17,8 @@
 #include <tpp/approx/registry.hpp>
 #include <tpp/dnn/conv2d.hpp>
 
+#include "dnn/conv2d_support.hpp"
+
 #include "approx/sweep.hpp"
 #include "ops/gemm/gemm_support.hpp"
 
@@ -24,6 +26,7 @@ namespace {
 
 using namespace tpp;
 using dnn::conv2d_shape;
+using test::describe;
 
 constexpr double u32 = 0x1p-24;
 
@@ -44,10 +47,7 @@ struct reference {
   }
 };
 
-struct dims {
-  index_t P, Q, cg, kg;
-  explicit dims(const conv2d_shape& s) : P(s.p()), Q(s.q()), cg(s.c / s.groups), kg(s.k / s.groups) {}
-};
+using dims = test::conv_dims;
 
 // Calls f(o, i, k) for every product of the convolution: output element o (of y, as (N*P*Q, K) dense),
 // input element i (of x) and weight element k (of w) with y[o] += x[i] w[k].
@@ -118,15 +118,6 @@ const std::vector<conv2d_shape>& shapes() {
       {1, 5, 9, 6, 9, 3, 3, 1, 3, 1, 1, 1, 1, 3},      // groups 3, stride_w 3 (three phases backward)
   };
   return v;
-}
-
-std::string describe(const conv2d_shape& s) {
-  char buf[200];
-  std::snprintf(buf, sizeof buf, "n%lld %lldx%lldx%lld k%lld %lldx%lld stride %lld,%lld pad %lld,%lld dil %lld,%lld groups %lld",
-                (long long)s.n, (long long)s.h, (long long)s.w, (long long)s.c, (long long)s.k, (long long)s.r,
-                (long long)s.s, (long long)s.stride_h, (long long)s.stride_w, (long long)s.pad_h, (long long)s.pad_w,
-                (long long)s.dilation_h, (long long)s.dilation_w, (long long)s.groups);
-  return buf;
 }
 
 template <class P, class T>

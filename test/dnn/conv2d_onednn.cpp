@@ -28,12 +28,15 @@
 
 #include <tpp/dnn/conv2d.hpp>
 
+#include "dnn/conv2d_support.hpp"
+
 #include "support.hpp"
 
 namespace {
 
 using namespace tpp;
 using dnn::conv2d_shape;
+using test::describe;
 
 struct sizes {
   index_t P, Q, cg, kg, xr, wr, yr;
@@ -128,15 +131,6 @@ outputs onednn_passes(const conv2d_shape& s, std::vector<float>& x, std::vector<
   dnnl::reorder(dw, DW).execute(strm, dw, DW);
   strm.wait();
   return out;
-}
-
-std::string describe(const conv2d_shape& s) {
-  char buf[200];
-  std::snprintf(buf, sizeof buf, "n%lld %lldx%lldx%lld k%lld %lldx%lld stride %lld,%lld pad %lld,%lld dil %lld,%lld groups %lld",
-                (long long)s.n, (long long)s.h, (long long)s.w, (long long)s.c, (long long)s.k, (long long)s.r,
-                (long long)s.s, (long long)s.stride_h, (long long)s.stride_w, (long long)s.pad_h, (long long)s.pad_w,
-                (long long)s.dilation_h, (long long)s.dilation_w, (long long)s.groups);
-  return buf;
 }
 
 std::size_t disagreements(const char* pass, const std::vector<float>& mine, const std::vector<float>& theirs,
