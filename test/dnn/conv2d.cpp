@@ -48,27 +48,7 @@ struct reference {
 };
 
 using dims = test::conv_dims;
-
-// Calls f(o, i, k) for every product of the convolution: output element o (of y, as (N*P*Q, K) dense),
-// input element i (of x) and weight element k (of w) with y[o] += x[i] w[k].
-template <class F>
-void for_each_product(const conv2d_shape& s, F f) {
-  const dims d(s);
-  for (index_t n = 0; n < s.n; ++n)
-    for (index_t p = 0; p < d.P; ++p)
-      for (index_t q = 0; q < d.Q; ++q)
-        for (index_t r = 0; r < s.r; ++r)
-          for (index_t t = 0; t < s.s; ++t) {
-            const index_t ih = p * s.stride_h - s.pad_h + r * s.dilation_h, iw = q * s.stride_w - s.pad_w + t * s.dilation_w;
-            if (ih < 0 || ih >= s.h || iw < 0 || iw >= s.w) continue;
-            for (index_t k = 0; k < s.k; ++k) {
-              const index_t g = k / d.kg;
-              for (index_t c = 0; c < d.cg; ++c)
-                f(std::size_t(((n * d.P + p) * d.Q + q) * s.k + k), std::size_t(((n * s.h + ih) * s.w + iw) * s.c + g * d.cg + c),
-                  std::size_t(((r * s.s + t) * d.cg + c) * s.k + k));
-            }
-          }
-}
+using test::for_each_product;
 
 // The three passes' references, each product P(first, second) in the contract's operand order.
 template <class P, class T>

@@ -69,23 +69,11 @@ bounds product_bounds(const conv2d_shape& s, const std::vector<float>& x, const 
                       const std::vector<float>& dy) {
   const sizes d(s);
   bounds b{magnitudes(d.yr * s.k), magnitudes(d.xr * s.c), magnitudes(d.wr * s.k)};
-  for (index_t n = 0; n < s.n; ++n)
-    for (index_t p = 0; p < d.P; ++p)
-      for (index_t q = 0; q < d.Q; ++q)
-        for (index_t r = 0; r < s.r; ++r)
-          for (index_t t = 0; t < s.s; ++t) {
-            const index_t ih = p * s.stride_h - s.pad_h + r * s.dilation_h, iw = q * s.stride_w - s.pad_w + t * s.dilation_w;
-            if (ih < 0 || ih >= s.h || iw < 0 || iw >= s.w) continue;
-            for (index_t k = 0; k < s.k; ++k)
-              for (index_t c = 0; c < d.cg; ++c) {
-                const auto o = std::size_t(((n * d.P + p) * d.Q + q) * s.k + k),
-                           i = std::size_t(((n * s.h + ih) * s.w + iw) * s.c + k / d.kg * d.cg + c),
-                           j = std::size_t(((r * s.s + t) * d.cg + c) * s.k + k);
-                b.y.add(o, std::abs(double(x[i]) * w[j]));
-                b.dx.add(i, std::abs(double(dy[o]) * w[j]));
-                b.dw.add(j, std::abs(double(x[i]) * dy[o]));
-              }
-          }
+  test::for_each_product(s, [&](std::size_t o, std::size_t i, std::size_t j) {
+    b.y.add(o, std::abs(double(x[i]) * w[j]));
+    b.dx.add(i, std::abs(double(dy[o]) * w[j]));
+    b.dw.add(j, std::abs(double(x[i]) * dy[o]));
+  });
   return b;
 }
 
