@@ -39,8 +39,7 @@
 #include "../core/parallel.hpp"
 #include "../core/workspace.hpp"
 #include "../ops/epilogue.hpp"
-#include "../ops/gemm/loops.hpp"
-#include "../ops/gemm/params.hpp"
+#include "../ops/gemm.hpp"
 #include "../ops/reduce.hpp"
 
 namespace tpp::dnn {
@@ -113,7 +112,7 @@ class linear {
     constexpr std::string_view op = "linear::forward";
     check(op, {x, "x", s_.batch, s_.in, "(batch, in)"}, {w, "w", s_.in, s_.out, "(in, out)"},
           {y, "y", s_.batch, s_.out, "(batch, out)"});
-    run(op, x, w, y, gemm_params{}, s_.in, ep);
+    tpp::gemm<Policy>(x, w, y, gemm_params{}, ep);
   }
 
   // dx (batch, in) = dy (batch, out) W^T, products P(dy, w); overwritten.
@@ -121,7 +120,7 @@ class linear {
     constexpr std::string_view op = "linear::backward_data";
     check(op, {dy, "dy", s_.batch, s_.out, "(batch, out)"}, {w, "w", s_.in, s_.out, "(in, out)"},
           {dx, "dx", s_.batch, s_.in, "(batch, in)"});
-    run(op, dy, w, dx, gemm_params{1.0f, 0.0f, false, true}, s_.out, epilogue::none{});
+    tpp::gemm<Policy>(dy, w, dx, gemm_params{1.0f, 0.0f, false, true});
   }
 
   // dw (in, out) = x^T dy, products P(x, dy); overwritten. db, when not empty: out floats, the column sums
@@ -139,7 +138,7 @@ class linear {
       if (tpp::detail::views_overlap(b, dy)) throw error(op, "dy", "overlaps db");
       if (tpp::detail::views_overlap(b, dw)) throw error(op, "db", "overlaps dw");
     }
-    run(op, x, dy, dw, gemm_params{1.0f, 0.0f, true, false}, s_.batch, epilogue::none{});
+    tpp::gemm<Policy>(x, dy, dw, gemm_params{1.0f, 0.0f, true, false});
     if (!db.empty()) bias_gradient(dy, db);
   }
 
@@ -156,15 +155,6 @@ class linear {
     for (const arg* v : {&a, &b, &out}) tpp::detail::check_view(v->m, v->rows, v->cols, op, v->name, v->shape);
     for (const arg* in : {&a, &b})
       if (tpp::detail::views_overlap(out.m, in->m)) throw error(op, in->name, tpp::detail::concat("overlaps ", out.name));
-  }
-
-  // C = op(A) op(B) then ep: the GEMM's threaded driver, A's element first in every product.
-  template <class Epilogue>
-  static void run(std::string_view op, mat<const T> a, mat<const T> b, mat<T> c, const gemm_params& p, index_t k,
-                  const Epilogue& ep) {
-    scratch s({}, op);
-    const auto operands = [&](index_t) { return tpp::detail::operand_pair<T, T>{a, b}; };
-    tpp::detail::gemm_run<Policy, T, T>(true, 1, operands, c, k, p, ep, s);
   }
 
   linear_shape s_;
