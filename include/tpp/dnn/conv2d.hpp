@@ -217,7 +217,8 @@ class conv2d {
   }
 
   const conv2d_shape& shape() const noexcept { return s_; }
-  // The loop nest this layer runs: direct or lowered (a depthwise layer's channel loops count as direct).
+  // The loop nest forward runs: direct, lowered or pixels (a depthwise layer's channel loops count as
+  // direct).
   conv2d_algorithm algorithm() const noexcept {
     return pixels_ ? conv2d_algorithm::pixels : lowered_ ? conv2d_algorithm::lowered : conv2d_algorithm::direct;
   }
@@ -231,7 +232,7 @@ class conv2d {
     if (pixels_) return pixels_forward(x, w, y, ep);
     if (lowered_) return lowered_forward(x, w, y, ep);
     const conv2d_shape& s = s_;
-    const detail::run in = detail::inside(Q_, s.stride_w, -s.pad_w, (s.s - 1) * s.dilation_w - s.pad_w, s.w);
+    const detail::run in = interior();
     using kernel = brgemm_kernel<Policy, T, T, T>;
     const index_t m_in = in.hi - in.lo;
     // Blocks: the batch runs over (r, s, channel block of cb), C over output channel blocks of kb (and the
@@ -598,10 +599,15 @@ class conv2d {
     sum_parts(partial, parts, dw);
   }
 
+  // The output columns whose taps all fall inside the image: direct forward's interior run.
+  detail::run interior() const noexcept {
+    return detail::inside(Q_, s_.stride_w, -s_.pad_w, (s_.s - 1) * s_.dilation_w - s_.pad_w, s_.w);
+  }
+
   // Whether forward's interior blocks (direct) would run LIBXSMM's kernels: an exact fp32 layer built with
   // LIBXSMM whose blocks are in its range and for which it returns a kernel.
   bool direct_runs_jit() const {
-    const detail::run in = detail::inside(Q_, s_.stride_w, -s_.pad_w, (s_.s - 1) * s_.dilation_w - s_.pad_w, s_.w);
+    const detail::run in = interior();
     if (in.hi <= in.lo) return false;
     const index_t kb = std::min<index_t>(kg_, 128);
     return brgemm_kernel<Policy, T, T, T>({in.hi - in.lo, kb, detail::channel_block(cg_), s_.stride_w * s_.c, s_.k, s_.k})
