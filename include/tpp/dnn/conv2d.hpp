@@ -41,6 +41,7 @@
 
 #include "../approx/exact.hpp"
 #include "../approx/policy.hpp"
+#include "../arch/transpose.hpp"
 #include "../core/bf16.hpp"
 #include "../core/error.hpp"
 #include "../core/lanes.hpp"
@@ -815,6 +816,16 @@ class conv2d {
   struct planar {
     index_t channels, hp, wp, r, s, dh, dw, kp;
     const float* wk;
+    const index_t* offsets = nullptr;  // per tap (r, t, c): (c hp + r dh) wp + t dw, from tap_offsets()
+
+    index_t taps() const noexcept { return r * s * channels; }
+    // One flat loop over the taps keeps a tile's accumulators in registers (nested r, t, c loops spilled
+    // them around the c loop: 16 reloads and stores per tap when C is 1).
+    void tap_offsets(index_t* out) noexcept {
+      for (index_t i = 0; i < r; ++i)
+        for (index_t t = 0; t < s; ++t)
+          for (index_t c = 0; c < channels; ++c) *out++ = (c * hp + i * dh) * wp + t * dw;
+    }
   };
 
   // out (channels, hp, wp) = image n of m (rows x cols pixels, `channels` columns), channel-planar in fp32
@@ -837,19 +848,19 @@ class conv2d {
     V acc[KB][NQ];
     for (auto& a : acc)
       for (V& v : a) v = V(0.0f);
-    for (index_t r = 0; r < g.r; ++r)
-      for (index_t t = 0; t < g.s; ++t)
-        for (index_t c = 0; c < g.channels; ++c) {
-          const float* xs = xp + (c * g.hp + top + r * g.dh) * g.wp + q0 + t * g.dw;
-          const float* wr = g.wk + ((r * g.s + t) * g.channels + c) * g.kp + k0;
-          V xv[NQ];
-          for (index_t j = 0; j < NQ; ++j) xv[j] = lanes::load<V>(xs + j * W);
+    const float* const x0 = xp + top * g.wp + q0;
+    const index_t taps = g.taps();
+    for (index_t tap = 0; tap < taps; ++tap) {
+      const float* xs = x0 + g.offsets[tap];
+      const float* wr = g.wk + tap * g.kp + k0;
+      V xv[NQ];
+      for (index_t j = 0; j < NQ; ++j) xv[j] = lanes::load<V>(xs + j * W);
 #pragma GCC unroll 16
-          for (index_t kk = 0; kk < KB; ++kk) {
-            const V wv(wr[kk]);
-            for (index_t j = 0; j < NQ; ++j) acc[kk][j] = step(acc[kk][j], xv[j], wv);
-          }
-        }
+      for (index_t kk = 0; kk < KB; ++kk) {
+        const V wv(wr[kk]);
+        for (index_t j = 0; j < NQ; ++j) acc[kk][j] = step(acc[kk][j], xv[j], wv);
+      }
+    }
     for (index_t kk = 0; kk < KB; ++kk)
       for (index_t j = 0; j < NQ; ++j) lanes::store(out + (kk * NQ + j) * W, acc[kk][j]);
   }
@@ -860,29 +871,47 @@ class conv2d {
   template <class Epilogue>
   void pixels_run(mat<const T> m, index_t in_h, index_t in_w, index_t oh, index_t ow, const planar& g, index_t stride_h,
                   mat<T> out, index_t out_h, index_t out_w, index_t out_ch, const Epilogue& ep) const {
-    constexpr index_t NQ = 2, QB = NQ * W;  // pixels per tile: two vectors, eight channels a tile
+    constexpr index_t NQ = 2, QB = NQ * W;  // pixels per tile: two vectors, eight channels a sub-tile
+    constexpr bool by_column = epilogue::columnwise<Epilogue>;
+    const index_t kt = (g.kp + 15) / 16 * 16;  // channels of a transposed pixel row
     parallel_for(s_.n * out_h, [&](index_t b, index_t e) {
       scratch frame;
       float* const xp = frame.take<float>(std::size_t(g.channels * g.hp * g.wp));
-      float* const tile = frame.take<float>(std::size_t(8 * QB));
-      float* const rows = frame.take<float>(std::size_t(QB * g.kp));  // (pixels, channels) of one tile column
+      float* const tile = frame.take<float>(std::size_t(kt * QB));  // (channels, pixels) of one tile
+      float* const rows = frame.take<float>(std::size_t(QB * kt));  // (pixels, channels): its transpose
+      std::fill_n(tile, kt * QB, 0.0f);
       index_t image = -1;
       for (index_t np = b; np < e; ++np) {
         const index_t n = np / out_h, p = np % out_h;
         if (n != image) planes(m, image = n, in_h, in_w, g, oh, ow, xp);
         for (index_t q0 = 0; q0 < out_w; q0 += QB) {
           const index_t nq = std::min(QB, out_w - q0);
-          for (index_t k0 = 0; k0 < out_ch; k0 += 8) {
-            pixels_tile<8, NQ>(g, xp, p * stride_h, q0, k0, tile);
-            for (index_t kk = 0; kk < 8; ++kk)
-              for (index_t l = 0; l < nq; ++l) rows[l * g.kp + k0 + kk] = tile[kk * QB + l];
+          for (index_t k0 = 0; k0 < out_ch; k0 += 8) pixels_tile<8, NQ>(g, xp, p * stride_h, q0, k0, tile + k0 * QB);
+          if constexpr (by_column)  // the epilogue on whole vectors of each channel, before the transpose
+            for (index_t k = 0; k < out_ch; ++k)
+              for (index_t j = 0; j < NQ; ++j) {
+                float* t = tile + k * QB + j * W;
+                lanes::store(t, ep.column(k, lanes::load<V>(t)));
+              }
+          if constexpr (QB % 16 == 0) {
+            for (index_t k0 = 0; k0 < out_ch; k0 += 16)
+              for (index_t l0 = 0; l0 < nq; l0 += 16)
+                arch::transpose_block<float, 16>(tile + k0 * QB + l0, QB, rows + l0 * kt + k0, kt);
+          } else {
+            for (index_t k = 0; k < out_ch; ++k)
+              for (index_t l = 0; l < nq; ++l) rows[l * kt + k] = tile[k * QB + l];
           }
           for (index_t l = 0; l < nq; ++l) {
-            float* row = rows + l * g.kp;
+            float* row = rows + l * kt;
             const index_t i = np * out_w + q0 + l;
-            if constexpr (!std::is_same_v<Epilogue, epilogue::none>) ep(i, 0, row, out_ch);
+            if constexpr (!by_column) ep(i, 0, row, out_ch);
             T* o = out.row(i);
-            for (index_t k = 0; k < out_ch; ++k) o[k] = from_float<T>(row[k]);
+            if constexpr (std::is_same_v<T, float>) {
+              for (index_t k = 0; k < out_ch; k += W)
+                lanes::store(o + k, lanes::load<V>(row + k), std::min(W, out_ch - k));
+            } else {
+              for (index_t k = 0; k < out_ch; ++k) o[k] = from_float<T>(row[k]);
+            }
           }
         }
       }
@@ -899,7 +928,10 @@ class conv2d {
       for (index_t k = 0; k < s.k; ++k) wk[i * kp + k] = to_float(w(i, k));
       std::fill(wk + i * kp + s.k, wk + (i + 1) * kp, 0.0f);
     }
-    const planar g{s.c, plane_h(), plane_w(), s.r, s.s, s.dilation_h, s.dilation_w, kp, wk};
+    planar g{s.c, plane_h(), plane_w(), s.r, s.s, s.dilation_h, s.dilation_w, kp, wk};
+    index_t* const offsets = shared.take<index_t>(std::size_t(g.taps()));
+    g.tap_offsets(offsets);
+    g.offsets = offsets;
     pixels_run(x, s.h, s.w, s.pad_h, s.pad_w, g, s.stride_h, y, P_, Q_, s.k, ep);
   }
 
@@ -919,50 +951,68 @@ class conv2d {
           for (index_t c = 0; c < s.c; ++c) o[c] = to_float(w((r * s.s + t) * s.c + c, k));
           std::fill(o + s.c, o + cp, 0.0f);
         }
-    const planar g{s.k, P_ + 2 * oh, Q_ + 2 * ow + 2 * W, s.r, s.s, s.dilation_h, s.dilation_w, cp, wk};
+    planar g{s.k, P_ + 2 * oh, Q_ + 2 * ow + 2 * W, s.r, s.s, s.dilation_h, s.dilation_w, cp, wk};
+    index_t* const offsets = shared.take<index_t>(std::size_t(g.taps()));
+    g.tap_offsets(offsets);
+    g.offsets = offsets;
     pixels_run(dy, P_, Q_, oh, ow, g, 1, dx, s.h, s.w, s.c, epilogue::none{});
   }
 
-  // Each part's output rows into its partial dW: for each tile of pixels, dy's K values as vectors along
-  // the pixels (dy transposed per row, zero past Q) times each tap's x vector, summed in vector
-  // accumulators (R*S*C x k_padded() of them), reduced across lanes once at the end.
+  // Each part's output rows into its partial dW, image by image: dy's K values as vectors along each output
+  // row's pixels (transposed once per image, zero past Q) times each tap's x vector. The accumulators of
+  // a block of TB taps x 8 output channels stay in registers over all of the image's rows (they live in
+  // memory only between images); reduced across lanes once at the end.
   void pixels_backward_weights(mat<const T> x, mat<const T> dy, mat<T> dw, float* partial, index_t parts) const {
+    constexpr index_t TB = 2, KB = 8;  // 16 accumulators, 8 dy vectors, TB x vectors: 26 registers
     const conv2d_shape& s = s_;
-    const index_t kp = k_padded(), taps = s.r * s.s * s.c, qp = (Q_ + W - 1) / W * W;
-    const index_t hp = plane_h(), wp = plane_w();
-    const planar g{s.c, hp, wp, s.r, s.s, s.dilation_h, s.dilation_w, kp, nullptr};
+    const index_t kp = k_padded(), hp = plane_h(), wp = plane_w(), qp = (Q_ + W - 1) / W * W;
+    planar g{s.c, hp, wp, s.r, s.s, s.dilation_h, s.dilation_w, kp, nullptr};
+    const index_t taps = g.taps(), tp = (taps + TB - 1) / TB * TB;
+    scratch shared;
+    index_t* const offsets = shared.take<index_t>(std::size_t(tp));
+    g.tap_offsets(offsets);
+    std::fill(offsets + taps, offsets + tp, offsets[0]);  // padding taps: summed into rows never read
     parallel_for(parts, [&](index_t b, index_t e) {
       scratch frame;
       float* const xp = frame.take<float>(std::size_t(s.c * hp * wp));
-      float* const dyt = frame.take<float>(std::size_t(kp * qp));  // (K, Q) of one output row
-      V* const acc = frame.take<V>(std::size_t(taps * kp));
+      float* const dyt = frame.take<float>(std::size_t(kp * P_ * qp));  // (K, P, Q) of one image
+      V* const acc = frame.take<V>(std::size_t(tp * kp));                 // (taps, K)
       for (index_t part = b; part < e; ++part) {
-        std::fill_n(acc, taps * kp, V(0.0f));
-        std::fill_n(dyt, kp * qp, 0.0f);
+        std::fill_n(acc, tp * kp, V(0.0f));
+        std::fill_n(dyt, kp * P_ * qp, 0.0f);
         const range share = split(s.n * P_, parts, part);
-        index_t image = -1;
-        for (index_t np = share.begin; np < share.end; ++np) {
-          const index_t n = np / P_, p = np % P_;
-          if (n != image) planes(x, image = n, s.h, s.w, g, s.pad_h, s.pad_w, xp);
-          for (index_t q = 0; q < Q_; ++q) {
-            const T* d = dy.row(np * Q_ + q);
-            for (index_t k = 0; k < s.k; ++k) dyt[k * qp + q] = to_float(d[k]);
-          }
-          for (index_t q0 = 0; q0 < Q_; q0 += W)
-            for (index_t k0 = 0; k0 < kp; k0 += 8) {
-              V dv[8];
-              for (index_t kk = 0; kk < 8; ++kk) dv[kk] = lanes::load<V>(dyt + (k0 + kk) * qp + q0);
-              for (index_t r = 0; r < s.r; ++r)
-                for (index_t t = 0; t < s.s; ++t)
-                  for (index_t c = 0; c < s.c; ++c) {
-                    // lanes past Q load +0 (their dy is 0 too, but an Inf x there would make a NaN)
-                    const V xv = ld(xp + (c * hp + p * s.stride_h + r * s.dilation_h) * wp + q0 + t * s.dilation_w,
-                                    std::min(W, Q_ - q0));
-                    V* a = acc + ((r * s.s + t) * s.c + c) * kp + k0;
-#pragma GCC unroll 8
-                    for (index_t kk = 0; kk < 8; ++kk) a[kk] = step(a[kk], xv, dv[kk]);
-                  }
+        for (index_t np0 = share.begin; np0 < share.end;) {
+          const index_t n = np0 / P_, p0 = np0 % P_, p1 = std::min(P_, p0 + (share.end - np0));
+          planes(x, n, s.h, s.w, g, s.pad_h, s.pad_w, xp);
+          for (index_t p = p0; p < p1; ++p)
+            for (index_t q = 0; q < Q_; ++q) {
+              const T* d = dy.row((n * P_ + p) * Q_ + q);
+              for (index_t k = 0; k < s.k; ++k) dyt[(k * P_ + p) * qp + q] = to_float(d[k]);
             }
+          for (index_t k0 = 0; k0 < kp; k0 += KB)
+            for (index_t t0 = 0; t0 < tp; t0 += TB) {
+              V a[TB][KB];
+              for (index_t tb = 0; tb < TB; ++tb)
+                for (index_t kk = 0; kk < KB; ++kk) a[tb][kk] = acc[(t0 + tb) * kp + k0 + kk];
+              for (index_t p = p0; p < p1; ++p) {
+                const float* xrow = xp + p * s.stride_h * wp;
+                const float* drow = dyt + (k0 * P_ + p) * qp;
+                for (index_t q0 = 0; q0 < Q_; q0 += W) {
+                  const index_t len = std::min(W, Q_ - q0);
+                  V dv[KB];
+                  for (index_t kk = 0; kk < KB; ++kk) dv[kk] = lanes::load<V>(drow + kk * P_ * qp + q0);
+                  for (index_t tb = 0; tb < TB; ++tb) {
+                    // lanes past Q load +0 (their dy is 0 too, but an Inf x there would make a NaN)
+                    const V xv = ld(xrow + offsets[t0 + tb] + q0, len);
+#pragma GCC unroll 8
+                    for (index_t kk = 0; kk < KB; ++kk) a[tb][kk] = step(a[tb][kk], xv, dv[kk]);
+                  }
+                }
+              }
+              for (index_t tb = 0; tb < TB; ++tb)
+                for (index_t kk = 0; kk < KB; ++kk) acc[(t0 + tb) * kp + k0 + kk] = a[tb][kk];
+            }
+          np0 += p1 - p0;
         }
         float* out = partial + part * taps * s.k;
         for (index_t i = 0; i < taps; ++i)

@@ -16,6 +16,12 @@
 //                             through Policy as in unary_kernel (ops/unary.hpp)
 //   chain{e1, e2, ...}        e1, then e2, ... on the same stretch
 //
+// Column-wise epilogues: where C(i, j)'s result depends on j and its value only (none, bias_per_col,
+// activation, and chains of them), the epilogue also offers v' = e.column(j, v) on a vector v of column
+// j's values from any rows (`columnwise<E>`). A loop nest whose vectors run down a column (dnn::conv2d's
+// pixels nest, K of them per output pixel) applies it there, before its transpose, instead of calling
+// e(i, j, row, n) once per short row.
+//
 // Example: Y (batch, out) = relu(X W + b):
 //   gemm(X, W, Y, {}, epilogue::chain{epilogue::bias_per_col{b}, epilogue::activation<unary_kind::relu>{}});
 
@@ -36,6 +42,16 @@ concept callable = std::invocable<const E&, index_t, index_t, float*, index_t>;
 
 struct none {
   void operator()(index_t, index_t, float*, index_t) const noexcept {}
+  template <class V>
+  V column(index_t, V x) const noexcept {
+    return x;
+  }
+};
+
+// Whether E offers column(j, v) (see above) on the SIMD lane type.
+template <class E>
+concept columnwise = requires(const E& e, simd::lane v, index_t j) {
+  { e.column(j, v) } -> std::same_as<simd::lane>;
 };
 
 namespace detail {
@@ -65,6 +81,10 @@ struct bias_per_col {
     const float* b = bias + j;
     detail::rewrite(row, n, [&]<class V>(V x, index_t q) { return x + detail::bias_lanes<V>(b, q, n); });
   }
+  template <class V>
+  V column(index_t j, V x) const noexcept {
+    return x + V(bias[j]);
+  }
 };
 
 // C(i, j) += bias[i]; bias holds C's m rows.
@@ -85,6 +105,10 @@ struct activation {
     const tpp::detail::unary_forward<K, Policy> f{tpp::detail::unary_alpha<K>(params)};
     detail::rewrite(row, n, [&]<class V>(V x, index_t) { return f(x); });
   }
+  template <class V>
+  V column(index_t, V x) const noexcept {
+    return tpp::detail::unary_forward<K, Policy>{tpp::detail::unary_alpha<K>(params)}(x);
+  }
 };
 
 // Several epilogues applied in order to each stretch.
@@ -94,6 +118,12 @@ struct chain {
   chain(E... e) : parts(e...) {}
   void operator()(index_t i, index_t j, float* row, index_t n) const {
     std::apply([&](const E&... e) { (e(i, j, row, n), ...); }, parts);
+  }
+  template <class V>
+    requires(columnwise<E> && ...)
+  V column(index_t j, V x) const noexcept {
+    std::apply([&](const E&... e) { ((x = e.column(j, x)), ...); }, parts);
+    return x;
   }
 };
 
