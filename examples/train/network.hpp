@@ -1,0 +1,281 @@
+#pragma once
+// The models tpp_train trains, built from tpp's dnn layers (DESIGN.md 3b, 8):
+//
+//   lenet5    conv 6@5x5 pad 2 -> relu -> maxpool 2 -> conv 16@5x5 -> relu -> maxpool 2 -> fc 120 -> relu
+//             -> fc 84 -> relu -> fc 10          (LeNet-5 as ApproxTrain trains it; 61,706 parameters)
+//   lenet300  fc 300 -> relu -> fc 100 -> relu -> fc 10   (LeNet-300-100; 266,610 parameters)
+//
+// An architecture is the list of layers without a batch size; a network<Fwd, Bwd> is its layer objects for
+// one batch size, with the activations it keeps for backward. Fwd is the multiplier of every forward
+// product, Bwd of every backward product (Bwd = Fwd: ApproxTrain's setting; Bwd = exact: the
+// straight-through choice of AdaPT and TransAxx). Parameters live in one flat vector owned by the caller
+// (so an optimiser step and an MPI_Allreduce each see one contiguous buffer); a layer holds offsets into it.
+//
+// Activations are NHWC (rows = pixels, columns = channels); the flatten before the first fully connected
+// layer is free (the (N*H*W, C) rows of one image are one (1, H*W*C) row). ReLU is fused into the forward
+// GEMM epilogue and into backward as a mask of the saved output. Max pooling saves its argmax.
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include <tpp/tpp.hpp>
+
+namespace tpp_train {
+
+using tpp::index_t;
+
+enum class model_kind { lenet5, lenet300 };
+
+inline model_kind parse_model(const std::string& s) {
+  if (s == "lenet5") return model_kind::lenet5;
+  if (s == "lenet300") return model_kind::lenet300;
+  throw std::invalid_argument("unknown model '" + s + "' (lenet5, lenet300)");
+}
+inline const char* name(model_kind m) { return m == model_kind::lenet5 ? "lenet5" : "lenet300"; }
+
+// One layer, without the batch: its input image (h, w, c; a fully connected layer's is (1, 1, features)),
+// its output, and where its weights and bias start in the flat parameter vector.
+struct layer_spec {
+  enum kind_t { conv, pool, linear } kind = linear;
+  index_t h = 1, w = 1, c = 0;        // input
+  index_t oh = 1, ow = 1, oc = 0;     // output
+  index_t r = 1, pad = 0;             // conv: r x r filter, padding; pool: r x r window, stride r
+  bool relu = false;
+  index_t weights = 0, bias = 0;      // offsets of W (rows, oc) and b (oc) in the parameters
+  index_t fan_in() const noexcept { return kind == conv ? r * r * c : c; }
+  index_t weight_rows() const noexcept { return kind == conv ? r * r * c : c; }
+  index_t in_size() const noexcept { return h * w * c; }
+  index_t out_size() const noexcept { return oh * ow * oc; }
+};
+
+struct architecture {
+  model_kind model = model_kind::lenet5;
+  std::vector<layer_spec> layers;
+  index_t parameters = 0;
+  index_t input_size() const noexcept { return layers.front().in_size(); }
+  index_t classes() const noexcept { return layers.back().out_size(); }
+};
+
+inline architecture make_architecture(model_kind m, index_t h, index_t w, index_t classes) {
+  architecture a{m, {}, 0};
+  index_t ch = h, cw = w, cc = 1;
+  const auto add = [&](layer_spec l) {
+    l.h = ch, l.w = cw, l.c = cc;
+    if (l.kind == layer_spec::conv) {
+      l.oh = ch + 2 * l.pad - l.r + 1, l.ow = cw + 2 * l.pad - l.r + 1;
+    } else if (l.kind == layer_spec::pool) {
+      l.oh = ch / l.r, l.ow = cw / l.r, l.oc = cc;
+    } else {
+      l.c = ch * cw * cc, l.h = l.w = 1;  // the flatten
+    }
+    if (l.oh < 1 || l.ow < 1)
+      throw std::invalid_argument("images of " + std::to_string(h) + "x" + std::to_string(w) + " are too small for " +
+                                  name(m));
+    if (l.kind != layer_spec::pool) {
+      l.weights = a.parameters;
+      l.bias = l.weights + l.weight_rows() * l.oc;
+      a.parameters = l.bias + l.oc;
+    }
+    ch = l.oh, cw = l.ow, cc = l.oc;
+    a.layers.push_back(l);
+  };
+  using L = layer_spec;
+  if (m == model_kind::lenet5) {
+    add({.kind = L::conv, .oc = 6, .r = 5, .pad = 2, .relu = true});
+    add({.kind = L::pool, .r = 2});
+    add({.kind = L::conv, .oc = 16, .r = 5, .relu = true});
+    add({.kind = L::pool, .r = 2});
+    add({.kind = L::linear, .oc = 120, .relu = true});
+    add({.kind = L::linear, .oc = 84, .relu = true});
+  } else {
+    add({.kind = L::linear, .oc = 300, .relu = true});
+    add({.kind = L::linear, .oc = 100, .relu = true});
+  }
+  add({.kind = L::linear, .oc = classes});
+  return a;
+}
+
+// PyTorch's default initialisation (kaiming_uniform with a = sqrt(5) for weights, the same bound for
+// biases): every parameter uniform in +-1/sqrt(fan_in), drawn from a counter-based generator so the same
+// seed gives the same network on any machine and thread count.
+inline std::uint64_t mix(std::uint64_t x) noexcept {  // splitmix64's finaliser
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+inline double uniform01(std::uint64_t seed, std::uint64_t stream, std::uint64_t i) noexcept {
+  return double(mix(mix(seed ^ mix(stream)) + i) >> 11) * 0x1p-53;
+}
+
+inline void initialise(const architecture& a, std::uint64_t seed, std::span<float> params) {
+  for (const layer_spec& l : a.layers) {
+    if (l.kind == layer_spec::pool) continue;
+    const double bound = 1.0 / std::sqrt(double(l.fan_in()));
+    for (index_t i = l.weights; i < l.bias + l.oc; ++i)
+      params[std::size_t(i)] = float((2.0 * uniform01(seed, 1, std::uint64_t(i)) - 1.0) * bound);
+  }
+}
+
+template <class Fwd, class Bwd>
+class network {
+ public:
+  network(const architecture& a, index_t batch) : arch_(&a), batch_(batch) {
+    std::size_t largest = 0;
+    acts_.resize(a.layers.size() + 1);
+    for (const layer_spec& l : a.layers) {
+      const index_t n = batch;
+      if (l.kind == layer_spec::conv) {
+        const tpp::dnn::conv2d_shape s{.n = n, .h = l.h, .w = l.w, .c = l.c, .k = l.oc, .r = l.r, .s = l.r,
+                                       .pad_h = l.pad, .pad_w = l.pad};
+        ops_.emplace_back(conv_ops{tpp::dnn::conv2d<Fwd>(s), tpp::dnn::conv2d<Bwd>(s)});
+      } else if (l.kind == layer_spec::pool) {
+        const tpp::dnn::pool2d_shape s{.n = n, .h = l.h, .w = l.w, .c = l.c, .r = l.r, .s = l.r, .stride_h = l.r,
+                                       .stride_w = l.r};
+        ops_.emplace_back(pool_ops{tpp::dnn::pool2d<Fwd>(s), std::vector<std::int32_t>(std::size_t(n * l.out_size()))});
+      } else {
+        const tpp::dnn::linear_shape s{.batch = n, .in = l.c, .out = l.oc};
+        ops_.emplace_back(linear_ops{tpp::dnn::linear<Fwd>(s), tpp::dnn::linear<Bwd>(s)});
+      }
+      largest = std::max({largest, std::size_t(n * l.in_size()), std::size_t(n * l.out_size())});
+    }
+    for (std::size_t i = 1; i < acts_.size(); ++i)
+      acts_[i].resize(std::size_t(batch * a.layers[i - 1].out_size()));
+    grad_[0].resize(largest), grad_[1].resize(largest);
+  }
+
+  index_t batch() const noexcept { return batch_; }
+
+  // logits (batch, classes) of x (batch, input size); keeps every layer's output for backward.
+  std::span<const float> forward(const float* x, std::span<const float> params) {
+    const auto& layers = arch_->layers;
+    const float* in = x;
+    for (std::size_t i = 0; i < layers.size(); ++i) {
+      const layer_spec& l = layers[i];
+      float* out = acts_[i + 1].data();
+      const float* p = params.data();
+      std::visit(overloaded{
+                     [&](const conv_ops& o) {
+                       conv_forward(o.fwd, l, in, p, out);
+                     },
+                     [&](pool_ops& o) {
+                       o.op.forward(rows(in, l.h * l.w, l.c), rows(out, l.oh * l.ow, l.oc),
+                                    {o.argmax.data(), batch_ * l.oh * l.ow, l.oc, l.oc});
+                     },
+                     [&](const linear_ops& o) {
+                       linear_forward(o.fwd, l, in, p, out);
+                     }},
+                 ops_[i]);
+      in = out;
+    }
+    input_ = x;
+    return {acts_.back().data(), acts_.back().size()};
+  }
+
+  // grads (the parameters' size) = the gradient of the loss whose logits' gradient is dlogits (batch,
+  // classes), for the x and params of the last forward. Overwrites grads.
+  void backward(const float* dlogits, std::span<const float> params, std::span<float> grads) {
+    const auto& layers = arch_->layers;
+    const float* p = params.data();
+    float* g = grads.data();
+    float* dy = grad_[0].data();
+    std::copy(dlogits, dlogits + batch_ * layers.back().out_size(), dy);
+    for (std::size_t i = layers.size(); i-- > 0;) {
+      const layer_spec& l = layers[i];
+      const float* x = i == 0 ? input_ : acts_[i].data();
+      const float* y = acts_[i + 1].data();
+      float* dx = i == 0 ? nullptr : (dy == grad_[0].data() ? grad_[1].data() : grad_[0].data());
+      if (l.relu) relu_mask(y, dy, batch_ * l.out_size());
+      std::visit(overloaded{
+                     [&](const conv_ops& o) {
+                       const index_t xr = batch_ * l.h * l.w, yr = batch_ * l.oh * l.ow, wr = l.weight_rows();
+                       const tpp::mat<const float> DY{dy, yr, l.oc, l.oc}, W{p + l.weights, wr, l.oc, l.oc};
+                       tpp::dnn::bias_gradient(DY, std::span<float>(g + l.bias, std::size_t(l.oc)));
+                       o.bwd.backward_weights({x, xr, l.c, l.c}, DY, {g + l.weights, wr, l.oc, l.oc});
+                       if (dx) o.bwd.backward_data(DY, W, {dx, xr, l.c, l.c});
+                     },
+                     [&](pool_ops& o) {
+                       o.op.backward(rows(dy, l.oh * l.ow, l.oc), rows(dx, l.h * l.w, l.c),
+                                     {o.argmax.data(), batch_ * l.oh * l.ow, l.oc, l.oc});
+                     },
+                     [&](const linear_ops& o) {
+                       const tpp::mat<const float> DY{dy, batch_, l.oc, l.oc}, W{p + l.weights, l.c, l.oc, l.oc};
+                       o.bwd.backward_weights({x, batch_, l.c, l.c}, DY, {g + l.weights, l.c, l.oc, l.oc},
+                                              std::span<float>(g + l.bias, std::size_t(l.oc)));
+                       if (dx) o.bwd.backward_data(DY, W, {dx, batch_, l.c, l.c});
+                     }},
+                 ops_[i]);
+      if (dx) dy = dx;
+    }
+  }
+
+ private:
+  template <class... F>
+  struct overloaded : F... {
+    using F::operator()...;
+  };
+  template <class... F>
+  overloaded(F...) -> overloaded<F...>;
+
+  struct conv_ops {
+    tpp::dnn::conv2d<Fwd> fwd;
+    tpp::dnn::conv2d<Bwd> bwd;
+  };
+  struct pool_ops {
+    tpp::dnn::pool2d<Fwd> op;
+    std::vector<std::int32_t> argmax;
+  };
+  struct linear_ops {
+    tpp::dnn::linear<Fwd> fwd;
+    tpp::dnn::linear<Bwd> bwd;
+  };
+
+  template <class E>
+  tpp::mat<E> rows(E* p, index_t pixels, index_t c) const noexcept {
+    return {p, batch_ * pixels, c, c};
+  }
+
+  template <class Op>
+  static void with_epilogue(bool relu, const float* bias, Op&& run) {
+    using namespace tpp::epilogue;
+    if (relu)
+      run(chain{bias_per_col{bias}, activation<tpp::unary_kind::relu>{}});
+    else
+      run(bias_per_col{bias});
+  }
+
+  void conv_forward(const tpp::dnn::conv2d<Fwd>& op, const layer_spec& l, const float* x, const float* p,
+                    float* y) const {
+    with_epilogue(l.relu, p + l.bias, [&](const auto& ep) {
+      op.forward({x, batch_ * l.h * l.w, l.c, l.c}, {p + l.weights, l.weight_rows(), l.oc, l.oc},
+                 {y, batch_ * l.oh * l.ow, l.oc, l.oc}, ep);
+    });
+  }
+  void linear_forward(const tpp::dnn::linear<Fwd>& op, const layer_spec& l, const float* x, const float* p,
+                      float* y) const {
+    with_epilogue(l.relu, p + l.bias, [&](const auto& ep) {
+      op.forward({x, batch_, l.c, l.c}, {p + l.weights, l.c, l.oc, l.oc}, {y, batch_, l.oc, l.oc}, ep);
+    });
+  }
+
+  // dy *= (y > 0): the ReLU's backward, from its saved output.
+  static void relu_mask(const float* y, float* dy, index_t n) noexcept {
+#pragma omp simd
+    for (index_t i = 0; i < n; ++i) dy[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+  }
+
+  const architecture* arch_;
+  index_t batch_;
+  std::vector<std::variant<conv_ops, pool_ops, linear_ops>> ops_;
+  std::vector<std::vector<float>> acts_;  // acts_[i + 1]: layer i's output
+  std::vector<float> grad_[2];            // the gradient flowing back, ping-pong
+  const float* input_ = nullptr;
+};
+
+}  // namespace tpp_train
