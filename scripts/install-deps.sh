@@ -12,6 +12,9 @@ packages=(
   libbenchmark-dev  # Google Benchmark
   libdnnl-dev       # oneDNN 2.6: benchmark peer and test reference
   libxsmm-dev       # LIBXSMM 1.17: optional exact BRGEMM backend
+  zlib1g-dev        # tpp_train reads the gzipped IDX files
+  dataset-fashion-mnist  # tpp_train's data: /usr/share/datasets/fashion-mnist
+  libopenmpi-dev openmpi-bin  # tpp_train's data parallelism (mpirun)
 )
 # Extra packages can be requested by the caller, e.g. TPP_EXTRA_PACKAGES="qemu-user g++-aarch64-linux-gnu".
 read -r -a extra <<<"${TPP_EXTRA_PACKAGES:-}"

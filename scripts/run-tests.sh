@@ -9,6 +9,8 @@
 #   avx2     -mavx2 -mfma              (the AVX2 kernels), -O2
 #   generic  -march=x86-64, TPP_SIMD=OFF (scalar op loops; SSE2 for the policies' SIMD mul), -O2
 #   clang    -march=native with clang++-14, no sanitizers (not in the default list: asan covers it)
+# tpp_train and its tests (examples/train) build in native only, with one multiplier of each kind of product
+# (TPP_TRAIN_POLICIES=sample: its layers are the dnn tests' layers, which every configuration runs).
 # Warnings are errors. Every public header compiling alone and the installed-package consumer are
 # checked in the native and generic configurations (the others would repeat them). The ops' policy sweeps
 # run the whole catalogue in native and one policy of each kind of multiply in the others
@@ -55,16 +57,17 @@ for c in "${configs[@]}"; do
   type=Release
   env=()
   case "$c" in
-    native) flags=(-DTPP_ARCH_FLAGS=-march=native) ;;
+    native) flags=(-DTPP_ARCH_FLAGS=-march=native -DTPP_TRAIN_POLICIES=sample) ;;
     asan)
       type=RelWithDebInfo
       flags=(-DTPP_ARCH_FLAGS=-march=native -DCMAKE_CXX_COMPILER=clang++-14 -DTPP_SANITIZE=address,undefined
              "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g1 -DNDEBUG"
-             -DTPP_TEST_PACKAGING=OFF -DTPP_TEST_POLICIES=sample)
+             -DTPP_TEST_PACKAGING=OFF -DTPP_TEST_POLICIES=sample -DTPP_BUILD_TRAIN=OFF)
       env=(ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1) ;;
-    avx2) flags=("-DTPP_ARCH_FLAGS=-mavx2 -mfma" "$o2" -DTPP_TEST_PACKAGING=OFF -DTPP_TEST_POLICIES=sample) ;;
+    avx2) flags=("-DTPP_ARCH_FLAGS=-mavx2 -mfma" "$o2" -DTPP_TEST_PACKAGING=OFF -DTPP_TEST_POLICIES=sample
+                -DTPP_BUILD_TRAIN=OFF) ;;
     clang) flags=(-DTPP_ARCH_FLAGS=-march=native -DCMAKE_CXX_COMPILER=clang++-14 -DTPP_TEST_PACKAGING=OFF) ;;
-    generic) flags=(-DTPP_ARCH_FLAGS=-march=x86-64 -DTPP_SIMD=OFF "$o2" -DTPP_TEST_POLICIES=sample) ;;
+    generic) flags=(-DTPP_ARCH_FLAGS=-march=x86-64 -DTPP_SIMD=OFF "$o2" -DTPP_TEST_POLICIES=sample -DTPP_BUILD_TRAIN=OFF) ;;
     *) echo "unknown configuration '$c' (aarch64, asan, native, avx2, clang, generic)" >&2; exit 2 ;;
   esac
   build="$root/build/test-$c"

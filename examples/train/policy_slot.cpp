@@ -17,12 +17,16 @@ namespace {
 
 using policies = tpp::approx::tuple_t<tpp::approx::float_policies>;
 
-// Quick test builds (TPP_TRAIN_POLICIES=sample) keep one multiplier of each kind of product.
+// Which registered multipliers get a trainer (CMake's TPP_TRAIN_POLICIES): all, or the main job's five
+// (demo), or one of each kind of product for quick test builds (sample).
 template <class P>
 constexpr bool wanted() {
-#if TPP_TRAIN_SAMPLE
   using namespace tpp::approx;
+#if TPP_TRAIN_SAMPLE
   return std::is_same_v<P, exact> || std::is_same_v<P, bf16_rz> || std::is_same_v<P, mitchell<7>>;
+#elif TPP_TRAIN_DEMO
+  return std::is_same_v<P, exact> || std::is_same_v<P, bf16_rz> || std::is_same_v<P, mitchell<7>> ||
+         std::is_same_v<P, mbm<7>> || std::is_same_v<P, drum<6>>;
 #else
   return true;
 #endif
