@@ -3,6 +3,9 @@
 // (Epilogues that run GEMMs themselves: test/ops/gemm/composition.cpp.)
 
 #include <algorithm>
+#include <bit>
+#include <cstdint>
+#include <vector>
 #include <cmath>
 
 #include <tpp/approx/registry.hpp>
@@ -69,4 +72,37 @@ TEST_CASE("epilogues: fused bias + gelu equals gemm, then the bias add, then una
   unary_kernel<unary_kind::gelu_erf, approx::drum<6>>(s.m, s.n)(view(plain.data(), s.m, s.n),
                                                                  view(unfused.data(), s.m, s.n));
   CHECK(same_bits(fused, unfused));
+}
+
+TEST_CASE("epilogues: column(j, v) equals the row form on every element (none, bias, activations, chains)") {
+  using V = simd::lane;
+  constexpr index_t W = lanes::width<V>;
+  const std::vector<float> bias{0.5f, -1.25f, 3.0f, -0.0f, 7.5f, -2.0f};
+  const epilogue::bias_per_col b{bias.data()};
+  const epilogue::activation<unary_kind::relu> relu{};
+  const epilogue::activation<unary_kind::gelu_tanh, approx::mitchell<7>> gelu{};
+  const epilogue::chain both{b, relu};
+  const epilogue::chain three{b, gelu, relu};
+  static_assert(epilogue::columnwise<epilogue::none> && epilogue::columnwise<decltype(three)>);
+  static_assert(!epilogue::columnwise<epilogue::bias_per_row>);  // depends on the row
+  std::vector<float> col(W);
+  for (index_t i = 0; i < W; ++i) col[std::size_t(i)] = float(i) * 0.75f - 5.0f + (i == 3 ? 1e30f : 0.0f);
+  const auto check = [&](const auto& e) {
+    for (index_t j = 0; j < index_t(bias.size()); ++j) {
+      std::vector<float> got(W);
+      lanes::store(got.data(), e.column(j, lanes::load<V>(col.data())));
+      for (index_t i = 0; i < W; ++i) {
+        std::vector<float> row(bias.size(), 0.0f);  // element (i, j) of a C row, the rest zero
+        row[std::size_t(j)] = col[std::size_t(i)];
+        e(i, 0, row.data(), index_t(row.size()));
+        CHECK(std::bit_cast<std::uint32_t>(got[std::size_t(i)]) == std::bit_cast<std::uint32_t>(row[std::size_t(j)]));
+      }
+    }
+  };
+  check(epilogue::none{});
+  check(b);
+  check(relu);
+  check(gelu);
+  check(both);
+  check(three);
 }
