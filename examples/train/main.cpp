@@ -38,6 +38,9 @@ constexpr const char* usage = R"(usage: tpp_train [options]
   --lut FILE                  an ApproxTrain AMSim table (MBM_7.bin, ...) as the multiplier
   --compare A,B,...           train with each multiplier in turn (names, or .bin table files) and compare
   --backward approx|exact     backward products through the multiplier (default) or exact (straight-through)
+  --format F                  fp32 (default), bf16 or fixed<IL,FL> (IL integer bits with the sign, FL fractional,
+                              IL + FL <= 32): weights, activations and gradients rounded to it (Gupta et al. 2015)
+  --rounding nearest|stochastic  the format's rounding (default nearest; stochastic: reproducible from --seed)
   --epochs E                  default 3
   --batch B                   default 64
   --lr L                      default 0.01 (sgd), 0.001 (adam)
@@ -64,7 +67,7 @@ struct options {
   std::vector<std::string> multipliers{"exact"};
   std::string data = "/usr/share/datasets/fashion-mnist", json, plot;
   int threads = 0;
-  bool quiet = false, list = false, lr_given = false;
+  bool quiet = false, list = false, lr_given = false, rounding_given = false;
 };
 
 template <class T>
@@ -136,6 +139,13 @@ options parse(int argc, char** argv) {
     } else if (a == "--backward") {
       one_of({"approx", "exact"});
       o.cfg.exact_backward = v == "exact";
+    } else if (a == "--format") {
+      const tpp::rounding r = o.cfg.format.rounding;
+      o.cfg.format = parse_format(std::string(v));
+      o.cfg.format.rounding = r;
+    } else if (a == "--rounding") {
+      o.cfg.format.rounding = parse_rounding(std::string(v));
+      o.rounding_given = true;
     } else if (a == "--epochs") {
       o.cfg.epochs = number<int>(a, v, 1, 10000);
     } else if (a == "--batch") {
@@ -170,6 +180,8 @@ options parse(int argc, char** argv) {
     }
   }
   if (o.cfg.optimizer == optimizer_kind::adam && !o.lr_given) o.cfg.lr = 1e-3;
+  if (o.rounding_given && o.cfg.format.rounding == tpp::rounding::stochastic && !o.cfg.format.rounds())
+    throw usage_error("--rounding stochastic needs a --format that rounds (bf16 or fixed<IL,FL>), not fp32");
   return o;
 }
 
@@ -205,7 +217,8 @@ choice resolve(const std::string& name, std::string& table) {
 void write_json(std::ostream& f, const run_result& r, const options& o, int threads) {
   const auto num = [](double v) { return std::isfinite(v) ? std::to_string(v) : std::string("null"); };
   f << "{\"model\": \"" << r.model << "\", \"multiplier\": \"" << r.multiplier << "\", \"backward\": \""
-    << (r.exact_backward ? "exact" : "approx") << "\", \"batch\": " << o.cfg.batch << ", \"lr\": " << o.cfg.lr
+    << (r.exact_backward ? "exact" : "approx") << "\", \"format\": \"" << name(o.cfg.format)
+    << "\", \"rounding\": \"" << rounding_name(o.cfg.format.rounding) << "\", \"batch\": " << o.cfg.batch << ", \"lr\": " << o.cfg.lr
     << ", \"optimizer\": \"" << (o.cfg.optimizer == optimizer_kind::sgd ? "sgd" : "adam")
     << "\", \"seed\": " << o.cfg.seed << ", \"threads\": " << threads
     << ", \"test_accuracy\": " << num(r.test_accuracy()) << ", \"epochs\": [";
@@ -266,8 +279,9 @@ int run(int argc, char** argv) {
   std::vector<run_result> results;
   for (const choice& c : runs) {
     if (root)
-      std::printf("\n%s, backward %s\n%6s %11s %10s %9s %10s\n", c.label.c_str(),
-                  cfg.exact_backward ? "exact" : "approx", "epoch", "train loss", "test acc", "seconds", "images/s");
+      std::printf("\n%s, backward %s, format %s, rounding %s\n%6s %11s %10s %9s %10s\n", c.label.c_str(),
+                  cfg.exact_backward ? "exact" : "approx", name(cfg.format).c_str(), rounding_name(cfg.format.rounding),
+                  "epoch", "train loss", "test acc", "seconds", "images/s");
     run_result r = c.fn(cfg, data);
     r.multiplier = c.label;
     if (root)

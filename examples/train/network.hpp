@@ -14,6 +14,10 @@
 // Activations are NHWC (rows = pixels, columns = channels); the flatten before the first fully connected
 // layer is free (the (N*H*W, C) rows of one image are one (1, H*W*C) row). ReLU is fused into the forward
 // GEMM epilogue and into backward as a mask of the saved output. Max pooling saves its argmax.
+//
+// A number format other than fp32 (format.hpp) rounds every layer's output after its forward and the
+// gradient flowing into every layer (after the ReLU mask) before its backward; set_rounding says which
+// step's stochastic bits to draw and where this network's images sit in the whole batch.
 
 #include <algorithm>
 #include <cmath>
@@ -25,6 +29,8 @@
 #include <vector>
 
 #include <tpp/tpp.hpp>
+
+#include "format.hpp"
 
 namespace tpp_train {
 
@@ -126,7 +132,7 @@ inline void initialise(const architecture& a, std::uint64_t seed, std::span<floa
 template <class Fwd, class Bwd>
 class network {
  public:
-  network(const architecture& a, index_t batch) : arch_(&a), batch_(batch) {
+  network(const architecture& a, index_t batch, number_format f = {}) : arch_(&a), batch_(batch), quant_(f) {
     std::size_t largest = 0;
     acts_.resize(a.layers.size() + 1);
     for (const layer_spec& l : a.layers) {
@@ -152,6 +158,12 @@ class network {
 
   index_t batch() const noexcept { return batch_; }
 
+  // The rounding of the next forward and backward: the run's seed and step (the stochastic bits' key), the
+  // index of this network's first image in the whole batch, and the mode (inference: nearest).
+  void set_rounding(std::uint64_t seed, std::uint64_t step, index_t first_image, tpp::rounding r) noexcept {
+    seed_ = seed, step_ = step, first_ = first_image, rounding_ = r;
+  }
+
   // logits (batch, classes) of x (batch, input size); keeps every layer's output for backward.
   std::span<const float> forward(const float* x, std::span<const float> params) {
     const auto& layers = arch_->layers;
@@ -172,6 +184,7 @@ class network {
                        linear_forward(o.fwd, l, in, p, out);
                      }},
                  ops_[i]);
+      round(out, l, 2 * i);
       in = out;
     }
     input_ = x;
@@ -192,6 +205,7 @@ class network {
       const float* y = acts_[i + 1].data();
       float* dx = i == 0 ? nullptr : (dy == grad_[0].data() ? grad_[1].data() : grad_[0].data());
       if (l.relu) relu_mask(y, dy, batch_ * l.out_size());
+      round(dy, l, 2 * i + 1);
       std::visit(overloaded{
                      [&](const conv_ops& o) {
                        const index_t xr = batch_ * l.h * l.w, yr = batch_ * l.oh * l.ow, wr = l.weight_rows();
@@ -264,6 +278,13 @@ class network {
     });
   }
 
+  // v (batch * oh * ow, oc), a layer's output or its gradient, rounded to the format (tensor: its key).
+  void round(float* v, const layer_spec& l, std::uint64_t tensor) {
+    if (!quant_.format().rounds()) return;
+    const index_t pixels = l.oh * l.ow;
+    quant_.apply({v, batch_ * pixels, l.oc, l.oc}, rounding_key(seed_, step_, tensor), first_ * pixels, rounding_);
+  }
+
   // dy *= (y > 0): the ReLU's backward, from its saved output.
   static void relu_mask(const float* y, float* dy, index_t n) noexcept {
 #pragma omp simd
@@ -276,6 +297,10 @@ class network {
   std::vector<std::vector<float>> acts_;  // acts_[i + 1]: layer i's output
   std::vector<float> grad_[2];            // the gradient flowing back, ping-pong
   const float* input_ = nullptr;
+  quantizer quant_;
+  std::uint64_t seed_ = 0, step_ = 0;
+  index_t first_ = 0;
+  tpp::rounding rounding_ = tpp::rounding::nearest_even;
 };
 
 }  // namespace tpp_train

@@ -14,6 +14,10 @@
 // B/R images of every global batch (scaled by 1/B, so the sum over ranks is the global batch's mean
 // gradient) and one allreduce sums the gradients and the loss, held in one contiguous buffer.
 //
+// A number format (format.hpp, --format, --rounding) rounds the parameters after initialisation and after
+// every optimizer step (the master copy is the rounded one, as Gupta et al. 2015), and the network rounds
+// its activations and gradients; the test-set evaluation rounds its activations to nearest.
+//
 // Multipliers reach the program through a registry filled by one translation unit per policy
 // (policy_slot.cpp), so the build compiles them in parallel and main.cpp instantiates none.
 
@@ -58,6 +62,7 @@ struct config {
   bool cosine = true;
   std::uint64_t seed = 1;
   bool exact_backward = false;  // backward products exact (straight-through), forward through the multiplier
+  number_format format;         // weights, activations and gradients rounded to it (default fp32: none)
   index_t limit = 0;            // train on the first `limit` images only (0: all)
   communicator* comm = nullptr;
   // Called every few steps (step done of steps, images/s so far) and after every epoch.
@@ -155,20 +160,21 @@ struct replica {
   index_t first, rows;  // its rows of the rank's batch
   std::vector<float> grads, dlogits;
   double loss = 0;
-  replica(const architecture& a, index_t first, index_t rows)
-      : net(a, rows), first(first), rows(rows), grads(std::size_t(a.parameters)),
+  replica(const architecture& a, index_t first, index_t rows, const number_format& f)
+      : net(a, rows, f), first(first), rows(rows), grads(std::size_t(a.parameters)),
         dlogits(std::size_t(rows * a.classes())) {}
 };
 
 // The fraction of the split's images whose largest logit is their label's; chunks of images in parallel.
 template <class Fwd, class Bwd>
-double accuracy(const architecture& a, const split& s, std::span<const float> params, int threads) {
+double accuracy(const architecture& a, const split& s, std::span<const float> params, int threads,
+                const number_format& f = {}) {
   const index_t chunk = std::min<index_t>(250, s.count), in = a.input_size(), classes = a.classes();
   const index_t chunks = (s.count + chunk - 1) / chunk;
   std::vector<index_t> correct(std::size_t(chunks), 0);
 #pragma omp parallel num_threads(threads)
   {
-    network<Fwd, Bwd> net(a, chunk);
+    network<Fwd, Bwd> net(a, chunk, f);
     std::vector<float> tail;
 #pragma omp for schedule(static)
     for (index_t c = 0; c < chunks; ++c) {
@@ -177,6 +183,7 @@ double accuracy(const architecture& a, const split& s, std::span<const float> pa
         tail.assign(s.images.begin() + b * in, s.images.end());
         tail.resize(std::size_t(chunk * in), 0.0f);
       }
+      net.set_rounding(0, 0, b, tpp::rounding::nearest_even);
       const auto logits = net.forward(rows < chunk ? tail.data() : s.images.data() + b * in, params);
       for (index_t i = 0; i < rows; ++i) {
         const float* z = logits.data() + i * classes;
@@ -205,11 +212,14 @@ run_result train_with(const config& c, const dataset& data, std::string multipli
 
   std::vector<float> params(std::size_t(arch.parameters)), grads(std::size_t(arch.parameters) + 1);
   initialise(arch, c.seed, params);
+  quantizer weights(c.format);  // the master copy in the format: after initialisation and every step
+  constexpr std::uint64_t weights_tensor = 0xffffffffull;
+  weights.apply(params, rounding_key(c.seed, 0, weights_tensor), c.format.rounding);
   optimizer opt(c, params.size());
   std::vector<std::unique_ptr<replica<Fwd, Bwd>>> shares;
   for (int t = 0; t < threads; ++t) {
     const index_t first = local * t / threads, last = local * (t + 1) / threads;
-    shares.push_back(std::make_unique<replica<Fwd, Bwd>>(arch, first, last - first));
+    shares.push_back(std::make_unique<replica<Fwd, Bwd>>(arch, first, last - first, c.format));
   }
   std::vector<float> x(std::size_t(local * in));
   std::vector<std::int32_t> labels(static_cast<std::size_t>(local));
@@ -229,7 +239,9 @@ run_result train_with(const config& c, const dataset& data, std::string multipli
         std::copy_n(data.train.images.begin() + index_t(img) * in, in, x.begin() + i * in);
         labels[std::size_t(i)] = data.train.labels[std::size_t(img)];
       }
+      const auto global_step = std::uint64_t(epoch - 1) * std::uint64_t(steps) + std::uint64_t(step);
       const auto run_share = [&](replica<Fwd, Bwd>& r) {
+        r.net.set_rounding(c.seed, global_step, comm.rank * local + r.first, c.format.rounding);
         const auto logits = r.net.forward(x.data() + r.first * in, params);
         r.loss = softmax_cross_entropy(logits.data(), labels.data() + r.first, r.rows, classes,
                                        1.0 / double(c.batch), r.dlogits.data());
@@ -254,12 +266,13 @@ run_result train_with(const config& c, const dataset& data, std::string multipli
       loss += double(grads.back()) / double(c.batch);
       const double t = double(epoch - 1) * steps + double(step);
       opt.step(params, g, c.cosine ? c.lr * 0.5 * (1.0 + std::cos(std::numbers::pi * t / total_steps)) : c.lr);
+      weights.apply(params, rounding_key(c.seed, global_step + 1, weights_tensor), c.format.rounding);
       if (c.on_progress && (step % 8 == 7 || step + 1 == steps))
         c.on_progress(epoch, step + 1, steps, double((step + 1) * c.batch) / elapsed());
     }
     epoch_result e{epoch, loss / double(steps), 0, elapsed(), 0};
     e.images_per_second = double(steps * c.batch) / e.seconds;
-    if (comm.rank == 0) e.test_accuracy = accuracy<Fwd, Bwd>(arch, data.test, params, tpp::max_threads());
+    if (comm.rank == 0) e.test_accuracy = accuracy<Fwd, Bwd>(arch, data.test, params, tpp::max_threads(), c.format);
     result.epochs.push_back(e);
   }
   return result;

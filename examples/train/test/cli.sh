@@ -27,6 +27,12 @@ expect_error "--model takes one of lenet5, lenet300" --model resnet
 expect_error "unknown flag '--frobnicate'" --frobnicate 1
 expect_error "--json needs a value" --json
 expect_error "give only one of --multiplier, --lut and --compare" --multiplier exact --compare exact,mitchell\<7\>
+expect_error "--format takes fp32, bf16 or fixed<IL,FL>, not 'fp16'" --format fp16
+expect_error "--format takes fp32, bf16 or fixed<IL,FL>, not 'fixed<0,8>' (IL counts the sign bit" --format 'fixed<0,8>'
+expect_error "(IL + FL is at most 32)" --format 'fixed<20,13>'
+expect_error "--format takes fp32, bf16 or fixed<IL,FL>, not 'fixed<16>'" --format 'fixed<16>'
+expect_error "--rounding takes one of nearest, stochastic, not 'up'" --rounding up
+expect_error "--rounding stochastic needs a --format that rounds" --rounding stochastic
 expect_error "cannot be opened" --lut "$tmp/missing.bin"
 printf 'abc' >"$tmp/bad.bin"
 expect_error "has 3 bytes" --lut "$tmp/bad.bin"
@@ -42,10 +48,17 @@ if [ -f "$data/train-images-idx3-ubyte.gz" ]; then
   run --json "$tmp/b.json" >/dev/null || { echo "FAIL: run b"; fail=1; }
   strip() { sed -E 's/"(seconds|images_per_second)": [0-9.e+-]+/"\1": T/g' "$1"; }
   [ "$(strip "$tmp/a.json")" = "$(strip "$tmp/b.json")" ] || { echo "FAIL: same seed, different numbers"; fail=1; }
-  for key in '"model": "lenet5"' '"multiplier": "exact"' '"test_accuracy": ' '"epochs": [{"epoch": 1, "train_loss": '; do
+  for key in '"model": "lenet5"' '"multiplier": "exact"' '"format": "fp32"' '"rounding": "nearest"' '"test_accuracy": ' '"epochs": [{"epoch": 1, "train_loss": '; do
     grep -qF "$key" "$tmp/a.json" || { echo "FAIL: JSON lacks $key"; fail=1; }
   done
   grep -q '</svg>' "$tmp/a.svg" || { echo "FAIL: no SVG"; fail=1; }
+  # a low-precision format: named in the header line and the JSON, reproducible from the seed
+  fx() { "$bin" --limit 320 --epochs 1 --batch 32 --threads 2 --seed 3 --quiet --format 'fixed<16,8>' --rounding stochastic "$@"; }
+  fx --json "$tmp/f.json" >"$tmp/f.txt" || { echo "FAIL: --format run"; fail=1; }
+  fx --json "$tmp/g.json" >/dev/null || { echo "FAIL: --format run 2"; fail=1; }
+  grep -qF 'format fixed<16,8>, rounding stochastic' "$tmp/f.txt" || { echo "FAIL: header: $(cat "$tmp/f.txt")"; fail=1; }
+  grep -qF '"format": "fixed<16,8>", "rounding": "stochastic"' "$tmp/f.json" || { echo "FAIL: --format JSON: $(cat "$tmp/f.json")"; fail=1; }
+  [ "$(strip "$tmp/f.json")" = "$(strip "$tmp/g.json")" ] || { echo "FAIL: --format: same seed, different numbers"; fail=1; }
   # a table written from a registered model, read back as --lut
   amsim=$(dirname "$bin")/../tpp_amsim_table
   if [ -x "$amsim" ]; then
