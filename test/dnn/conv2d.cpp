@@ -137,6 +137,47 @@ TEST_CASE_TEMPLATE_DEFINE("conv2d: forward and both backward passes vs the doubl
 }
 TEST_CASE_TEMPLATE_APPLY(conv_policies, tpp::test::op_policies);
 
+// The pixels nest packs both operands for policies with a packed GEMM path and checks each image's range:
+// an image whose products overflow or underflow (or hold Inf) must take the policy's own mul, whose
+// results (+-Inf, +-0, NaN) the reference has too.
+TEST_CASE_TEMPLATE("conv2d: pixels nest, products out of range take the policy's own mul", P, approx::mitchell<7>,
+                   approx::mbm<7>, approx::bf16_rz, approx::drum<6>) {
+  const conv2d_shape s{3, 6, 6, 2, 3, 5, 5, 1, 1, 2, 2, 1, 1, 1};
+  const dnn::conv2d<P> conv(s, dnn::conv2d_algorithm::pixels);
+  REQUIRE(conv.algorithm() == dnn::conv2d_algorithm::pixels);
+  const dims d(s);
+  auto x = test::make<float>(std::size_t(s.n * s.h * s.w * s.c), 71);
+  auto w = test::make<float>(std::size_t(s.r * s.s * s.c * s.k), 72);
+  auto dy = test::make<float>(std::size_t(s.n * d.P * d.Q * s.k), 73);
+  const std::size_t img = std::size_t(s.h * s.w * s.c), out = std::size_t(d.P * d.Q * s.k);
+  for (std::size_t i = img; i < 2 * img; ++i) x[i] = std::ldexp(x[i], 120);     // image 1: overflows with dy
+  for (std::size_t i = 2 * img; i < 3 * img; ++i) x[i] = std::ldexp(x[i], -120);  // image 2: underflows
+  x[2 * img + 5] = INFINITY;                                                       // and an Inf
+  for (std::size_t i = out; i < 2 * out; ++i) dy[i] = std::ldexp(dy[i], 20);
+  for (float& v : w) v = std::ldexp(v, 10);
+  const mat<const float> X{x.data(), s.n * s.h * s.w, s.c, s.c}, W{w.data(), s.r * s.s * s.c, s.k, s.k},
+      DY{dy.data(), s.n * d.P * d.Q, s.k, s.k};
+  std::vector<float> y(dy.size()), dx(x.size()), dw(w.size());
+  conv.forward(X, W, mat<float>{y.data(), DY.rows, s.k, s.k});
+  conv.backward_data(DY, W, mat<float>{dx.data(), X.rows, s.c, s.c});
+  conv.backward_weights(X, DY, mat<float>{dw.data(), W.rows, s.k, s.k});
+  const auto agree = [](const char* what, const reference& ref, const std::vector<float>& got) {
+    std::size_t bad = 0, special = 0;
+    for (std::size_t i = 0; i < got.size(); ++i) {
+      const double r = ref.v[i], g = got[i];
+      const bool ok = std::isfinite(r) ? std::abs(g - r) <= ref.tol(i, false) + 1e-30
+                                       : (std::isnan(r) ? std::isnan(g) : g == r);
+      special += !std::isfinite(r);
+      if (!ok && bad++ < 3) MESSAGE(what, " element ", i, ": got ", g, " ref ", r);
+    }
+    CHECK(special > 0);  // the case is what it claims
+    return bad;
+  };
+  CHECK(agree("forward", ref_forward<P>(s, x, w), y) == 0);
+  CHECK(agree("backward_weights", ref_backward_weights<P>(s, x, dy), dw) == 0);
+  CHECK(mismatches("backward_data", ref_backward_data<P>(s, dy, w), std::vector<float>(dx.begin(), dx.begin() + std::ptrdiff_t(img))) == 0);
+}
+
 TEST_CASE("conv2d: bf16 tensors, one rounding of each fp32 sum") {
   std::uint64_t seed = 300;
   for (const conv2d_shape& s : shapes()) {

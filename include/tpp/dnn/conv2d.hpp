@@ -40,6 +40,7 @@
 #include <vector>
 
 #include "../approx/exact.hpp"
+#include "../approx/gemm_traits.hpp"
 #include "../approx/policy.hpp"
 #include "../arch/transpose.hpp"
 #include "../core/bf16.hpp"
@@ -474,6 +475,27 @@ class conv2d {
     else
       return acc + Policy::mul(a, b);
   }
+  struct stored_step {  // step() as a step type: the policy's own mul on stored operands
+    static V step(V acc, V a, V b) noexcept { return conv2d::step(acc, a, b); }
+  };
+  // The pixels nest's packed path (approx/gemm_traits.hpp): for a policy whose GEMM packs its operands
+  // (bf16, drum, truncated: reduced operands and an FMA; mitchell, mbm: bit-pattern adds), both operands
+  // are packed once (weights per call, each image's planes as they are made) and the step runs on them,
+  // bit for bit the policy's products while the planes' and weights' exponent ranges keep every product
+  // normal (products_in_range); an image that fails takes the stored operands and the policy's own mul.
+  using traits = approx::gemm_traits<Policy>;
+  static constexpr bool packs = traits::path == approx::gemm_path::packed;
+  struct packed_step_of {  // zero-specialised steps: padding zeros always, weight zeros possibly
+    static auto pick() {
+      if constexpr (!packs)
+        return stored_step{};
+      else if constexpr (traits::zero_specialised)
+        return typename traits::template zero_step<true, true>{};
+      else
+        return traits{};
+    }
+  };
+  using packed_step = decltype(packed_step_of::pick());
   template <class U>
   static V ld(const U* p, index_t n) noexcept {
     return n == W ? lanes::load<V>(p) : lanes::load<V>(p, n);
@@ -817,6 +839,8 @@ class conv2d {
     index_t channels, hp, wp, r, s, dh, dw, kp;
     const float* wk;
     const index_t* offsets = nullptr;  // per tap (r, t, c): (c hp + r dh) wp + t dw, from tap_offsets()
+    const float* wk_plain = nullptr;   // packs: the stored weights (wk holds them packed)
+    approx::panel_range range{};       // packs: the packed weights' exponents
 
     index_t taps() const noexcept { return r * s * channels; }
     // One flat loop over the taps keeps a tile's accumulators in registers (nested r, t, c loops spilled
@@ -830,21 +854,71 @@ class conv2d {
 
   // out (channels, hp, wp) = image n of m (rows x cols pixels, `channels` columns), channel-planar in fp32
   // at offset (oh, ow), zero elsewhere.
+  // With `range`, each value is packed (traits::pack) and its exponent recorded.
   static void planes(mat<const T> m, index_t n, index_t rows, index_t cols, const planar& g, index_t oh, index_t ow,
-                     float* out) {
+                     float* out, approx::panel_range* range = nullptr) {
     std::fill_n(out, g.channels * g.hp * g.wp, 0.0f);
     for (index_t i = 0; i < rows; ++i)
       for (index_t j = 0; j < cols; ++j) {
         const T* px = m.row((n * rows + i) * cols + j);
-        for (index_t c = 0; c < g.channels; ++c) out[(c * g.hp + i + oh) * g.wp + j + ow] = to_float(px[c]);
+        float* o = out + (i + oh) * g.wp + j + ow;
+        if constexpr (packs) {
+          if (range) {
+            for (index_t c = 0; c < g.channels; ++c) {
+              const float v = traits::pack(to_float(px[c]));
+              range->add(v);
+              o[c * g.hp * g.wp] = v;
+            }
+            continue;
+          }
+        }
+        for (index_t c = 0; c < g.channels; ++c) o[c * g.hp * g.wp] = to_float(px[c]);
+      }
+  }
+
+  // Image n's planes for a pass whose other operand is g's weights: packed when the products stay in range
+  // (A's offset subtracted, zeros included: they become the step's zero marker), else stored. Whether packed.
+  static bool operand_planes(mat<const T> m, index_t n, index_t rows, index_t cols, const planar& g, index_t oh,
+                             index_t ow, float* out) {
+    if constexpr (packs) {
+      approx::panel_range r;
+      planes(m, n, rows, cols, g, oh, ow, out, &r);
+      if (approx::products_in_range<traits>(r, g.range)) {
+        if constexpr (traits::a_offset != 0)
+          for (index_t i = 0; i < g.channels * g.hp * g.wp; ++i)
+            out[i] = approx::detail::from_bits(approx::detail::bits(out[i]) - traits::a_offset);
+        return true;
+      }
+    }
+    planes(m, n, rows, cols, g, oh, ow, out);
+    return false;
+  }
+
+  // wk (rows, kp) = w's (rows, k) values, zero past k; packs: packed too, into wk and range, with the stored
+  // ones in plain (rows, kp).
+  template <class Get>
+  static void weight_panel(index_t rows, index_t k, index_t kp, Get&& get, float* wk, float* plain,
+                           approx::panel_range& range) {
+    for (index_t i = 0; i < rows; ++i)
+      for (index_t j = 0; j < kp; ++j) {
+        const float v = j < k ? get(i, j) : 0.0f;
+        if constexpr (packs) {
+          plain[i * kp + j] = v;
+          const float pv = traits::pack(v);
+          if (j < k) range.add(pv);
+          wk[i * kp + j] = pv;
+        } else {
+          wk[i * kp + j] = v;
+        }
       }
   }
 
   // out[kk * NQ * W + l] = the sum over (r, t, c) of P(plane value, weight) for output channels
   // [k0, k0 + KB) and the NQ * W output pixels from column q0 of the output row whose first tap row is
   // `top`.
-  template <index_t KB, index_t NQ>
-  static void pixels_tile(const planar& g, const float* xp, index_t top, index_t q0, index_t k0, float* out) {
+  template <class Step, index_t KB, index_t NQ>
+  static void pixels_tile(const float* wk, const planar& g, const float* xp, index_t top, index_t q0, index_t k0,
+                          float* out) {
     V acc[KB][NQ];
     for (auto& a : acc)
       for (V& v : a) v = V(0.0f);
@@ -852,13 +926,13 @@ class conv2d {
     const index_t taps = g.taps();
     for (index_t tap = 0; tap < taps; ++tap) {
       const float* xs = x0 + g.offsets[tap];
-      const float* wr = g.wk + tap * g.kp + k0;
-      V xv[NQ];
-      for (index_t j = 0; j < NQ; ++j) xv[j] = lanes::load<V>(xs + j * W);
+      const float* wr = wk + tap * g.kp + k0;
+      decltype(approx::step_a_operand<Step>(V())) xv[NQ];
+      for (index_t j = 0; j < NQ; ++j) xv[j] = approx::step_a_operand<Step>(lanes::load<V>(xs + j * W));
 #pragma GCC unroll 16
       for (index_t kk = 0; kk < KB; ++kk) {
-        const V wv(wr[kk]);
-        for (index_t j = 0; j < NQ; ++j) acc[kk][j] = step(acc[kk][j], xv[j], wv);
+        const auto wv = approx::step_b_operand<Step>(V(wr[kk]));
+        for (index_t j = 0; j < NQ; ++j) acc[kk][j] = Step::step(acc[kk][j], xv[j], wv);
       }
     }
     for (index_t kk = 0; kk < KB; ++kk)
@@ -881,12 +955,18 @@ class conv2d {
       float* const rows = frame.take<float>(std::size_t(QB * kt));  // (pixels, channels): its transpose
       std::fill_n(tile, kt * QB, 0.0f);
       index_t image = -1;
+      bool fast = false;  // this image's planes are packed
       for (index_t np = b; np < e; ++np) {
         const index_t n = np / out_h, p = np % out_h;
-        if (n != image) planes(m, image = n, in_h, in_w, g, oh, ow, xp);
+        if (n != image) fast = operand_planes(m, image = n, in_h, in_w, g, oh, ow, xp);
         for (index_t q0 = 0; q0 < out_w; q0 += QB) {
           const index_t nq = std::min(QB, out_w - q0);
-          for (index_t k0 = 0; k0 < out_ch; k0 += 8) pixels_tile<8, NQ>(g, xp, p * stride_h, q0, k0, tile + k0 * QB);
+          for (index_t k0 = 0; k0 < out_ch; k0 += 8) {
+            if (fast)
+              pixels_tile<packed_step, 8, NQ>(g.wk, g, xp, p * stride_h, q0, k0, tile + k0 * QB);
+            else
+              pixels_tile<stored_step, 8, NQ>(packs ? g.wk_plain : g.wk, g, xp, p * stride_h, q0, k0, tile + k0 * QB);
+          }
           if constexpr (by_column)  // the epilogue on whole vectors of each channel, before the transpose
             for (index_t k = 0; k < out_ch; ++k)
               for (index_t j = 0; j < NQ; ++j) {
@@ -924,11 +1004,10 @@ class conv2d {
     scratch shared;
     const index_t kp = k_padded();
     float* const wk = shared.take<float>(std::size_t(w.rows * kp));  // w, zero past K
-    for (index_t i = 0; i < w.rows; ++i) {
-      for (index_t k = 0; k < s.k; ++k) wk[i * kp + k] = to_float(w(i, k));
-      std::fill(wk + i * kp + s.k, wk + (i + 1) * kp, 0.0f);
-    }
+    float* const plain = packs ? shared.take<float>(std::size_t(w.rows * kp)) : nullptr;
     planar g{s.c, plane_h(), plane_w(), s.r, s.s, s.dilation_h, s.dilation_w, kp, wk};
+    weight_panel(w.rows, s.k, kp, [&](index_t i, index_t k) { return to_float(w(i, k)); }, wk, plain, g.range);
+    g.wk_plain = plain;
     index_t* const offsets = shared.take<index_t>(std::size_t(g.taps()));
     g.tap_offsets(offsets);
     g.offsets = offsets;
@@ -944,14 +1023,14 @@ class conv2d {
     const index_t oh = (s.r - 1) * s.dilation_h - s.pad_h, ow = (s.s - 1) * s.dilation_w - s.pad_w, cp = padded8(s.c);
     scratch shared;
     float* const wk = shared.take<float>(std::size_t(s.r * s.s * s.k * cp));
-    for (index_t r = 0; r < s.r; ++r)
-      for (index_t t = 0; t < s.s; ++t)
-        for (index_t k = 0; k < s.k; ++k) {
-          float* o = wk + (((s.r - 1 - r) * s.s + s.s - 1 - t) * s.k + k) * cp;
-          for (index_t c = 0; c < s.c; ++c) o[c] = to_float(w((r * s.s + t) * s.c + c, k));
-          std::fill(o + s.c, o + cp, 0.0f);
-        }
+    float* const plain = packs ? shared.take<float>(std::size_t(s.r * s.s * s.k * cp)) : nullptr;
     planar g{s.k, P_ + 2 * oh, Q_ + 2 * ow + 2 * W, s.r, s.s, s.dilation_h, s.dilation_w, cp, wk};
+    // row (r', t', k) of the flipped, transposed filter: w(R-1-r', S-1-t', c)(k) over c
+    weight_panel(s.r * s.s * s.k, s.c, cp, [&](index_t i, index_t c) {
+      const index_t k = i % s.k, rt = i / s.k, r = s.r - 1 - rt / s.s, t = s.s - 1 - rt % s.s;
+      return to_float(w((r * s.s + t) * s.c + c, k));
+    }, wk, plain, g.range);
+    g.wk_plain = plain;
     index_t* const offsets = shared.take<index_t>(std::size_t(g.taps()));
     g.tap_offsets(offsets);
     g.offsets = offsets;
@@ -983,35 +1062,62 @@ class conv2d {
         const range share = split(s.n * P_, parts, part);
         for (index_t np0 = share.begin; np0 < share.end;) {
           const index_t n = np0 / P_, p0 = np0 % P_, p1 = std::min(P_, p0 + (share.end - np0));
-          planes(x, n, s.h, s.w, g, s.pad_h, s.pad_w, xp);
-          for (index_t p = p0; p < p1; ++p)
-            for (index_t q = 0; q < Q_; ++q) {
-              const T* d = dy.row((n * P_ + p) * Q_ + q);
-              for (index_t k = 0; k < s.k; ++k) dyt[(k * P_ + p) * qp + q] = to_float(d[k]);
-            }
-          for (index_t k0 = 0; k0 < kp; k0 += KB)
-            for (index_t t0 = 0; t0 < tp; t0 += TB) {
-              V a[TB][KB];
-              for (index_t tb = 0; tb < TB; ++tb)
-                for (index_t kk = 0; kk < KB; ++kk) a[tb][kk] = acc[(t0 + tb) * kp + k0 + kk];
-              for (index_t p = p0; p < p1; ++p) {
-                const float* xrow = xp + p * s.stride_h * wp;
-                const float* drow = dyt + (k0 * P_ + p) * qp;
-                for (index_t q0 = 0; q0 < Q_; q0 += W) {
-                  const index_t len = std::min(W, Q_ - q0);
-                  V dv[KB];
-                  for (index_t kk = 0; kk < KB; ++kk) dv[kk] = lanes::load<V>(drow + kk * P_ * qp + q0);
-                  for (index_t tb = 0; tb < TB; ++tb) {
-                    // lanes past Q load +0 (their dy is 0 too, but an Inf x there would make a NaN)
-                    const V xv = ld(xrow + offsets[t0 + tb] + q0, len);
-#pragma GCC unroll 8
-                    for (index_t kk = 0; kk < KB; ++kk) a[tb][kk] = step(a[tb][kk], xv, dv[kk]);
-                  }
+          // dy's rows p0..p1 transposed (packed, with their exponents, where the policy packs), and the
+          // image's planes: both packed when their products stay in range, else both stored
+          const auto transpose_dy = [&](bool pack, approx::panel_range* r) {
+            for (index_t p = p0; p < p1; ++p)
+              for (index_t q = 0; q < Q_; ++q) {
+                const T* d = dy.row((n * P_ + p) * Q_ + q);
+                for (index_t k = 0; k < s.k; ++k) {
+                  float v = to_float(d[k]);
+                  if constexpr (packs)
+                    if (pack) r->add(v = traits::pack(v));
+                  dyt[(k * P_ + p) * qp + q] = v;
                 }
               }
-              for (index_t tb = 0; tb < TB; ++tb)
-                for (index_t kk = 0; kk < KB; ++kk) acc[(t0 + tb) * kp + k0 + kk] = a[tb][kk];
-            }
+          };
+          bool fast = false;
+          if constexpr (packs) {
+            planar gd = g;
+            transpose_dy(true, &gd.range);
+            fast = operand_planes(x, n, s.h, s.w, gd, s.pad_h, s.pad_w, xp);
+            if (!fast) transpose_dy(false, nullptr);
+          } else {
+            planes(x, n, s.h, s.w, g, s.pad_h, s.pad_w, xp);
+            transpose_dy(false, nullptr);
+          }
+          const auto accumulate = [&]<class Step>(Step) {
+            for (index_t k0 = 0; k0 < kp; k0 += KB)
+              for (index_t t0 = 0; t0 < tp; t0 += TB) {
+                V a[TB][KB];
+                for (index_t tb = 0; tb < TB; ++tb)
+                  for (index_t kk = 0; kk < KB; ++kk) a[tb][kk] = acc[(t0 + tb) * kp + k0 + kk];
+                for (index_t p = p0; p < p1; ++p) {
+                  const float* xrow = xp + p * s.stride_h * wp;
+                  const float* drow = dyt + (k0 * P_ + p) * qp;
+                  for (index_t q0 = 0; q0 < Q_; q0 += W) {
+                    const index_t len = std::min(W, Q_ - q0);
+                    decltype(approx::step_b_operand<Step>(V())) dv[KB];
+                    for (index_t kk = 0; kk < KB; ++kk)
+                      dv[kk] = approx::step_b_operand<Step>(lanes::load<V>(drow + kk * P_ * qp + q0));
+                    for (index_t tb = 0; tb < TB; ++tb) {
+                      // lanes past Q: dy is 0 there; x loads +0 (an Inf x there would make a NaN), or on
+                      // the packed path the zero marker that packed planes hold
+                      const float* xs = xrow + offsets[t0 + tb] + q0;
+                      const auto xv = approx::step_a_operand<Step>(std::is_same_v<Step, stored_step> ? ld(xs, len) : lanes::load<V>(xs));
+#pragma GCC unroll 8
+                      for (index_t kk = 0; kk < KB; ++kk) a[tb][kk] = Step::step(a[tb][kk], xv, dv[kk]);
+                    }
+                  }
+                }
+                for (index_t tb = 0; tb < TB; ++tb)
+                  for (index_t kk = 0; kk < KB; ++kk) acc[(t0 + tb) * kp + k0 + kk] = a[tb][kk];
+              }
+          };
+          if (fast)
+            accumulate(packed_step{});
+          else
+            accumulate(stored_step{});
           np0 += p1 - p0;
         }
         float* out = partial + part * taps * s.k;
