@@ -8,6 +8,8 @@
 //   bf16           round_to_bf16 (ops/quantize/bf16.hpp), held back in fp32
 //   fixed<IL,FL>   IL integer bits including the sign, FL fractional bits, IL + FL <= 32: values
 //                  [-2^(IL-1), 2^(IL-1) - 2^-FL] in steps of 2^-FL, saturating, NaN -> 0
+//   binary         a QNN (Hubara et al.): nothing rounded here; network.hpp binarizes the weights and
+//                  activations of the hidden layers in forward (see there)
 //
 // with --rounding nearest (ties to even) or stochastic. Fixed point goes through quantize_fixed and
 // dequantize_fixed (ops/quantize/fixed_point.hpp) where the format fits their 16-bit word: IL + FL = 16 as
@@ -36,16 +38,17 @@ namespace tpp_train {
 using tpp::index_t;
 
 struct number_format {
-  enum kind_t { fp32, bf16, fixed } kind = fp32;
+  enum kind_t { fp32, bf16, fixed, binary } kind = fp32;
   int il = 0, fl = 0;  // fixed only
   tpp::rounding rounding = tpp::rounding::nearest_even;
-  bool rounds() const noexcept { return kind != fp32; }
+  bool rounds() const noexcept { return kind == bf16 || kind == fixed; }
 };
 
 // "fp32", "bf16" or "fixed<IL,FL>" (as the CLI and JSON spell it).
 inline std::string name(const number_format& f) {
   if (f.kind == number_format::fp32) return "fp32";
   if (f.kind == number_format::bf16) return "bf16";
+  if (f.kind == number_format::binary) return "binary";
   return "fixed<" + std::to_string(f.il) + "," + std::to_string(f.fl) + ">";
 }
 inline const char* rounding_name(tpp::rounding r) {
@@ -56,8 +59,9 @@ inline const char* rounding_name(tpp::rounding r) {
 inline number_format parse_format(const std::string& s) {
   if (s == "fp32") return {};
   if (s == "bf16") return {number_format::bf16};
+  if (s == "binary") return {number_format::binary};
   const auto bad = [&](const std::string& why) {
-    return std::invalid_argument("--format takes fp32, bf16 or fixed<IL,FL>, not '" + s + "'" + why);
+    return std::invalid_argument("--format takes fp32, bf16, fixed<IL,FL> or binary, not '" + s + "'" + why);
   };
   const std::string head = "fixed<";
   if (s.size() <= head.size() + 1 || s.compare(0, head.size(), head) != 0 || s.back() != '>') throw bad("");
@@ -104,7 +108,7 @@ class quantizer {
   // x (rows, cols) rounded in place; stochastic rounding with the bits of rows [row_offset, ...) of key's
   // tensor (r overrides the format's rounding: inference rounds to nearest).
   void apply(tpp::mat<float> x, std::uint64_t key, index_t row_offset, tpp::rounding r) {
-    if (f_.kind == number_format::fp32 || x.rows == 0 || x.cols == 0) return;
+    if (!f_.rounds() || x.rows == 0 || x.cols == 0) return;
     const tpp::stochastic_params sr{key, row_offset, 0};
     const std::size_t n = std::size_t(x.rows * x.cols);
     if (f_.kind == number_format::bf16) {

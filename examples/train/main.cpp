@@ -39,7 +39,8 @@ constexpr const char* usage = R"(usage: tpp_train [options]
   --compare A,B,...           train with each multiplier in turn (names, or .bin table files) and compare
   --backward approx|exact     backward products through the multiplier (default) or exact (straight-through)
   --format F                  fp32 (default), bf16 or fixed<IL,FL> (IL integer bits with the sign, FL fractional,
-                              IL + FL <= 32): weights, activations and gradients rounded to it (Gupta et al. 2015)
+                              IL + FL <= 32): weights, activations and gradients rounded to it (Gupta et al. 2015);
+                              binary: a QNN (Hubara et al.), sign weights and activations in the hidden layers
   --rounding nearest|stochastic  the format's rounding (default nearest; stochastic: reproducible from --seed)
   --epochs E                  default 3
   --batch B                   default 64
@@ -181,7 +182,8 @@ options parse(int argc, char** argv) {
   }
   if (o.cfg.optimizer == optimizer_kind::adam && !o.lr_given) o.cfg.lr = 1e-3;
   if (o.rounding_given && o.cfg.format.rounding == tpp::rounding::stochastic && !o.cfg.format.rounds())
-    throw usage_error("--rounding stochastic needs a --format that rounds (bf16 or fixed<IL,FL>), not fp32");
+    throw usage_error("--rounding stochastic needs a --format that rounds (bf16 or fixed<IL,FL>), not " +
+                      name(o.cfg.format));
   return o;
 }
 

@@ -18,6 +18,13 @@
 // A number format other than fp32 (format.hpp) rounds every layer's output after its forward and the
 // gradient flowing into every layer (after the ReLU mask) before its backward; set_rounding says which
 // step's stochastic bits to draw and where this network's images sit in the whole batch.
+//
+// --format binary trains a QNN as Hubara et al.: the weight layers between the first and the last compute
+// with sign(W) s (W the latent real weights the optimiser keeps, clipped to [-1, 1]; s = the power of two
+// nearest 1/sqrt(fan_in), a constant of the layer that keeps pre-activations near the straight-through
+// window where no batch normalisation does), and every hidden layer's output is sign(x) in place of the
+// ReLU, its gradient passed straight through where |x| <= 1. The first and last layers' weights stay real.
+// Backward uses the binarized weights; their gradient is the latent weights' (straight-through).
 
 #include <algorithm>
 #include <cmath>
@@ -129,10 +136,46 @@ inline void initialise(const architecture& a, std::uint64_t seed, std::span<floa
   }
 }
 
+// --format binary: whether layer i computes with binarized weights (a weight layer, not the first or last).
+inline bool binary_weights(const architecture& a, std::size_t i) noexcept {
+  std::size_t first = 0, last = 0, n = 0;
+  for (std::size_t j = 0; j < a.layers.size(); ++j)
+    if (a.layers[j].kind != layer_spec::pool) (n++ == 0 ? first : last) = j;
+  return a.layers[i].kind != layer_spec::pool && i != first && i != last;
+}
+inline float binary_scale(const layer_spec& l) noexcept {
+  return std::ldexp(1.0f, -int(std::lround(0.5 * std::log2(double(l.fan_in())))));
+}
+// out = params with the binarized layers' weights replaced by sign(w) s (-s where w < 0, as tpp::binarize).
+inline void binarize_weights(const architecture& a, std::span<const float> params, std::vector<float>& out) {
+  out.assign(params.begin(), params.end());
+  for (std::size_t i = 0; i < a.layers.size(); ++i) {
+    if (!binary_weights(a, i)) continue;
+    const layer_spec& l = a.layers[i];
+    const float s = binary_scale(l);
+    for (index_t k = l.weights; k < l.bias; ++k) out[std::size_t(k)] = params[std::size_t(k)] < 0.0f ? -s : s;
+  }
+}
+// The latent weights of the binarized layers clipped to [-1, 1] (after every optimiser step).
+inline void clip_binary_weights(const architecture& a, std::span<float> params) noexcept {
+  for (std::size_t i = 0; i < a.layers.size(); ++i)
+    if (binary_weights(a, i))
+      for (index_t k = a.layers[i].weights; k < a.layers[i].bias; ++k)
+        params[std::size_t(k)] = std::clamp(params[std::size_t(k)], -1.0f, 1.0f);
+}
+// y = sign(x) (-1 where x < 0, else +1); and its straight-through backward: dy = 0 where |x| > 1.
+inline void sign_activation(const float* x, float* y, index_t n) noexcept {
+  for (index_t i = 0; i < n; ++i) y[i] = x[i] < 0.0f ? -1.0f : 1.0f;
+}
+inline void straight_through(const float* x, float* dy, index_t n) noexcept {
+  for (index_t i = 0; i < n; ++i) dy[i] = std::abs(x[i]) <= 1.0f ? dy[i] : 0.0f;
+}
+
 template <class Fwd, class Bwd>
 class network {
  public:
-  network(const architecture& a, index_t batch, number_format f = {}) : arch_(&a), batch_(batch), quant_(f) {
+  network(const architecture& a, index_t batch, number_format f = {})
+      : arch_(&a), batch_(batch), quant_(f), binary_(f.kind == number_format::binary) {
     std::size_t largest = 0;
     acts_.resize(a.layers.size() + 1);
     for (const layer_spec& l : a.layers) {
@@ -153,6 +196,11 @@ class network {
     }
     for (std::size_t i = 1; i < acts_.size(); ++i)
       acts_[i].resize(std::size_t(batch * a.layers[i - 1].out_size()));
+    if (binary_) {
+      signs_.resize(acts_.size());
+      for (std::size_t i = 1; i < acts_.size(); ++i)
+        if (a.layers[i - 1].relu) signs_[i].resize(acts_[i].size());
+    }
     grad_[0].resize(largest), grad_[1].resize(largest);
   }
 
@@ -168,10 +216,11 @@ class network {
   std::span<const float> forward(const float* x, std::span<const float> params) {
     const auto& layers = arch_->layers;
     const float* in = x;
+    if (binary_) binarize_weights(*arch_, params, binarized_);
+    const float* p = binary_ ? binarized_.data() : params.data();
     for (std::size_t i = 0; i < layers.size(); ++i) {
       const layer_spec& l = layers[i];
       float* out = acts_[i + 1].data();
-      const float* p = params.data();
       std::visit(overloaded{
                      [&](const conv_ops& o) {
                        conv_forward(o.fwd, l, in, p, out);
@@ -186,6 +235,10 @@ class network {
                  ops_[i]);
       round(out, l, 2 * i);
       in = out;
+      if (binary_ && l.relu) {  // out holds the pre-activation for the straight-through backward
+        sign_activation(out, signs_[i + 1].data(), batch_ * l.out_size());
+        in = signs_[i + 1].data();
+      }
     }
     input_ = x;
     return {acts_.back().data(), acts_.back().size()};
@@ -195,16 +248,16 @@ class network {
   // classes), for the x and params of the last forward. Overwrites grads.
   void backward(const float* dlogits, std::span<const float> params, std::span<float> grads) {
     const auto& layers = arch_->layers;
-    const float* p = params.data();
+    const float* p = binary_ ? binarized_.data() : params.data();
     float* g = grads.data();
     float* dy = grad_[0].data();
     std::copy(dlogits, dlogits + batch_ * layers.back().out_size(), dy);
     for (std::size_t i = layers.size(); i-- > 0;) {
       const layer_spec& l = layers[i];
-      const float* x = i == 0 ? input_ : acts_[i].data();
+      const float* x = i == 0 ? input_ : binary_ && layers[i - 1].relu ? signs_[i].data() : acts_[i].data();
       const float* y = acts_[i + 1].data();
       float* dx = i == 0 ? nullptr : (dy == grad_[0].data() ? grad_[1].data() : grad_[0].data());
-      if (l.relu) relu_mask(y, dy, batch_ * l.out_size());
+      if (l.relu) (binary_ ? straight_through : relu_mask)(y, dy, batch_ * l.out_size());
       round(dy, l, 2 * i + 1);
       std::visit(overloaded{
                      [&](const conv_ops& o) {
@@ -266,14 +319,14 @@ class network {
 
   void conv_forward(const tpp::dnn::conv2d<Fwd>& op, const layer_spec& l, const float* x, const float* p,
                     float* y) const {
-    with_epilogue(l.relu, p + l.bias, [&](const auto& ep) {
+    with_epilogue(l.relu && !binary_, p + l.bias, [&](const auto& ep) {
       op.forward({x, batch_ * l.h * l.w, l.c, l.c}, {p + l.weights, l.weight_rows(), l.oc, l.oc},
                  {y, batch_ * l.oh * l.ow, l.oc, l.oc}, ep);
     });
   }
   void linear_forward(const tpp::dnn::linear<Fwd>& op, const layer_spec& l, const float* x, const float* p,
                       float* y) const {
-    with_epilogue(l.relu, p + l.bias, [&](const auto& ep) {
+    with_epilogue(l.relu && !binary_, p + l.bias, [&](const auto& ep) {
       op.forward({x, batch_, l.c, l.c}, {p + l.weights, l.c, l.oc, l.oc}, {y, batch_, l.oc, l.oc}, ep);
     });
   }
@@ -301,6 +354,9 @@ class network {
   std::uint64_t seed_ = 0, step_ = 0;
   index_t first_ = 0;
   tpp::rounding rounding_ = tpp::rounding::nearest_even;
+  bool binary_;                            // --format binary
+  std::vector<std::vector<float>> signs_;  // binary: signs_[i + 1] = sign(acts_[i + 1]) after a hidden layer
+  std::vector<float> binarized_;           // binary: the parameters with binarized weights
 };
 
 }  // namespace tpp_train

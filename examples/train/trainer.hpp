@@ -16,7 +16,8 @@
 //
 // A number format (format.hpp, --format, --rounding) rounds the parameters after initialisation and after
 // every optimizer step (the master copy is the rounded one, as Gupta et al. 2015), and the network rounds
-// its activations and gradients; the test-set evaluation rounds its activations to nearest.
+// its activations and gradients; the test-set evaluation rounds its activations to nearest. --format
+// binary (a QNN, network.hpp) clips the binarized layers' latent weights to [-1, 1] after every step.
 //
 // Multipliers reach the program through a registry filled by one translation unit per policy
 // (policy_slot.cpp), so the build compiles them in parallel and main.cpp instantiates none.
@@ -215,6 +216,7 @@ run_result train_with(const config& c, const dataset& data, std::string multipli
   quantizer weights(c.format);  // the master copy in the format: after initialisation and every step
   constexpr std::uint64_t weights_tensor = 0xffffffffull;
   weights.apply(params, rounding_key(c.seed, 0, weights_tensor), c.format.rounding);
+  const bool binary = c.format.kind == number_format::binary;  // QNN: latent weights clipped to [-1, 1]
   optimizer opt(c, params.size());
   std::vector<std::unique_ptr<replica<Fwd, Bwd>>> shares;
   for (int t = 0; t < threads; ++t) {
@@ -267,6 +269,7 @@ run_result train_with(const config& c, const dataset& data, std::string multipli
       const double t = double(epoch - 1) * steps + double(step);
       opt.step(params, g, c.cosine ? c.lr * 0.5 * (1.0 + std::cos(std::numbers::pi * t / total_steps)) : c.lr);
       weights.apply(params, rounding_key(c.seed, global_step + 1, weights_tensor), c.format.rounding);
+      if (binary) clip_binary_weights(arch, params);
       if (c.on_progress && (step % 8 == 7 || step + 1 == steps))
         c.on_progress(epoch, step + 1, steps, double((step + 1) * c.batch) / elapsed());
     }

@@ -27,12 +27,13 @@ expect_error "--model takes one of lenet5, lenet300" --model resnet
 expect_error "unknown flag '--frobnicate'" --frobnicate 1
 expect_error "--json needs a value" --json
 expect_error "give only one of --multiplier, --lut and --compare" --multiplier exact --compare exact,mitchell\<7\>
-expect_error "--format takes fp32, bf16 or fixed<IL,FL>, not 'fp16'" --format fp16
-expect_error "--format takes fp32, bf16 or fixed<IL,FL>, not 'fixed<0,8>' (IL counts the sign bit" --format 'fixed<0,8>'
+expect_error "--format takes fp32, bf16, fixed<IL,FL> or binary, not 'fp16'" --format fp16
+expect_error "--format takes fp32, bf16, fixed<IL,FL> or binary, not 'fixed<0,8>' (IL counts the sign bit" --format 'fixed<0,8>'
 expect_error "(IL + FL is at most 32)" --format 'fixed<20,13>'
-expect_error "--format takes fp32, bf16 or fixed<IL,FL>, not 'fixed<16>'" --format 'fixed<16>'
+expect_error "--format takes fp32, bf16, fixed<IL,FL> or binary, not 'fixed<16>'" --format 'fixed<16>'
 expect_error "--rounding takes one of nearest, stochastic, not 'up'" --rounding up
 expect_error "--rounding stochastic needs a --format that rounds" --rounding stochastic
+expect_error "--rounding stochastic needs a --format that rounds (bf16 or fixed<IL,FL>), not binary" --format binary --rounding stochastic
 expect_error "cannot be opened" --lut "$tmp/missing.bin"
 printf 'abc' >"$tmp/bad.bin"
 expect_error "has 3 bytes" --lut "$tmp/bad.bin"

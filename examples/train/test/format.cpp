@@ -94,9 +94,11 @@ TEST_CASE("tpp_train format: names parse, and bad ones are errors naming --forma
   CHECK(name(parse_format("fixed<1,31>")) == "fixed<1,31>");
   CHECK(name(parse_format("fixed<32,0>")) == "fixed<32,0>");
   CHECK(name(parse_format("bf16")) == "bf16");
+  CHECK(name(parse_format("binary")) == "binary");
+  CHECK(!parse_format("binary").rounds());
   for (const char* bad : {"", "fp16", "fixed", "fixed<>", "fixed<16>", "fixed<16,8", "fixed16,8>", "fixed<0,8>",
                           "fixed<16,17>", "fixed<33,0>", "fixed<a,b>", "fixed< 16,8>", "fixed<16,-1>", "fixed<16,8>x",
-                          "fixed<16,,8>", "fixed<100,1>", "binary"}) {
+                          "fixed<16,,8>", "fixed<100,1>", "Binary"}) {
     CAPTURE(bad);
     CHECK_THROWS_WITH_AS(parse_format(bad), doctest::Contains("--format"), std::invalid_argument);
   }
@@ -244,4 +246,51 @@ TEST_CASE("tpp_train format: at a coarse format round-to-nearest fails to learn 
   CHECK(stochastic.epochs[1].train_loss < 0.5 * std::log(10.0));
   CHECK(stochastic.test_accuracy() >= 0.9);
   CHECK(nearest.test_accuracy() < 0.5);
+}
+
+TEST_CASE("tpp_train format binary: which layers binarize, the scale, sign and the straight-through mask") {
+  const architecture l5 = make_architecture(model_kind::lenet5, 28, 28, 10);
+  const architecture l3 = make_architecture(model_kind::lenet300, 28, 28, 10);
+  std::vector<bool> b5, b3;
+  for (std::size_t i = 0; i < l5.layers.size(); ++i) b5.push_back(binary_weights(l5, i));
+  for (std::size_t i = 0; i < l3.layers.size(); ++i) b3.push_back(binary_weights(l3, i));
+  // conv, pool, conv, pool, fc, fc, fc: the first conv and the last fc stay real, pools have no weights
+  CHECK(b5 == std::vector<bool>{false, false, true, false, true, true, false});
+  CHECK(b3 == std::vector<bool>{false, true, false});
+  CHECK(binary_scale(l3.layers[1]) == 0x1p-4f);  // 1/sqrt(300) = 0.058: nearest power of two 2^-4
+  CHECK(binary_scale(l5.layers[2]) == 0x1p-4f);  // fan_in 150
+  std::vector<float> p(std::size_t(l3.parameters));
+  for (std::size_t i = 0; i < p.size(); ++i) p[i] = float(int(i % 7) - 3) * 0.4f;
+  std::vector<float> wb;
+  binarize_weights(l3, p, wb);
+  for (std::size_t i = 0; i < p.size(); ++i) {
+    const bool in_binary = index_t(i) >= l3.layers[1].weights && index_t(i) < l3.layers[1].bias;
+    CHECK(wb[i] == (in_binary ? (p[i] < 0 ? -0x1p-4f : 0x1p-4f) : p[i]));
+  }
+  std::vector<float> q = p;
+  clip_binary_weights(l3, q);
+  for (std::size_t i = 0; i < p.size(); ++i) {
+    const bool in_binary = index_t(i) >= l3.layers[1].weights && index_t(i) < l3.layers[1].bias;
+    CHECK(q[i] == (in_binary ? std::clamp(p[i], -1.0f, 1.0f) : p[i]));
+  }
+  const std::vector<float> x{-2.0f, -1.0f, -0.5f, -0.0f, 0.0f, 0.25f, 1.0f, 1.5f};
+  std::vector<float> y(x.size()), dy(x.size(), 3.0f);
+  sign_activation(x.data(), y.data(), index_t(x.size()));
+  straight_through(x.data(), dy.data(), index_t(x.size()));
+  CHECK(y == std::vector<float>{-1, -1, -1, 1, 1, 1, 1, 1});
+  CHECK(dy == std::vector<float>{0, 3, 3, 3, 3, 3, 3, 0});
+}
+
+TEST_CASE("tpp_train format binary: a QNN learns separable data") {
+  const dataset d = synthetic(1280, 500, 11);
+  for (model_kind m : {model_kind::lenet300, model_kind::lenet5}) {
+    config c;
+    c.model = m, c.epochs = 2, c.batch = 32, c.lr = 0.02;
+    c.format = {number_format::binary};
+    const run_result r = trainers().at("exact")(c, d);
+    MESSAGE(std::string(tpp_train::name(m)) << " binary: loss " << r.epochs[0].train_loss << " -> " << r.epochs[1].train_loss
+                               << ", accuracy " << r.test_accuracy());
+    CHECK(r.epochs[1].train_loss < r.epochs[0].train_loss);
+    CHECK(r.test_accuracy() >= 0.9);
+  }
 }
