@@ -25,6 +25,9 @@
 // window where no batch normalisation does), and every hidden layer's output is sign(x) in place of the
 // ReLU, its gradient passed straight through where |x| <= 1. The first and last layers' weights stay real.
 // Backward uses the binarized weights; their gradient is the latent weights' (straight-through).
+// Inference (set_binary_gemm) runs the fully connected layers whose input and weights are both binary
+// through tpp::binary_gemm (xnor + popcount): s C + b, the float GEMM's result exactly (its products are
+// +-s, a power of two, and its sums multiples of s far below 2^24 s).
 
 #include <algorithm>
 #include <cmath>
@@ -171,6 +174,32 @@ inline void straight_through(const float* x, float* dy, index_t n) noexcept {
   for (index_t i = 0; i < n; ++i) dy[i] = std::abs(x[i]) <= 1.0f ? dy[i] : 0.0f;
 }
 
+// A binary fully connected layer's inference: y (batch, out) = s binary_gemm(sign(x), sign(W)) + b, with
+// x (batch, in) and W (in, out) of +-1 and +-s (only their signs are read). Holds its packing buffers.
+class binary_linear {
+ public:
+  void forward(const float* x, const float* w, const float* b, float s, index_t batch, index_t in, index_t out,
+               float* y) {
+    const index_t words = tpp::packed_words(in);
+    a_.resize(std::size_t(batch * words)), bt_.resize(std::size_t(out * words));
+    wt_.resize(std::size_t(out * in)), c_.resize(std::size_t(batch * out));
+    for (index_t k = 0; k < in; ++k)  // W^T: binary_gemm packs B along K per column
+      for (index_t j = 0; j < out; ++j) wt_[std::size_t(j * in + k)] = w[k * out + j];
+    tpp::binarize(tpp::mat<const float>{x, batch, in, in}, tpp::mat<std::uint64_t>{a_.data(), batch, words, words});
+    tpp::binarize(tpp::mat<const float>{wt_.data(), out, in, in}, tpp::mat<std::uint64_t>{bt_.data(), out, words, words});
+    tpp::binary_gemm(tpp::mat<const std::uint64_t>{a_.data(), batch, words, words},
+                     tpp::mat<const std::uint64_t>{bt_.data(), out, words, words},
+                     tpp::mat<std::int32_t>{c_.data(), batch, out, out}, in);
+    for (index_t i = 0; i < batch; ++i)
+      for (index_t j = 0; j < out; ++j) y[i * out + j] = float(c_[std::size_t(i * out + j)]) * s + b[j];
+  }
+
+ private:
+  std::vector<std::uint64_t> a_, bt_;
+  std::vector<float> wt_;
+  std::vector<std::int32_t> c_;
+};
+
 template <class Fwd, class Bwd>
 class network {
  public:
@@ -211,6 +240,10 @@ class network {
   void set_rounding(std::uint64_t seed, std::uint64_t step, index_t first_image, tpp::rounding r) noexcept {
     seed_ = seed, step_ = step, first_ = first_image, rounding_ = r;
   }
+  // --format binary, inference: binary fully connected layers through binary_gemm (forward only: the
+  // training pass keeps the float GEMMs, whose products go through the multiplier).
+  void set_binary_gemm(bool on) noexcept { binary_gemm_ = on; }
+  index_t binary_gemm_calls() const noexcept { return binary_gemm_calls_; }
 
   // logits (batch, classes) of x (batch, input size); keeps every layer's output for backward.
   std::span<const float> forward(const float* x, std::span<const float> params) {
@@ -218,27 +251,34 @@ class network {
     const float* in = x;
     if (binary_) binarize_weights(*arch_, params, binarized_);
     const float* p = binary_ ? binarized_.data() : params.data();
+    bool binary_input = false;  // in is +-1: a binarized layer's signs, or their max pooling
     for (std::size_t i = 0; i < layers.size(); ++i) {
       const layer_spec& l = layers[i];
       float* out = acts_[i + 1].data();
-      std::visit(overloaded{
-                     [&](const conv_ops& o) {
-                       conv_forward(o.fwd, l, in, p, out);
-                     },
-                     [&](pool_ops& o) {
-                       o.op.forward(rows(in, l.h * l.w, l.c), rows(out, l.oh * l.ow, l.oc),
-                                    {o.argmax.data(), batch_ * l.oh * l.ow, l.oc, l.oc});
-                     },
-                     [&](const linear_ops& o) {
-                       linear_forward(o.fwd, l, in, p, out);
-                     }},
-                 ops_[i]);
+      if (binary_gemm_ && binary_input && l.kind == layer_spec::linear && binary_weights(*arch_, i)) {
+        bin_linear_.forward(in, p + l.weights, p + l.bias, binary_scale(l), batch_, l.c, l.oc, out);
+        ++binary_gemm_calls_;
+      } else {
+        std::visit(overloaded{
+                       [&](const conv_ops& o) {
+                         conv_forward(o.fwd, l, in, p, out);
+                       },
+                       [&](pool_ops& o) {
+                         o.op.forward(rows(in, l.h * l.w, l.c), rows(out, l.oh * l.ow, l.oc),
+                                      {o.argmax.data(), batch_ * l.oh * l.ow, l.oc, l.oc});
+                       },
+                       [&](const linear_ops& o) {
+                         linear_forward(o.fwd, l, in, p, out);
+                       }},
+                   ops_[i]);
+      }
       round(out, l, 2 * i);
       in = out;
       if (binary_ && l.relu) {  // out holds the pre-activation for the straight-through backward
         sign_activation(out, signs_[i + 1].data(), batch_ * l.out_size());
         in = signs_[i + 1].data();
       }
+      binary_input = binary_ && (l.relu || (l.kind == layer_spec::pool && binary_input));
     }
     input_ = x;
     return {acts_.back().data(), acts_.back().size()};
@@ -357,6 +397,9 @@ class network {
   bool binary_;                            // --format binary
   std::vector<std::vector<float>> signs_;  // binary: signs_[i + 1] = sign(acts_[i + 1]) after a hidden layer
   std::vector<float> binarized_;           // binary: the parameters with binarized weights
+  bool binary_gemm_ = false;
+  index_t binary_gemm_calls_ = 0;
+  binary_linear bin_linear_;
 };
 
 }  // namespace tpp_train

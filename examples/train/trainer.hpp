@@ -17,7 +17,8 @@
 // A number format (format.hpp, --format, --rounding) rounds the parameters after initialisation and after
 // every optimizer step (the master copy is the rounded one, as Gupta et al. 2015), and the network rounds
 // its activations and gradients; the test-set evaluation rounds its activations to nearest. --format
-// binary (a QNN, network.hpp) clips the binarized layers' latent weights to [-1, 1] after every step.
+// binary (a QNN, network.hpp) clips the binarized layers' latent weights to [-1, 1] after every step, and
+// evaluates with the binary fully connected layers through binary_gemm.
 //
 // Multipliers reach the program through a registry filled by one translation unit per policy
 // (policy_slot.cpp), so the build compiles them in parallel and main.cpp instantiates none.
@@ -185,6 +186,7 @@ double accuracy(const architecture& a, const split& s, std::span<const float> pa
         tail.resize(std::size_t(chunk * in), 0.0f);
       }
       net.set_rounding(0, 0, b, tpp::rounding::nearest_even);
+      net.set_binary_gemm(f.kind == number_format::binary);
       const auto logits = net.forward(rows < chunk ? tail.data() : s.images.data() + b * in, params);
       for (index_t i = 0; i < rows; ++i) {
         const float* z = logits.data() + i * classes;

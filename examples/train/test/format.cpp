@@ -294,3 +294,27 @@ TEST_CASE("tpp_train format binary: a QNN learns separable data") {
     CHECK(r.test_accuracy() >= 0.9);
   }
 }
+
+TEST_CASE("tpp_train format binary: inference through binary_gemm equals the float GEMMs' forward exactly") {
+  using exact = tpp::approx::exact;
+  for (model_kind m : {model_kind::lenet300, model_kind::lenet5}) {
+    CAPTURE(std::string(tpp_train::name(m)));
+    const architecture a = make_architecture(m, 28, 28, 10);
+    std::vector<float> params(std::size_t(a.parameters));
+    initialise(a, 3, params);
+    for (std::size_t i = 0; i < params.size(); i += 3) params[i] *= -7.0f;  // some latent weights beyond [-1, 1]
+    const index_t batch = 13;
+    std::vector<float> x(std::size_t(batch * a.input_size()));
+    for (std::size_t i = 0; i < x.size(); ++i) x[i] = float(2.0 * uniform01(9, 4, i) - 1.0);
+    network<exact, exact> net(a, batch, {number_format::binary});
+    const auto floats = net.forward(x.data(), params);
+    const std::vector<float> want(floats.begin(), floats.end());
+    net.set_binary_gemm(true);
+    const auto got = net.forward(x.data(), params);
+    CHECK(net.binary_gemm_calls() == (m == model_kind::lenet300 ? 1 : 2));  // fc 300-100; fc 400-120, 120-84
+    CHECK(std::vector<float>(got.begin(), got.end()) == want);
+    double spread = 0;
+    for (float v : want) spread += std::abs(v - want[0]);
+    CHECK(spread > 0);  // the logits are not all one value
+  }
+}
