@@ -202,10 +202,16 @@ class conv2d {
     Q_ = s_.q();
     cg_ = s_.c / s_.groups;
     kg_ = s_.k / s_.groups;
-    // (automatic: rows of at least 3/4 of a tile of 2 vectors, or the lanes past Q cost more than pixels saves)
-    pixels_ = s_.groups == 1 && s_.c <= 8 && s_.stride_w == 1 &&
-              (algorithm == conv2d_algorithm::pixels ||
-               (algorithm == conv2d_algorithm::automatic && 4 * Q_ >= 3 * 2 * W));
+    // (automatic: rows of at least 3/4 of a tile of 2 vectors, or the lanes past Q cost more than pixels saves;
+    // any rows for a policy with a packed path (below), whose lowered GEMMs at these small n and k cost
+    // more: LeNet's second layer, 10-pixel rows, bf16_rz: forward 1.3x, backward-weights 2.4x faster than
+    // lowered. Table policies keep lowered: their GEMM path builds product tables the pixels nest lacks.
+    // Backward-data keeps the rule: its K input planes make the pixels loop long)
+    const bool fits = s_.groups == 1 && s_.c <= 8 && s_.stride_w == 1;
+    const bool wide = 4 * Q_ >= 3 * 2 * W;
+    pixels_ = fits && (algorithm == conv2d_algorithm::pixels ||
+                       (algorithm == conv2d_algorithm::automatic && (wide || packs)));
+    pixels_data_ = pixels_ && s_.stride_h == 1 && (algorithm == conv2d_algorithm::pixels || wide);
     // (automatic: direct only where its per-row blocks are large and run LIBXSMM's JIT kernels; on tpp's
     // own loops every per-row call would pack its weight panels again, which a lowered chunk does once
     // per 256 pixels or more)
@@ -1017,7 +1023,7 @@ class conv2d {
   // Stride 1: dx is the planar convolution of dy (K channels, placed at ((R-1) dh - pad_h, (S-1) dw -
   // pad_w)) with the taps flipped and W transposed, w'(r', t', k)(c) = w(R-1-r', S-1-t', c)(k): products
   // P(dy, w).
-  bool pixels_backward_data_applies() const noexcept { return pixels_ && s_.stride_h == 1; }
+  bool pixels_backward_data_applies() const noexcept { return pixels_data_; }
   void pixels_backward_data(mat<const T> dy, mat<const T> w, mat<T> dx) const {
     const conv2d_shape& s = s_;
     const index_t oh = (s.r - 1) * s.dilation_h - s.pad_h, ow = (s.s - 1) * s.dilation_w - s.pad_w, cp = padded8(s.c);
@@ -1154,6 +1160,7 @@ class conv2d {
 
   conv2d_shape s_;
   index_t P_ = 0, Q_ = 0, cg_ = 0, kg_ = 0;
+  bool pixels_data_ = false;  // backward-data runs the pixels nest (stride_h 1, and wide rows unless forced)
   bool lowered_ = false, lowered_weights_ = false, pixels_ = false;
 };
 
