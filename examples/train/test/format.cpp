@@ -12,37 +12,12 @@
 #include <vector>
 
 #include "trainer.hpp"
+#include "support.hpp"
 
 using namespace tpp_train;
+using tpp_train::test::synthetic;
 
 namespace {
-
-// Ten classes of 28x28 images, a bright 6x6 square at one of ten places on noise (trainer.cpp's synthetic
-// data, normalised to mean 0, unit variance).
-dataset synthetic(index_t train, index_t test, std::uint64_t seed) {
-  const auto make = [&](index_t count, std::uint64_t stream) {
-    split s{count, 28, 28, std::vector<float>(std::size_t(count * 784)), std::vector<std::int32_t>(std::size_t(count))};
-    for (index_t i = 0; i < count; ++i) {
-      const int c = int(i % 10);
-      s.labels[std::size_t(i)] = c;
-      const index_t top = 2 + (c / 5) * 12 + c % 2 * 4, left = 2 + (c % 5) * 4;
-      for (index_t y = 0; y < 28; ++y)
-        for (index_t x = 0; x < 28; ++x) {
-          const bool lit = y >= top && y < top + 6 && x >= left && x < left + 6;
-          s.images[std::size_t(i * 784 + y * 28 + x)] =
-              float((lit ? 0.7 : 0.0) + 0.3 * uniform01(seed, stream, std::uint64_t(i * 784 + y * 28 + x)));
-        }
-    }
-    return s;
-  };
-  dataset d{make(train, 1), make(test, 2), 0, 1};
-  double sum = 0, sq = 0;
-  for (float v : d.train.images) sum += v, sq += double(v) * v;
-  const double n = double(d.train.images.size()), mean = sum / n, sd = std::sqrt(sq / n - mean * mean);
-  for (split* s : {&d.train, &d.test})
-    for (float& v : s->images) v = float((v - mean) / sd);
-  return d;
-}
 
 number_format fixed(int il, int fl, tpp::rounding r = tpp::rounding::nearest_even) {
   return {number_format::fixed, il, fl, r};

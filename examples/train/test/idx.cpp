@@ -16,26 +16,14 @@
 #include <vector>
 
 #include "idx.hpp"
+#include "support.hpp"
 
 namespace fs = std::filesystem;
 using namespace tpp_train;
 
 namespace {
 
-// A fresh directory under the system's temp dir, removed at the end of the test.
-struct temp_dir {
-  fs::path path;
-  temp_dir() {
-    std::string tmpl = (fs::temp_directory_path() / "tpp_idx_test_XXXXXX").string();
-    REQUIRE(mkdtemp(tmpl.data()) != nullptr);
-    path = tmpl;
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string operator/(const std::string& name) const { return (path / name).string(); }
-};
+using tpp_train::test::temp_dir;
 
 // The message of the input_error f throws, or "(no error)". Any other exception fails the test.
 template <class F>

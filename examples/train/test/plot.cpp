@@ -14,25 +14,14 @@
 #include <vector>
 
 #include "plot.hpp"
+#include "support.hpp"
 
 namespace fs = std::filesystem;
 using namespace tpp_train;
 
 namespace {
 
-struct temp_dir {
-  fs::path path;
-  temp_dir() {
-    std::string tmpl = (fs::temp_directory_path() / "tpp_plot_test_XXXXXX").string();
-    REQUIRE(mkdtemp(tmpl.data()) != nullptr);
-    path = tmpl;
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string operator/(const std::string& name) const { return (path / name).string(); }
-};
+using tpp_train::test::temp_dir;
 
 std::string read_text(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
