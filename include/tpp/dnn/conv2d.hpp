@@ -925,23 +925,30 @@ class conv2d {
   template <class Step, index_t KB, index_t NQ>
   static void pixels_tile(const float* wk, const planar& g, const float* xp, index_t top, index_t q0, index_t k0,
                           float* out) {
+    // (every loop over KB and NQ unrolled, so that -O2 keeps acc in registers as -O3 does)
     V acc[KB][NQ];
-    for (auto& a : acc)
-      for (V& v : a) v = V(0.0f);
+#pragma GCC unroll 16
+    for (index_t kk = 0; kk < KB; ++kk)
+#pragma GCC unroll 4
+      for (index_t j = 0; j < NQ; ++j) acc[kk][j] = V(0.0f);
     const float* const x0 = xp + top * g.wp + q0;
     const index_t taps = g.taps();
     for (index_t tap = 0; tap < taps; ++tap) {
       const float* xs = x0 + g.offsets[tap];
       const float* wr = wk + tap * g.kp + k0;
       decltype(approx::step_a_operand<Step>(V())) xv[NQ];
+#pragma GCC unroll 4
       for (index_t j = 0; j < NQ; ++j) xv[j] = approx::step_a_operand<Step>(lanes::load<V>(xs + j * W));
 #pragma GCC unroll 16
       for (index_t kk = 0; kk < KB; ++kk) {
         const auto wv = approx::step_b_operand<Step>(V(wr[kk]));
+#pragma GCC unroll 4
         for (index_t j = 0; j < NQ; ++j) acc[kk][j] = Step::step(acc[kk][j], xv[j], wv);
       }
     }
+#pragma GCC unroll 16
     for (index_t kk = 0; kk < KB; ++kk)
+#pragma GCC unroll 4
       for (index_t j = 0; j < NQ; ++j) lanes::store(out + (kk * NQ + j) * W, acc[kk][j]);
   }
 
@@ -1095,8 +1102,11 @@ class conv2d {
           const auto accumulate = [&]<class Step>(Step) {
             for (index_t k0 = 0; k0 < kp; k0 += KB)
               for (index_t t0 = 0; t0 < tp; t0 += TB) {
+                // (every loop over TB and KB unrolled, so that -O2 keeps a and dv in registers as -O3 does)
                 V a[TB][KB];
+#pragma GCC unroll 2
                 for (index_t tb = 0; tb < TB; ++tb)
+#pragma GCC unroll 8
                   for (index_t kk = 0; kk < KB; ++kk) a[tb][kk] = acc[(t0 + tb) * kp + k0 + kk];
                 for (index_t p = p0; p < p1; ++p) {
                   const float* xrow = xp + p * s.stride_h * wp;
@@ -1104,8 +1114,10 @@ class conv2d {
                   for (index_t q0 = 0; q0 < Q_; q0 += W) {
                     const index_t len = std::min(W, Q_ - q0);
                     decltype(approx::step_b_operand<Step>(V())) dv[KB];
+#pragma GCC unroll 8
                     for (index_t kk = 0; kk < KB; ++kk)
                       dv[kk] = approx::step_b_operand<Step>(lanes::load<V>(drow + kk * P_ * qp + q0));
+#pragma GCC unroll 2
                     for (index_t tb = 0; tb < TB; ++tb) {
                       // lanes past Q: dy is 0 there; x loads +0 (an Inf x there would make a NaN), or on
                       // the packed path the zero marker that packed planes hold
@@ -1116,7 +1128,9 @@ class conv2d {
                     }
                   }
                 }
+#pragma GCC unroll 2
                 for (index_t tb = 0; tb < TB; ++tb)
+#pragma GCC unroll 8
                   for (index_t kk = 0; kk < KB; ++kk) acc[(t0 + tb) * kp + k0 + kk] = a[tb][kk];
               }
           };
