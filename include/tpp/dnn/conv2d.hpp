@@ -868,17 +868,12 @@ class conv2d {
       for (index_t j = 0; j < cols; ++j) {
         const T* px = m.row((n * rows + i) * cols + j);
         float* o = out + (i + oh) * g.wp + j + ow;
-        if constexpr (packs) {
-          if (range) {
-            for (index_t c = 0; c < g.channels; ++c) {
-              const float v = traits::pack(to_float(px[c]));
-              range->add(v);
-              o[c * g.hp * g.wp] = v;
-            }
-            continue;
-          }
+        for (index_t c = 0; c < g.channels; ++c) {
+          float v = to_float(px[c]);
+          if constexpr (packs)
+            if (range) range->add(v = traits::pack(v));
+          o[c * g.hp * g.wp] = v;
         }
-        for (index_t c = 0; c < g.channels; ++c) o[c * g.hp * g.wp] = to_float(px[c]);
       }
   }
 
@@ -1077,14 +1072,14 @@ class conv2d {
           const index_t n = np0 / P_, p0 = np0 % P_, p1 = std::min(P_, p0 + (share.end - np0));
           // dy's rows p0..p1 transposed (packed, with their exponents, where the policy packs), and the
           // image's planes: both packed when their products stay in range, else both stored
-          const auto transpose_dy = [&](bool pack, approx::panel_range* r) {
+          const auto transpose_dy = [&](approx::panel_range* range) {  // with range: packed
             for (index_t p = p0; p < p1; ++p)
               for (index_t q = 0; q < Q_; ++q) {
                 const T* d = dy.row((n * P_ + p) * Q_ + q);
                 for (index_t k = 0; k < s.k; ++k) {
                   float v = to_float(d[k]);
                   if constexpr (packs)
-                    if (pack) r->add(v = traits::pack(v));
+                    if (range) range->add(v = traits::pack(v));
                   dyt[(k * P_ + p) * qp + q] = v;
                 }
               }
@@ -1092,12 +1087,12 @@ class conv2d {
           bool fast = false;
           if constexpr (packs) {
             planar gd = g;
-            transpose_dy(true, &gd.range);
+            transpose_dy(&gd.range);
             fast = operand_planes(x, n, s.h, s.w, gd, s.pad_h, s.pad_w, xp);
-            if (!fast) transpose_dy(false, nullptr);
+            if (!fast) transpose_dy(nullptr);
           } else {
             planes(x, n, s.h, s.w, g, s.pad_h, s.pad_w, xp);
-            transpose_dy(false, nullptr);
+            transpose_dy(nullptr);
           }
           const auto accumulate = [&]<class Step>(Step) {
             for (index_t k0 = 0; k0 < kp; k0 += KB)
