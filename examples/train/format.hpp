@@ -33,6 +33,8 @@
 
 #include <tpp/tpp.hpp>
 
+#include "random.hpp"
+
 namespace tpp_train {
 
 using tpp::index_t;
@@ -84,15 +86,8 @@ inline tpp::rounding parse_rounding(const std::string& s) {
   throw std::invalid_argument("--rounding takes one of nearest, stochastic, not '" + s + "'");
 }
 
-// The stochastic-rounding key of tensor `tensor` at step `step` of a run seeded `seed` (mix: network.hpp's
-// splitmix finaliser, repeated here so this header stands alone).
+// The stochastic-rounding key of tensor `tensor` at step `step` of a run seeded `seed`.
 inline std::uint64_t rounding_key(std::uint64_t seed, std::uint64_t step, std::uint64_t tensor) noexcept {
-  const auto mix = [](std::uint64_t x) {
-    x += 0x9e3779b97f4a7c15ull;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-  };
   return mix(mix(seed ^ 0xf0f0a5a5c3c3ull) + mix(step) * 31 + tensor);
 }
 

@@ -41,6 +41,7 @@
 #include <tpp/tpp.hpp>
 
 #include "format.hpp"
+#include "random.hpp"
 
 namespace tpp_train {
 
@@ -120,16 +121,6 @@ inline architecture make_architecture(model_kind m, index_t h, index_t w, index_
 // PyTorch's default initialisation (kaiming_uniform with a = sqrt(5) for weights, the same bound for
 // biases): every parameter uniform in +-1/sqrt(fan_in), drawn from a counter-based generator so the same
 // seed gives the same network on any machine and thread count.
-inline std::uint64_t mix(std::uint64_t x) noexcept {  // splitmix64's finaliser
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
-inline double uniform01(std::uint64_t seed, std::uint64_t stream, std::uint64_t i) noexcept {
-  return double(mix(mix(seed ^ mix(stream)) + i) >> 11) * 0x1p-53;
-}
-
 inline void initialise(const architecture& a, std::uint64_t seed, std::span<float> params) {
   for (const layer_spec& l : a.layers) {
     if (l.kind == layer_spec::pool) continue;

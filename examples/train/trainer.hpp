@@ -268,7 +268,7 @@ run_result train_with(const config& c, const dataset& data, std::string multipli
       grads.back() = float(batch_loss);
       comm.allreduce_sum(grads);
       loss += double(grads.back()) / double(c.batch);
-      const double t = double(epoch - 1) * steps + double(step);
+      const double t = double(global_step);
       opt.step(params, g, c.cosine ? c.lr * 0.5 * (1.0 + std::cos(std::numbers::pi * t / total_steps)) : c.lr);
       weights.apply(params, rounding_key(c.seed, global_step + 1, weights_tensor), c.format.rounding);
       if (binary) clip_binary_weights(arch, params);
